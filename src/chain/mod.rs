@@ -1,0 +1,5 @@
+//! Everything that talks to an Ethereum node: contract bindings and (later) the one
+//! transaction sender and the log watcher.
+
+pub mod bindings;
+pub mod facts;

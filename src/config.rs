@@ -1,0 +1,283 @@
+//! Layered configuration: built-in defaults < a TOML file < `PEW_*` environment variables.
+//!
+//! The defaults live in `config/default.toml`, compiled into the binary, and that file lists
+//! every key pew knows. Anything else in a user's file or environment is a mistake the operator
+//! wants to hear about (a typo silently ignored is a node that runs with the wrong setting), so
+//! unknown keys and wrong types are errors that name the key and where it came from.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
+use serde::Deserialize;
+
+/// The built-in defaults, also the reference list of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "PEW_CONFIG";
+
+/// Everything pew reads from configuration, after all layers are merged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Which chain and contracts to talk to.
+    pub chain: ChainSettings,
+    /// The local development chain (`pew devnet`).
+    pub devnet: DevnetSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// Which chain and contracts to talk to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSettings {
+    /// `devnet`, `arbitrum` or `arbitrum-sepolia`.
+    pub preset: String,
+    /// JSON-RPC endpoint; empty means the preset's default.
+    pub rpc_url: String,
+    /// PoCo proxy address; empty means the preset's default.
+    pub hub: String,
+    /// Where `pew devnet up` wrote its description.
+    pub devnet_file: PathBuf,
+}
+
+/// Settings of the local development chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevnetSettings {
+    /// Folder for devnet.json, logs, the IPFS repository and the process list.
+    pub state_dir: PathBuf,
+    /// anvil's port on 127.0.0.1.
+    pub port: u16,
+    /// The IPFS RPC API port on 127.0.0.1.
+    pub ipfs_api_port: u16,
+    /// The IPFS HTTP gateway port on 127.0.0.1.
+    pub ipfs_gateway_port: u16,
+    /// Whether to start a local IPFS node.
+    pub ipfs: bool,
+    /// Where scripts/setup installed the tools; empty means "find `.tools` upwards".
+    pub tools_dir: PathBuf,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing `EnvFilter` directive.
+    pub level: String,
+}
+
+/// Why configuration could not be loaded; each variant names the offending key and source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file named by `--config` or `PEW_CONFIG` does not exist or cannot be read.
+    #[error("config file {path} cannot be read: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the OS or parser said.
+        reason: String,
+    },
+    /// A key that pew does not know.
+    #[error(
+        "unknown config key `{key}` in {source_name}; the known keys are listed in config/default.toml"
+    )]
+    UnknownKey {
+        /// Dotted key path.
+        key: String,
+        /// The file or environment variable it came from.
+        source_name: String,
+    },
+    /// A value of the wrong type, or another deserialization failure.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or the file named by `PEW_CONFIG`), then `PEW_*__*`
+    /// environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file.as_deref(), &env)
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let known = known_keys();
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            let parsed = Config::builder()
+                .add_source(File::from_str(&text, FileFormat::Toml))
+                .build()
+                .map_err(|e| ConfigError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            let table: Map<String, Value> = parsed
+                .try_deserialize::<Map<String, Value>>()
+                .map_err(|e| ConfigError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            let mut keys = BTreeSet::new();
+            flatten_keys("", &table, &mut keys);
+            if let Some(key) = keys.iter().find(|k| !known.contains(*k)) {
+                return Err(ConfigError::UnknownKey {
+                    key: key.clone(),
+                    source_name: path.display().to_string(),
+                });
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+
+        let mut env_map = Map::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("PEW_") else {
+                continue;
+            };
+            // Variables without "__" (PEW_CONFIG, PEW_PASSWORD, ...) are not config keys.
+            if !rest.contains("__") {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if !known.contains(&key) {
+                return Err(ConfigError::UnknownKey {
+                    key,
+                    source_name: format!("environment variable {name}"),
+                });
+            }
+            env_map.insert(rest.to_string(), value.clone());
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("PEW")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(
+                    env_map
+                        .into_iter()
+                        .map(|(k, v)| (format!("PEW_{k}"), v))
+                        .collect(),
+                )),
+        );
+
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        merged
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// Every dotted key of the built-in defaults.
+fn known_keys() -> BTreeSet<String> {
+    let defaults = Config::builder()
+        .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize::<Map<String, Value>>())
+        .expect("config/default.toml is valid TOML (checked by a unit test)");
+    let mut keys = BTreeSet::new();
+    flatten_keys("", &defaults, &mut keys);
+    keys
+}
+
+fn flatten_keys(prefix: &str, table: &Map<String, Value>, out: &mut BTreeSet<String>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match &value.kind {
+            ValueKind::Table(inner) => flatten_keys(&key, inner, out),
+            _ => {
+                out.insert(key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let settings = Settings::load_from(None, &[]).unwrap();
+        assert_eq!(settings.devnet.port, 8545);
+        assert_eq!(settings.chain.preset, "devnet");
+        assert!(settings.devnet.ipfs);
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let file = write_file("[devnet]\nport = 9545\nipfs_api_port = 6001\n");
+        let env = vec![("PEW_DEVNET__PORT".to_string(), "10545".to_string())];
+        let settings = Settings::load_from(Some(file.path()), &env).unwrap();
+        assert_eq!(settings.devnet.port, 10545);
+        assert_eq!(settings.devnet.ipfs_api_port, 6001);
+        assert_eq!(settings.devnet.ipfs_gateway_port, 8080);
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_names_the_key_and_the_file() {
+        let file = write_file("[devnet]\nprot = 9545\n");
+        let err = Settings::load_from(Some(file.path()), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("devnet.prot"), "{text}");
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_environment_key_names_the_variable() {
+        let env = vec![("PEW_CHAIN__RPC".to_string(), "x".to_string())];
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("chain.rpc"), "{err}");
+        assert!(err.contains("PEW_CHAIN__RPC"), "{err}");
+    }
+
+    #[test]
+    fn variables_without_a_section_are_not_config_keys() {
+        let env = vec![
+            ("PEW_PASSWORD".to_string(), "secret".to_string()),
+            ("PEW_CONFIG".to_string(), "/nowhere".to_string()),
+        ];
+        assert!(Settings::load_from(None, &env).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_the_file() {
+        let file = write_file("[devnet]\nport = \"high\"\n");
+        let err = Settings::load_from(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("devnet.port"), "{err}");
+        assert!(err.contains(&file.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_with_its_path() {
+        let err = Settings::load_from(Some(Path::new("/no/such/pew.toml")), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/no/such/pew.toml"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! pew, the Positive Energy Worker: an iExec-compatible worker node for solar-powered
+//! Raspberry Pis, and the requester's SDK and CLI. See `docs/architecture.md` for the map.
+
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod devnet;
+pub mod tools;
