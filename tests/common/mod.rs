@@ -1,0 +1,204 @@
+//! The one harness every integration test uses: its own devnet (real anvil + real PoCo, free
+//! ports, own temp folder), the real Docker Engine (started with `--bridge=none
+//! --iptables=false` when none answers), the IPFS API, and test images built locally.
+//!
+//! Tests never share a chain, so they run in parallel; they do share the Docker Engine.
+
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use bollard::Docker;
+use pew::devnet::{self, DevnetInfo, DevnetOptions, RunningDevnet};
+use pew::tools::Tools;
+use tempfile::TempDir;
+
+/// A devnet owned by one test; stopped and deleted when dropped.
+pub struct TestDevnet {
+    pub devnet: RunningDevnet,
+    pub dir: TempDir,
+}
+
+impl TestDevnet {
+    pub fn info(&self) -> &DevnetInfo {
+        self.devnet.info()
+    }
+
+    /// A provider that signs with dev account `index`.
+    pub fn wallet(&self, index: usize) -> DynProvider {
+        let signer = self.info().signer(index).expect("dev account exists");
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(self.info().rpc_url.parse().expect("rpc url"))
+            .erased()
+    }
+
+    /// A read-only provider.
+    pub fn reader(&self) -> DynProvider {
+        ProviderBuilder::new()
+            .connect_http(self.info().rpc_url.parse().expect("rpc url"))
+            .erased()
+    }
+
+    /// The IPFS API base URL (the devnet was started with IPFS).
+    pub fn ipfs_api(&self) -> &str {
+        self.info()
+            .ipfs_api
+            .as_deref()
+            .expect("devnet started with IPFS")
+    }
+}
+
+/// The tools installed by scripts/setup.
+pub fn tools() -> Tools {
+    Tools::locate(Path::new(""))
+        .expect("the .tools folder exists: run scripts/setup (scripts/test does)")
+}
+
+/// The `pew` binary built for this test run.
+pub fn pew_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pew"))
+}
+
+/// Starts a fresh devnet on free ports in its own temp folder.
+pub async fn devnet(with_ipfs: bool) -> TestDevnet {
+    let dir = tempfile::Builder::new()
+        .prefix("pew-devnet-")
+        .tempdir()
+        .expect("temp dir");
+    let options = DevnetOptions {
+        state_dir: dir.path().to_path_buf(),
+        port: 0,
+        ipfs: with_ipfs,
+        ipfs_api_port: 0,
+        ipfs_gateway_port: 0,
+        tools: tools(),
+        detach: false,
+    };
+    let devnet = devnet::up(options).await.expect("devnet starts");
+    TestDevnet { devnet, dir }
+}
+
+/// A Docker client for the local engine, starting `dockerd` when none answers.
+pub async fn docker() -> Docker {
+    if let Some(docker) = connect_docker().await {
+        return docker;
+    }
+    // One test process starts the daemon; the others wait for it under the same lock.
+    let lock_path = std::env::temp_dir().join("pew-dockerd.lock");
+    let lock = std::fs::File::create(&lock_path).expect("lock file");
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file we own; released when `lock` is dropped.
+    unsafe {
+        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+    }
+    if let Some(docker) = connect_docker().await {
+        return docker;
+    }
+    let log = std::fs::File::create(std::env::temp_dir().join("pew-dockerd.log")).expect("log");
+    let mut command = Command::new("dockerd");
+    command
+        .args(["--bridge=none", "--iptables=false"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the daemon must outlive this test process.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    // The daemon is shared by every test process and outlives this one: never waited for here.
+    #[allow(clippy::zombie_processes)]
+    let _daemon = command
+        .spawn()
+        .expect("dockerd starts (scripts/setup installs docker.io)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(docker) = connect_docker().await {
+            return docker;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "dockerd did not answer within 60 s; see {}/pew-dockerd.log",
+        std::env::temp_dir().display()
+    );
+}
+
+async fn connect_docker() -> Option<Docker> {
+    let docker = Docker::connect_with_local_defaults().ok()?;
+    docker.ping().await.ok()?;
+    docker.negotiate_version().await.ok()
+}
+
+/// The name of the locally built busybox test image.
+pub const BUSYBOX_IMAGE: &str = "pew-test/busybox:1";
+
+/// Builds (once per engine) a minimal image holding a static busybox with its applets,
+/// by `docker import` of a root filesystem made here: no registry is involved.
+pub async fn busybox_image(docker: &Docker) -> String {
+    if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
+        return BUSYBOX_IMAGE.to_string();
+    }
+    let root = tempfile::tempdir().expect("temp dir");
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for dir in ["tmp", "etc", "iexec_in", "iexec_out"] {
+        std::fs::create_dir_all(root.path().join(dir)).expect("dir");
+    }
+    let busybox =
+        which("busybox").expect("busybox is installed (scripts/setup installs busybox-static)");
+    std::fs::copy(&busybox, bin.join("busybox")).expect("copy busybox");
+    let applets = Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        let applet = applet.trim();
+        if !applet.is_empty() && applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    let tar = Command::new("tar")
+        .args(["-C"])
+        .arg(root.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success(), "tar failed");
+    use futures_util::StreamExt;
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo("pew-test/busybox")
+        .tag("1")
+        .build();
+    let mut stream = docker.create_image(
+        Some(options),
+        Some(bollard::body_full(tar.stdout.into())),
+        None,
+    );
+    while let Some(step) = stream.next().await {
+        step.expect("docker import of the busybox rootfs");
+    }
+    BUSYBOX_IMAGE.to_string()
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+/// Whether a live (non-zombie) process with this pid exists.
+pub fn process_alive(pid: u32) -> bool {
+    pew::devnet::process::is_alive(pid)
+}
