@@ -5,4 +5,5 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod devnet;
+pub mod poco;
 pub mod tools;
