@@ -7,3 +7,4 @@ pub mod config;
 pub mod devnet;
 pub mod poco;
 pub mod tools;
+pub mod wallet;

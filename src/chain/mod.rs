@@ -2,4 +2,7 @@
 //! transaction sender and the log watcher.
 
 pub mod bindings;
+pub mod client;
 pub mod facts;
+pub mod revert;
+pub mod sender;

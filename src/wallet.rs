@@ -1,0 +1,267 @@
+//! Encrypted key files: Web3 Secret Storage (JSON V3, scrypt), the format geth, ethers and the
+//! official iExec SDK read and write, via the `eth-keystore` crate.
+//!
+//! A key file is written with mode 0600 from the first byte on (it is produced in a private
+//! folder, then moved into place), is never overwritten, and its address can be read without
+//! the password. Neither keys nor passwords are ever printed or logged.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::Address;
+use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+
+/// What went wrong with a key file. No variant carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// The target file exists already.
+    #[error("{0} already exists: pew never overwrites a key file; choose another --keystore path or move the old file away")]
+    Exists(PathBuf),
+    /// No key file at that path.
+    #[error("no key file at {0}: create one with `pew wallet create` or `pew wallet import`, or pass --keystore")]
+    Missing(PathBuf),
+    /// The password does not open the file.
+    #[error("wrong password for {0}")]
+    WrongPassword(PathBuf),
+    /// The file is not a V3 key file.
+    #[error("{path} is not an Ethereum key file (JSON V3): {reason}")]
+    NotAKeystore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The secret given for import is not valid.
+    #[error("{0}")]
+    BadSecret(String),
+    /// A file system error.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> WalletError + '_ {
+    move |e| WalletError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// `~/.pew/wallet.json`, where a wallet lives unless configured otherwise.
+pub fn default_keystore_path() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".pew").join("wallet.json")
+}
+
+/// Creates a key file with a new random key; returns its address.
+pub fn create(path: &Path, password: &str) -> Result<Address, WalletError> {
+    let signer = PrivateKeySigner::random();
+    write(path, &signer, password)
+}
+
+/// Imports a private key given as hex (with or without 0x) from a file's text.
+pub fn import_private_key(path: &Path, key_text: &str, password: &str) -> Result<Address, WalletError> {
+    let signer: PrivateKeySigner = key_text
+        .trim()
+        .parse()
+        .map_err(|_| WalletError::BadSecret("the private key file does not hold a 32-byte hex private key".into()))?;
+    write(path, &signer, password)
+}
+
+/// Imports account `index` of a BIP-39 mnemonic (path m/44'/60'/0'/0/index).
+pub fn import_mnemonic(path: &Path, phrase: &str, index: u32, password: &str) -> Result<Address, WalletError> {
+    let words = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+    let signer = MnemonicBuilder::<English>::default()
+        .phrase(words.as_str())
+        .index(index)
+        .and_then(|b| b.build())
+        .map_err(|_| WalletError::BadSecret("the mnemonic file does not hold a valid BIP-39 English mnemonic".into()))?;
+    write(path, &signer, password)
+}
+
+fn write(path: &Path, signer: &PrivateKeySigner, password: &str) -> Result<Address, WalletError> {
+    if path.exists() {
+        return Err(WalletError::Exists(path.to_path_buf()));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&parent)
+            .map_err(io(&parent))?;
+    }
+    // A private folder next to the target: the file is never readable by others, and the
+    // final rename is atomic (same file system).
+    let staging = tempfile::Builder::new()
+        .prefix(".pew-keystore-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    let name = "key.json";
+    eth_keystore::encrypt_key(
+        staging.path(),
+        &mut rand::thread_rng(),
+        signer.to_bytes().as_slice(),
+        password,
+        Some(name),
+    )
+    .map_err(|e| WalletError::Io {
+        path: path.to_path_buf(),
+        reason: format!("cannot encrypt the key: {e}"),
+    })?;
+    let staged = staging.path().join(name);
+    fs::set_permissions(&staged, fs::Permissions::from_mode(0o600)).map_err(io(&staged))?;
+    if path.exists() {
+        return Err(WalletError::Exists(path.to_path_buf()));
+    }
+    fs::rename(&staged, path).map_err(io(path))?;
+    Ok(signer.address())
+}
+
+/// The address recorded in a key file, read without the password.
+pub fn address(path: &Path) -> Result<Address, WalletError> {
+    let json = read_json(path)?;
+    let text = json
+        .get("address")
+        .and_then(|a| a.as_str())
+        .ok_or_else(|| WalletError::NotAKeystore {
+            path: path.to_path_buf(),
+            reason: "it has no address field".into(),
+        })?;
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    hex.parse().map_err(|_| WalletError::NotAKeystore {
+        path: path.to_path_buf(),
+        reason: "its address field is not an address".into(),
+    })
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
+    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => WalletError::Missing(path.to_path_buf()),
+        _ => WalletError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| WalletError::NotAKeystore {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let has_crypto = json.get("crypto").or_else(|| json.get("Crypto")).is_some();
+    if !has_crypto {
+        return Err(WalletError::NotAKeystore {
+            path: path.to_path_buf(),
+            reason: "it has no crypto section".into(),
+        });
+    }
+    Ok(json)
+}
+
+/// Opens a key file with its password.
+pub fn unlock(path: &Path, password: &str) -> Result<PrivateKeySigner, WalletError> {
+    let json = read_json(path)?;
+    // Some writers use "Crypto"; eth-keystore reads "crypto". Normalise through a private copy.
+    let normalised;
+    let source = if json.get("crypto").is_none() {
+        let mut copy = json.clone();
+        if let Some(obj) = copy.as_object_mut()
+            && let Some(crypto) = obj.remove("Crypto")
+        {
+            obj.insert("crypto".into(), crypto);
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".pew-keystore-")
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| WalletError::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let file = staging.path().join("key.json");
+        fs::write(&file, copy.to_string()).map_err(io(&file))?;
+        normalised = staging;
+        normalised.path().join("key.json")
+    } else {
+        path.to_path_buf()
+    };
+    let key = eth_keystore::decrypt_key(&source, password).map_err(|e| match e {
+        eth_keystore::KeystoreError::MacMismatch => WalletError::WrongPassword(path.to_path_buf()),
+        other => WalletError::NotAKeystore {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })?;
+    PrivateKeySigner::from_slice(&key).map_err(|_| WalletError::NotAKeystore {
+        path: path.to_path_buf(),
+        reason: "it does not hold a valid secp256k1 key".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_key_file_is_private_and_reopens_with_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("wallet.json");
+        let address = create(&path, "correct horse").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(super::address(&path).unwrap(), address);
+        assert_eq!(unlock(&path, "correct horse").unwrap().address(), address);
+        assert!(matches!(unlock(&path, "wrong"), Err(WalletError::WrongPassword(_))));
+        // Nothing but the key file is left next to it.
+        let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn an_existing_file_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        fs::write(&path, "precious").unwrap();
+        assert!(matches!(create(&path, "pw"), Err(WalletError::Exists(_))));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "precious");
+    }
+
+    #[test]
+    fn imports_give_the_expected_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_key = import_private_key(
+            &dir.path().join("a.json"),
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n",
+            "pw",
+        )
+        .unwrap();
+        assert_eq!(from_key, alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        let from_mnemonic = import_mnemonic(
+            &dir.path().join("b.json"),
+            "test test test test test test test test test test test junk\n",
+            1,
+            "pw",
+        )
+        .unwrap();
+        assert_eq!(from_mnemonic, alloy::primitives::address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+        let err = import_private_key(&dir.path().join("c.json"), "not a key", "pw").unwrap_err();
+        assert!(!err.to_string().contains("not a key"), "the secret is never echoed");
+    }
+
+    #[test]
+    fn errors_never_contain_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.json");
+        create(&path, "s3cret-pass").unwrap();
+        let err = unlock(&path, "guess-s3cret").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
