@@ -6,5 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod devnet;
 pub mod poco;
+pub mod results;
+pub mod storage;
 pub mod tools;
 pub mod wallet;

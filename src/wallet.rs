@@ -16,10 +16,14 @@ use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::Engl
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
     /// The target file exists already.
-    #[error("{0} already exists: pew never overwrites a key file; choose another --keystore path or move the old file away")]
+    #[error(
+        "{0} already exists: pew never overwrites a key file; choose another --keystore path or move the old file away"
+    )]
     Exists(PathBuf),
     /// No key file at that path.
-    #[error("no key file at {0}: create one with `pew wallet create` or `pew wallet import`, or pass --keystore")]
+    #[error(
+        "no key file at {0}: create one with `pew wallet create` or `pew wallet import`, or pass --keystore"
+    )]
     Missing(PathBuf),
     /// The password does not open the file.
     #[error("wrong password for {0}")]
@@ -54,7 +58,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> WalletError + '_ {
 
 /// `~/.pew/wallet.json`, where a wallet lives unless configured otherwise.
 pub fn default_keystore_path() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".pew").join("wallet.json")
 }
 
@@ -65,22 +71,36 @@ pub fn create(path: &Path, password: &str) -> Result<Address, WalletError> {
 }
 
 /// Imports a private key given as hex (with or without 0x) from a file's text.
-pub fn import_private_key(path: &Path, key_text: &str, password: &str) -> Result<Address, WalletError> {
-    let signer: PrivateKeySigner = key_text
-        .trim()
-        .parse()
-        .map_err(|_| WalletError::BadSecret("the private key file does not hold a 32-byte hex private key".into()))?;
+pub fn import_private_key(
+    path: &Path,
+    key_text: &str,
+    password: &str,
+) -> Result<Address, WalletError> {
+    let signer: PrivateKeySigner = key_text.trim().parse().map_err(|_| {
+        WalletError::BadSecret(
+            "the private key file does not hold a 32-byte hex private key".into(),
+        )
+    })?;
     write(path, &signer, password)
 }
 
 /// Imports account `index` of a BIP-39 mnemonic (path m/44'/60'/0'/0/index).
-pub fn import_mnemonic(path: &Path, phrase: &str, index: u32, password: &str) -> Result<Address, WalletError> {
+pub fn import_mnemonic(
+    path: &Path,
+    phrase: &str,
+    index: u32,
+    password: &str,
+) -> Result<Address, WalletError> {
     let words = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
     let signer = MnemonicBuilder::<English>::default()
         .phrase(words.as_str())
         .index(index)
         .and_then(|b| b.build())
-        .map_err(|_| WalletError::BadSecret("the mnemonic file does not hold a valid BIP-39 English mnemonic".into()))?;
+        .map_err(|_| {
+            WalletError::BadSecret(
+                "the mnemonic file does not hold a valid BIP-39 English mnemonic".into(),
+            )
+        })?;
     write(path, &signer, password)
 }
 
@@ -152,10 +172,11 @@ fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
             reason: e.to_string(),
         },
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| WalletError::NotAKeystore {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| WalletError::NotAKeystore {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let has_crypto = json.get("crypto").or_else(|| json.get("Crypto")).is_some();
     if !has_crypto {
         return Err(WalletError::NotAKeystore {
@@ -219,7 +240,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(super::address(&path).unwrap(), address);
         assert_eq!(unlock(&path, "correct horse").unwrap().address(), address);
-        assert!(matches!(unlock(&path, "wrong"), Err(WalletError::WrongPassword(_))));
+        assert!(matches!(
+            unlock(&path, "wrong"),
+            Err(WalletError::WrongPassword(_))
+        ));
         // Nothing but the key file is left next to it.
         let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1);
@@ -243,7 +267,10 @@ mod tests {
             "pw",
         )
         .unwrap();
-        assert_eq!(from_key, alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert_eq!(
+            from_key,
+            alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+        );
         let from_mnemonic = import_mnemonic(
             &dir.path().join("b.json"),
             "test test test test test test test test test test test junk\n",
@@ -251,9 +278,15 @@ mod tests {
             "pw",
         )
         .unwrap();
-        assert_eq!(from_mnemonic, alloy::primitives::address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+        assert_eq!(
+            from_mnemonic,
+            alloy::primitives::address!("70997970C51812dc3A010C7d01b50e0d17dc79C8")
+        );
         let err = import_private_key(&dir.path().join("c.json"), "not a key", "pw").unwrap_err();
-        assert!(!err.to_string().contains("not a key"), "the secret is never echoed");
+        assert!(
+            !err.to_string().contains("not a key"),
+            "the secret is never echoed"
+        );
     }
 
     #[test]

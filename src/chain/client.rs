@@ -38,7 +38,9 @@ pub struct ChainTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     /// A preset name pew does not know.
-    #[error("unknown chain `{0}`: use arbitrum, arbitrum-sepolia or devnet (or --rpc-url with --hub)")]
+    #[error(
+        "unknown chain `{0}`: use arbitrum, arbitrum-sepolia or devnet (or --rpc-url with --hub)"
+    )]
     UnknownPreset(String),
     /// A custom target lacks its hub or RPC URL.
     #[error("a custom chain needs both --rpc-url and --hub")]
@@ -57,7 +59,9 @@ pub enum ChainError {
     #[error(transparent)]
     Devnet(#[from] crate::devnet::DevnetError),
     /// The node does not answer.
-    #[error("the RPC node at {url} does not answer: {reason} (check the URL, or start the devnet with `pew devnet up`)")]
+    #[error(
+        "the RPC node at {url} does not answer: {reason} (check the URL, or start the devnet with `pew devnet up`)"
+    )]
     Unreachable {
         /// The endpoint.
         url: String,
@@ -65,7 +69,9 @@ pub enum ChainError {
         reason: String,
     },
     /// The node is on another chain.
-    #[error("the RPC node at {url} is on chain {actual}, not {expected} ({name}): refusing to sign anything for it")]
+    #[error(
+        "the RPC node at {url} is on chain {actual}, not {expected} ({name}): refusing to sign anything for it"
+    )]
     WrongChain {
         /// The endpoint.
         url: String,
@@ -142,11 +148,14 @@ impl ChainTarget {
 
 /// Parses an address, naming the setting when it is malformed.
 pub fn parse_address(what: &'static str, value: &str) -> Result<Address, ChainError> {
-    value.trim().parse().map_err(|e: alloy::hex::FromHexError| ChainError::Invalid {
-        what,
-        value: value.into(),
-        reason: e.to_string(),
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|e: alloy::hex::FromHexError| ChainError::Invalid {
+            what,
+            value: value.into(),
+            reason: e.to_string(),
+        })
 }
 
 /// A connection to a verified chain.
@@ -160,11 +169,14 @@ pub struct Chain {
 
 /// Connects and checks the chain id.
 pub async fn connect(target: ChainTarget) -> Result<Chain, ChainError> {
-    let url = target.rpc_url.parse().map_err(|e: url::ParseError| ChainError::Invalid {
-        what: "RPC URL",
-        value: target.rpc_url.clone(),
-        reason: e.to_string(),
-    })?;
+    let url = target
+        .rpc_url
+        .parse()
+        .map_err(|e: url::ParseError| ChainError::Invalid {
+            what: "RPC URL",
+            value: target.rpc_url.clone(),
+            reason: e.to_string(),
+        })?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
     let actual = tokio::time::timeout(Duration::from_secs(15), provider.get_chain_id())
         .await
@@ -214,9 +226,21 @@ mod tests {
     fn presets_carry_the_known_deployments() {
         let arbitrum = ChainTarget::resolve("arbitrum", None, None, Path::new("")).unwrap();
         assert_eq!(arbitrum.chain_id, 42161);
-        assert_eq!(arbitrum.hub, address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0"));
-        let sepolia = ChainTarget::resolve("arbitrum-sepolia", Some("http://127.0.0.1:1"), None, Path::new("")).unwrap();
-        assert_eq!((sepolia.chain_id, sepolia.rpc_url.as_str()), (421614, "http://127.0.0.1:1"));
+        assert_eq!(
+            arbitrum.hub,
+            address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0")
+        );
+        let sepolia = ChainTarget::resolve(
+            "arbitrum-sepolia",
+            Some("http://127.0.0.1:1"),
+            None,
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(
+            (sepolia.chain_id, sepolia.rpc_url.as_str()),
+            (421614, "http://127.0.0.1:1")
+        );
     }
 
     #[test]

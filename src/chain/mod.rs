@@ -4,5 +4,6 @@
 pub mod bindings;
 pub mod client;
 pub mod facts;
+pub mod poco;
 pub mod revert;
 pub mod sender;

@@ -88,7 +88,10 @@ mod tests {
             reason: "tag".into(),
         };
         let text = describe_revert(Some(&error.abi_encode()));
-        assert!(text.contains("IncompatibleDatasetOrder") && text.contains("tag"), "{text}");
+        assert!(
+            text.contains("IncompatibleDatasetOrder") && text.contains("tag"),
+            "{text}"
+        );
         let unknown = describe_revert(Some(&[0xde, 0xad, 0xbe, 0xef, 1, 2]));
         assert!(unknown.contains("0xdeadbeef"), "{unknown}");
     }

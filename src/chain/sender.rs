@@ -81,7 +81,9 @@ pub enum TxError {
         reason: String,
     },
     /// The network's base fee is above the configured cap.
-    #[error("{label}: the network asks {asked} wei per gas, above the cap of {cap} wei (chain.max_fee_per_gas_gwei); wait for fees to fall or raise the cap")]
+    #[error(
+        "{label}: the network asks {asked} wei per gas, above the cap of {cap} wei (chain.max_fee_per_gas_gwei); wait for fees to fall or raise the cap"
+    )]
     FeeAboveCap {
         /// What was being sent.
         label: String,
@@ -129,7 +131,9 @@ pub struct TxSender {
 }
 
 fn revert_data(error: &TransportError) -> Option<Bytes> {
-    error.as_error_resp().and_then(|payload| payload.as_revert_data())
+    error
+        .as_error_resp()
+        .and_then(|payload| payload.as_revert_data())
 }
 
 fn is_transport(error: &TransportError) -> bool {
@@ -144,7 +148,12 @@ fn mentions(error: &TransportError, words: &[&str]) -> bool {
 impl TxSender {
     /// A sender for `signer` on `provider`, whose chain must be `chain_id` (checked by the
     /// caller before: see `chain::client`).
-    pub fn new(provider: DynProvider, signer: PrivateKeySigner, chain_id: u64, policy: SendPolicy) -> Self {
+    pub fn new(
+        provider: DynProvider,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+        policy: SendPolicy,
+    ) -> Self {
         Self {
             provider,
             from: signer.address(),
@@ -193,7 +202,13 @@ impl TxSender {
     }
 
     /// Checks that `to.call(data)` would succeed, and returns the gas limit to use.
-    pub async fn estimate(&self, label: &str, to: Address, data: &Bytes, value: U256) -> Result<u64, TxError> {
+    pub async fn estimate(
+        &self,
+        label: &str,
+        to: Address,
+        data: &Bytes,
+        value: U256,
+    ) -> Result<u64, TxError> {
         let request = TransactionRequest::default()
             .with_from(self.from)
             .with_to(to)
@@ -203,8 +218,10 @@ impl TxSender {
         loop {
             match self.provider.estimate_gas(request.clone()).await {
                 Ok(gas) => {
-                    return Ok(gas.saturating_mul(100 + self.policy.gas_margin_percent) / 100
-                        + self.policy.gas_extra);
+                    return Ok(
+                        gas.saturating_mul(100 + self.policy.gas_margin_percent) / 100
+                            + self.policy.gas_extra,
+                    );
                 }
                 Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
                     attempt += 1;
@@ -239,7 +256,12 @@ impl TxSender {
     }
 
     /// Sends a call to `to` and waits for it to be mined (and confirmed, per the policy).
-    pub async fn send(&self, label: &str, to: Address, data: Bytes) -> Result<TransactionReceipt, TxError> {
+    pub async fn send(
+        &self,
+        label: &str,
+        to: Address,
+        data: Bytes,
+    ) -> Result<TransactionReceipt, TxError> {
         self.send_value(label, to, data, U256::ZERO).await
     }
 
@@ -261,9 +283,12 @@ impl TxSender {
             Some(nonce) => nonce,
             None => {
                 self.retry(label, || async {
-                    self.provider.get_transaction_count(self.from).pending().await
+                    self.provider
+                        .get_transaction_count(self.from)
+                        .pending()
+                        .await
                 })
-                    .await?
+                .await?
             }
         };
         let mut sent = Vec::new();
@@ -374,17 +399,23 @@ impl TxSender {
             .with_gas_limit(gas)
             .with_max_fee_per_gas(max_fee)
             .with_max_priority_fee_per_gas(tip);
-        let envelope: TxEnvelope = request.build(&self.wallet).await.map_err(|e| TxError::Reverted {
-            label: label.into(),
-            reason: format!("cannot sign the transaction: {e}"),
-        })?;
+        let envelope: TxEnvelope =
+            request
+                .build(&self.wallet)
+                .await
+                .map_err(|e| TxError::Reverted {
+                    label: label.into(),
+                    reason: format!("cannot sign the transaction: {e}"),
+                })?;
         let encoded = envelope.encoded_2718();
         let hash = *envelope.tx_hash();
         let mut attempt = 0;
         loop {
             match self.provider.send_raw_transaction(&encoded).await {
                 Ok(_) => return Ok(hash),
-                Err(error) if mentions(&error, &["already known", "known transaction"]) => return Ok(hash),
+                Err(error) if mentions(&error, &["already known", "known transaction"]) => {
+                    return Ok(hash);
+                }
                 Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;

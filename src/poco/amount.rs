@@ -119,7 +119,16 @@ mod tests {
 
     #[test]
     fn malformed_and_negative_amounts_are_refused() {
-        for bad in ["-1", "", "1.0000000001", "1,5", "abc", "1.5nRLC", "nRLC", "1e9"] {
+        for bad in [
+            "-1",
+            "",
+            "1.0000000001",
+            "1,5",
+            "abc",
+            "1.5nRLC",
+            "nRLC",
+            "1e9",
+        ] {
             assert!(bad.parse::<Nrlc>().is_err(), "{bad:?} must be refused");
         }
         let err = "-2".parse::<Nrlc>().unwrap_err().to_string();

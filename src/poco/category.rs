@@ -38,7 +38,9 @@ impl Category {
 
     /// The standard name ("XS"…"XL"), if it is a standard category.
     pub fn name(&self) -> Option<&'static str> {
-        STANDARD_CATEGORIES.get(self.id as usize).map(|(name, _)| *name)
+        STANDARD_CATEGORIES
+            .get(self.id as usize)
+            .map(|(name, _)| *name)
     }
 
     /// Seconds after the deal's start by which contributions must be in.

@@ -131,9 +131,14 @@ mod tests {
         assert_eq!(id.to_string(), text);
         assert_eq!(text[2..].parse::<TaskId>().unwrap(), id);
         let err = "0x1234".parse::<DealId>().unwrap_err().to_string();
-        assert!(err.contains("DealId") && err.contains("64 hex digits"), "{err}");
-        assert!("0xzz6c86d6bb750dbd9be9e002482854b3b3f21550dbe37236767b9cac29e3ce28"
-            .parse::<TaskId>()
-            .is_err());
+        assert!(
+            err.contains("DealId") && err.contains("64 hex digits"),
+            "{err}"
+        );
+        assert!(
+            "0xzz6c86d6bb750dbd9be9e002482854b3b3f21550dbe37236767b9cac29e3ce28"
+                .parse::<TaskId>()
+                .is_err()
+        );
     }
 }

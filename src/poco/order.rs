@@ -375,28 +375,76 @@ mod tests {
     #[test]
     fn type_hashes_equal_the_library_constants() {
         // PROTOCOL.md §15.1.
-        assert_eq!(type_hash::<AppOrder>(), b256!("60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d008"));
-        assert_eq!(type_hash::<DatasetOrder>(), b256!("6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c"));
-        assert_eq!(type_hash::<WorkerpoolOrder>(), b256!("aa3429fb281b34691803133d3d978a75bb77c617ed6bc9aa162b9b30920022bb"));
-        assert_eq!(type_hash::<RequestOrder>(), b256!("f24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae0"));
-        assert_eq!(type_hash::<AppOrderOperation>(), b256!("0638bb0702457e2b4b01be8a202579b8bf97e587fb4f2cc4d4aad01f21a06ee0"));
-        assert_eq!(type_hash::<DatasetOrderOperation>(), b256!("075eb6f7578ff4292c241bd2484cd5c1d5e6ecc2ddd3317e1d8176b5a45865ec"));
-        assert_eq!(type_hash::<WorkerpoolOrderOperation>(), b256!("322d980b7d7a6a1f7c39ff0c5445da6ae1d8e0393ff0dd468c8be3e2c8644388"));
-        assert_eq!(type_hash::<RequestOrderOperation>(), b256!("0ded7b52c2d77595a40d242eca751df172b18e686326dbbed3f4748828af77c7"));
+        assert_eq!(
+            type_hash::<AppOrder>(),
+            b256!("60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d008")
+        );
+        assert_eq!(
+            type_hash::<DatasetOrder>(),
+            b256!("6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c")
+        );
+        assert_eq!(
+            type_hash::<WorkerpoolOrder>(),
+            b256!("aa3429fb281b34691803133d3d978a75bb77c617ed6bc9aa162b9b30920022bb")
+        );
+        assert_eq!(
+            type_hash::<RequestOrder>(),
+            b256!("f24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae0")
+        );
+        assert_eq!(
+            type_hash::<AppOrderOperation>(),
+            b256!("0638bb0702457e2b4b01be8a202579b8bf97e587fb4f2cc4d4aad01f21a06ee0")
+        );
+        assert_eq!(
+            type_hash::<DatasetOrderOperation>(),
+            b256!("075eb6f7578ff4292c241bd2484cd5c1d5e6ecc2ddd3317e1d8176b5a45865ec")
+        );
+        assert_eq!(
+            type_hash::<WorkerpoolOrderOperation>(),
+            b256!("322d980b7d7a6a1f7c39ff0c5445da6ae1d8e0393ff0dd468c8be3e2c8644388")
+        );
+        assert_eq!(
+            type_hash::<RequestOrderOperation>(),
+            b256!("0ded7b52c2d77595a40d242eca751df172b18e686326dbbed3f4748828af77c7")
+        );
     }
 
     #[test]
     fn domain_separators_match_the_known_deployments() {
         // PROTOCOL.md §15.2 and DEVNET.md §5.
         let cases = [
-            (134, address!("3eca1B216A7DF1C7689aEb259fFB83ADFB894E7f"), b256!("f2cbd98a556869939d25b73c3fa68ba45f19932f8c9a06f744c98290ed9ef860")),
-            (42161, address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0"), b256!("3b211ab198ac0c745a332d34416d88c417c2f06a87bd9f0d2fdd37b242c75402")),
-            (421614, address!("B2157BF2fAb286b2A4170E3491Ac39770111Da3E"), b256!("de6e7a8f1c22386ba73ee5376e4ec7089a2d2b07ebbfce54d4cb386daa34cc92")),
-            (133, address!("3eca1B216A7DF1C7689aEb259fFB83ADFB894E7f"), b256!("fe74a571c117ad1e52a111b47ec87ee86756b7100d374152c3d0f6c039575397")),
-            (31337, address!("5FC8d32690cc91D4c39d9d3abcBD16989F875707"), b256!("3a381c2b61f95eecc30cd1fa149a885c63820b699953cdfa94c38e311235e58f")),
+            (
+                134,
+                address!("3eca1B216A7DF1C7689aEb259fFB83ADFB894E7f"),
+                b256!("f2cbd98a556869939d25b73c3fa68ba45f19932f8c9a06f744c98290ed9ef860"),
+            ),
+            (
+                42161,
+                address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0"),
+                b256!("3b211ab198ac0c745a332d34416d88c417c2f06a87bd9f0d2fdd37b242c75402"),
+            ),
+            (
+                421614,
+                address!("B2157BF2fAb286b2A4170E3491Ac39770111Da3E"),
+                b256!("de6e7a8f1c22386ba73ee5376e4ec7089a2d2b07ebbfce54d4cb386daa34cc92"),
+            ),
+            (
+                133,
+                address!("3eca1B216A7DF1C7689aEb259fFB83ADFB894E7f"),
+                b256!("fe74a571c117ad1e52a111b47ec87ee86756b7100d374152c3d0f6c039575397"),
+            ),
+            (
+                31337,
+                address!("5FC8d32690cc91D4c39d9d3abcBD16989F875707"),
+                b256!("3a381c2b61f95eecc30cd1fa149a885c63820b699953cdfa94c38e311235e58f"),
+            ),
         ];
         for (chain_id, hub, separator) in cases {
-            assert_eq!(domain(chain_id, hub).separator(), separator, "chain {chain_id}");
+            assert_eq!(
+                domain(chain_id, hub).separator(),
+                separator,
+                "chain {chain_id}"
+            );
         }
     }
 
@@ -461,8 +509,12 @@ mod tests {
     fn operations_hash_differently_for_sign_and_close() {
         let domain = domain(31337, Address::ZERO);
         let order = published_request_order();
-        let sign = order.operation(OrderOperation::Sign).eip712_signing_hash(&domain);
-        let close = order.operation(OrderOperation::Close).eip712_signing_hash(&domain);
+        let sign = order
+            .operation(OrderOperation::Sign)
+            .eip712_signing_hash(&domain);
+        let close = order
+            .operation(OrderOperation::Close)
+            .eip712_signing_hash(&domain);
         assert_ne!(sign, close);
         assert_ne!(sign, order.hash(&domain).0);
     }

@@ -65,8 +65,9 @@ impl RequestParams {
                 iexec_args: Some(text.to_string()),
                 ..Self::default()
             }),
-            Ok(value @ serde_json::Value::Object(_)) => serde_json::from_value(value)
-                .map_err(|e| ParamsError::Malformed(e.to_string())),
+            Ok(value @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(value).map_err(|e| ParamsError::Malformed(e.to_string()))
+            }
             Ok(other) => Err(ParamsError::Malformed(format!(
                 "expected a JSON object, got `{other}`"
             ))),
@@ -118,7 +119,12 @@ mod tests {
         assert_eq!(params.iexec_args.as_deref(), Some("hello world"));
         assert!(params.check_standard().is_ok());
         let short = r#"{"iexec_result_storage_provider":"ipfs","iexec_args":"x"}"#;
-        assert!(RequestParams::parse(short).unwrap().check_standard().is_ok());
+        assert!(
+            RequestParams::parse(short)
+                .unwrap()
+                .check_standard()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -131,8 +137,12 @@ mod tests {
     #[test]
     fn tee_only_features_and_bad_urls_are_refused() {
         let encrypted = RequestParams::parse(r#"{"iexec_result_encryption":true}"#).unwrap();
-        assert!(matches!(encrypted.check_standard(), Err(ParamsError::TeeOnly(_))));
-        let dropbox = RequestParams::parse(r#"{"iexec_result_storage_provider":"dropbox"}"#).unwrap();
+        assert!(matches!(
+            encrypted.check_standard(),
+            Err(ParamsError::TeeOnly(_))
+        ));
+        let dropbox =
+            RequestParams::parse(r#"{"iexec_result_storage_provider":"dropbox"}"#).unwrap();
         assert!(dropbox.check_standard().is_err());
         let secrets = RequestParams::parse(r#"{"iexec_secrets":{"1":"key"}}"#).unwrap();
         assert!(secrets.check_standard().is_err());
@@ -149,7 +159,10 @@ mod tests {
             RequestParams::parse(r#"{"iexec_input_files":"one"}"#),
             Err(ParamsError::Malformed(_))
         ));
-        assert!(matches!(RequestParams::parse("[1,2]"), Err(ParamsError::Malformed(_))));
+        assert!(matches!(
+            RequestParams::parse("[1,2]"),
+            Err(ParamsError::Malformed(_))
+        ));
     }
 
     #[test]

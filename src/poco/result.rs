@@ -46,7 +46,11 @@ pub fn sign_authorization(owner: &PrivateKeySigner, worker: Address, task: TaskI
 }
 
 /// Who signed an authorization, if it is a well-formed signature at all.
-pub fn authorization_signer(authorization: &[u8], worker: Address, task: TaskId) -> Option<Address> {
+pub fn authorization_signer(
+    authorization: &[u8],
+    worker: Address,
+    task: TaskId,
+) -> Option<Address> {
     let signature = Signature::try_from(authorization).ok()?;
     let hash = authorization_hash(worker, task, Address::ZERO);
     signature.recover_address_from_msg(hash.as_slice()).ok()
@@ -72,13 +76,21 @@ mod tests {
     #[test]
     fn personal_sign_matches_the_published_vector() {
         let key = published_key();
-        assert_eq!(key.address(), address!("2d29bfbec903479fe4ba991918bab99b494f2bef"));
+        assert_eq!(
+            key.address(),
+            address!("2d29bfbec903479fe4ba991918bab99b494f2bef")
+        );
         let hash = keccak256(B256::with_last_byte(3));
-        assert_eq!(hash, b256!("c2575a0e9e593c00f959f8c92f12db2869c3395a3b0502d05e2516446f71f85b"));
+        assert_eq!(
+            hash,
+            b256!("c2575a0e9e593c00f959f8c92f12db2869c3395a3b0502d05e2516446f71f85b")
+        );
         let signature = key.sign_message_sync(hash.as_slice()).unwrap();
         assert_eq!(
             Bytes::from(signature.as_bytes().to_vec()),
-            bytes!("1c5adf7baca8d9809e74567bfaa3365e90f90fadd7f00c0f60f1cdc308c7f1ab5f8fd58eca8ad1b1ecb81580aea8fd094cb3aa50b6b5ee1e2afe29f296e42ea81c")
+            bytes!(
+                "1c5adf7baca8d9809e74567bfaa3365e90f90fadd7f00c0f60f1cdc308c7f1ab5f8fd58eca8ad1b1ecb81580aea8fd094cb3aa50b6b5ee1e2afe29f296e42ea81c"
+            )
         );
     }
 
@@ -92,7 +104,9 @@ mod tests {
         let authorization = sign_authorization(&published_key(), WORKER, TASK);
         assert_eq!(
             authorization,
-            bytes!("1a887b3161236eaaa4f4a6881c9059cf766005adaed81eaab431ec18b3069a1e783eba6a4fb3a7ea05943805f0c43adf8a466dee9d380f96a2b884409d99e20b1c")
+            bytes!(
+                "1a887b3161236eaaa4f4a6881c9059cf766005adaed81eaab431ec18b3069a1e783eba6a4fb3a7ea05943805f0c43adf8a466dee9d380f96a2b884409d99e20b1c"
+            )
         );
         assert_eq!(
             authorization_signer(&authorization, WORKER, TASK),

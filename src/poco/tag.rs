@@ -11,7 +11,13 @@ use alloy::primitives::{B256, U256};
 pub struct Tag(pub B256);
 
 /// Named tag bits, as the iExec SDK names them.
-pub const TAG_BITS: [(&str, usize); 5] = [("tee", 0), ("scone", 1), ("gramine", 2), ("tdx", 3), ("gpu", 8)];
+pub const TAG_BITS: [(&str, usize); 5] = [
+    ("tee", 0),
+    ("scone", 1),
+    ("gramine", 2),
+    ("tdx", 3),
+    ("gpu", 8),
+];
 
 /// Bits 0–3: TEE and the TEE frameworks.
 const TEE_MASK: u8 = 0x0f;
@@ -64,7 +70,9 @@ impl fmt::Debug for Tag {
 
 /// A tag that is neither hex nor a list of known names.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a tag: give 0x-hex (up to 32 bytes) or names from tee, scone, gramine, tdx, gpu separated by commas")]
+#[error(
+    "`{0}` is not a tag: give 0x-hex (up to 32 bytes) or names from tee, scone, gramine, tdx, gpu separated by commas"
+)]
 pub struct TagParseError(String);
 
 impl FromStr for Tag {
@@ -103,7 +111,10 @@ mod tests {
     #[test]
     fn tee_bits_are_detected() {
         assert!(!Tag::STANDARD.requires_tee());
-        assert!("0x09".parse::<Tag>().unwrap().requires_tee(), "the SDK's TDX tag");
+        assert!(
+            "0x09".parse::<Tag>().unwrap().requires_tee(),
+            "the SDK's TDX tag"
+        );
         assert!("0x03".parse::<Tag>().unwrap().requires_tee(), "Scone");
         assert!("tee".parse::<Tag>().unwrap().requires_tee());
         assert!(!"gpu".parse::<Tag>().unwrap().requires_tee());
@@ -112,8 +123,14 @@ mod tests {
 
     #[test]
     fn names_and_hex_agree() {
-        assert_eq!("gpu".parse::<Tag>().unwrap(), "0x100".parse::<Tag>().unwrap());
-        assert_eq!("tee,tdx".parse::<Tag>().unwrap(), "0x9".parse::<Tag>().unwrap());
+        assert_eq!(
+            "gpu".parse::<Tag>().unwrap(),
+            "0x100".parse::<Tag>().unwrap()
+        );
+        assert_eq!(
+            "tee,tdx".parse::<Tag>().unwrap(),
+            "0x9".parse::<Tag>().unwrap()
+        );
         assert!("sgx".parse::<Tag>().is_err());
         assert!("0x".parse::<Tag>().is_err());
     }

@@ -1,0 +1,3 @@
+//! Where results and inputs live: IPFS through the Kubo RPC API.
+
+pub mod ipfs;
