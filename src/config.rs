@@ -25,8 +25,30 @@ pub struct Settings {
     pub chain: ChainSettings,
     /// The local development chain (`pew devnet`).
     pub devnet: DevnetSettings,
+    /// The signing wallet.
+    pub wallet: WalletSettings,
+    /// IPFS endpoints.
+    pub ipfs: IpfsSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// The signing wallet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSettings {
+    /// Encrypted key file; empty means ~/.pew/wallet.json.
+    pub keystore: PathBuf,
+}
+
+/// IPFS endpoints; empty values mean the chain preset's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsSettings {
+    /// Kubo RPC API base URL.
+    pub api: String,
+    /// HTTP gateway base URL.
+    pub gateway: String,
 }
 
 /// Which chain and contracts to talk to.
@@ -41,6 +63,16 @@ pub struct ChainSettings {
     pub hub: String,
     /// Where `pew devnet up` wrote its description.
     pub devnet_file: PathBuf,
+    /// Fee cap per gas, in gwei.
+    pub max_fee_per_gas_gwei: u64,
+    /// Confirmations to wait for.
+    pub confirmations: u64,
+    /// Blocks after which a pending transaction is replaced.
+    pub stuck_after_blocks: u64,
+    /// First block of log scans.
+    pub log_from_block: u64,
+    /// Widest eth_getLogs range.
+    pub log_chunk_blocks: u64,
 }
 
 /// Settings of the local development chain.

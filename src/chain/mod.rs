@@ -4,6 +4,7 @@
 pub mod bindings;
 pub mod client;
 pub mod facts;
+pub mod logs;
 pub mod poco;
 pub mod revert;
 pub mod sender;

@@ -2,7 +2,17 @@
 //! configuration, calls the library, and prints machine-readable results on stdout while
 //! progress and logs go to stderr.
 
+mod account;
+mod app;
+mod context;
+mod dataset;
+mod deal;
 mod devnet;
+mod pool;
+mod request;
+mod result;
+mod task;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +34,9 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    #[command(flatten)]
+    globals: context::Globals,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +46,33 @@ enum Command {
     /// Run a local development chain with the real iExec PoCo contracts and an IPFS node.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
+    /// Create, import or show the encrypted key file that signs for you.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// RLC and ETH balances; deposit to and withdraw from the iExec account.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Register apps, publish their orders, show them.
+    #[command(subcommand)]
+    App(app::AppCommand),
+    /// Register datasets, publish their orders, show them.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Create and show workerpools; publish workerpool orders by hand.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
+    /// Submit, cancel and follow requests (presigned request orders).
+    #[command(subcommand)]
+    Request(request::RequestCommand),
+    /// Show deals.
+    #[command(subcommand)]
+    Deal(deal::DealCommand),
+    /// Show and watch tasks.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Download and verify task results.
+    #[command(subcommand)]
+    Result(result::ResultCommand),
 }
 
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
@@ -58,8 +98,18 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        let globals = &cli.globals;
         match cli.command {
             Command::Devnet(command) => devnet::run(command, &settings).await,
+            Command::Wallet(command) => wallet::run(command, globals, &settings),
+            Command::Account(command) => account::run(command, globals, &settings).await,
+            Command::App(command) => app::run(command, globals, &settings).await,
+            Command::Dataset(command) => dataset::run(command, globals, &settings).await,
+            Command::Pool(command) => pool::run(command, globals, &settings).await,
+            Command::Request(command) => request::run(command, globals, &settings).await,
+            Command::Deal(command) => deal::run(command, globals, &settings).await,
+            Command::Task(command) => task::run(command, globals, &settings).await,
+            Command::Result(command) => result::run(command, globals, &settings).await,
         }
     });
     match outcome {

@@ -281,6 +281,62 @@ impl From<Signed<RequestOrder>> for abi::RequestOrder {
     }
 }
 
+impl From<abi::AppOrder> for Signed<AppOrder> {
+    fn from(o: abi::AppOrder) -> Self {
+        Self {
+            order: AppOrder {
+                app: o.app,
+                appprice: o.appprice,
+                volume: o.volume,
+                tag: o.tag,
+                datasetrestrict: o.datasetrestrict,
+                workerpoolrestrict: o.workerpoolrestrict,
+                requesterrestrict: o.requesterrestrict,
+                salt: o.salt,
+            },
+            sign: o.sign,
+        }
+    }
+}
+
+impl From<abi::DatasetOrder> for Signed<DatasetOrder> {
+    fn from(o: abi::DatasetOrder) -> Self {
+        Self {
+            order: DatasetOrder {
+                dataset: o.dataset,
+                datasetprice: o.datasetprice,
+                volume: o.volume,
+                tag: o.tag,
+                apprestrict: o.apprestrict,
+                workerpoolrestrict: o.workerpoolrestrict,
+                requesterrestrict: o.requesterrestrict,
+                salt: o.salt,
+            },
+            sign: o.sign,
+        }
+    }
+}
+
+impl From<abi::WorkerpoolOrder> for Signed<WorkerpoolOrder> {
+    fn from(o: abi::WorkerpoolOrder) -> Self {
+        Self {
+            order: WorkerpoolOrder {
+                workerpool: o.workerpool,
+                workerpoolprice: o.workerpoolprice,
+                volume: o.volume,
+                tag: o.tag,
+                category: o.category,
+                trust: o.trust,
+                apprestrict: o.apprestrict,
+                datasetrestrict: o.datasetrestrict,
+                requesterrestrict: o.requesterrestrict,
+                salt: o.salt,
+            },
+            sign: o.sign,
+        }
+    }
+}
+
 impl From<abi::RequestOrder> for Signed<RequestOrder> {
     fn from(o: abi::RequestOrder) -> Self {
         Self {

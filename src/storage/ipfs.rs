@@ -139,7 +139,10 @@ impl IpfsClient {
         loop {
             let mut request = self.http.post(&url).query(query);
             if let Some(bytes) = file {
-                let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("result");
+                let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name("result")
+                    .mime_str("application/octet-stream")
+                    .expect("a valid MIME type");
                 request = request.multipart(reqwest::multipart::Form::new().part("file", part));
             }
             match request.send().await {

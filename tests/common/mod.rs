@@ -202,3 +202,93 @@ fn which(program: &str) -> Option<PathBuf> {
 pub fn process_alive(pid: u32) -> bool {
     pew::devnet::process::is_alive(pid)
 }
+
+/// The password of every key file the tests create.
+pub const TEST_PASSWORD: &str = "pew-test-password";
+
+impl TestDevnet {
+    /// The devnet description file.
+    pub fn devnet_file(&self) -> PathBuf {
+        self.devnet.state_dir().join("devnet.json")
+    }
+
+    /// `pew` pointed at this devnet, with the test password and no user config.
+    pub fn pew(&self) -> Command {
+        let mut command = Command::new(pew_bin());
+        command
+            .env("PEW_CHAIN__PRESET", "devnet")
+            .env("PEW_CHAIN__DEVNET_FILE", self.devnet_file())
+            .env("PEW_PASSWORD", TEST_PASSWORD)
+            .env("HOME", self.dir.path())
+            .env("PEW_TOOLS_DIR", tools().root())
+            .env_remove("PEW_CONFIG")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Runs `pew ARGS --json` and returns its JSON output, failing the test on an error.
+    pub fn pew_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self
+            .pew()
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("pew runs");
+        assert!(
+            output.status.success(),
+            "pew {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).expect("utf-8");
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("pew {} printed no JSON ({e}): {stdout}", args.join(" ")))
+    }
+
+    /// A key file for dev account `index`, imported through `pew wallet import` on first use.
+    pub fn keystore(&self, index: usize) -> PathBuf {
+        let path = self.dir.path().join("keys").join(format!("{index}.json"));
+        if !path.exists() {
+            let key_file = self.dir.path().join(format!("key-{index}.txt"));
+            std::fs::write(&key_file, &self.info().accounts[index].private_key).unwrap();
+            let out = self.pew_json(&[
+                "wallet",
+                "import",
+                "--keystore",
+                path.to_str().unwrap(),
+                "--private-key-file",
+                key_file.to_str().unwrap(),
+            ]);
+            std::fs::remove_file(&key_file).unwrap();
+            assert_eq!(
+                out["address"].as_str().unwrap().to_lowercase(),
+                self.info().accounts[index]
+                    .address
+                    .to_string()
+                    .to_lowercase()
+            );
+        }
+        path
+    }
+
+    /// Runs `pew ARGS --json` signing as dev account `index`.
+    pub fn pew_as(&self, index: usize, args: &[&str]) -> serde_json::Value {
+        let keystore = self.keystore(index);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--keystore", keystore.to_str().unwrap()]);
+        self.pew_json(&all)
+    }
+
+    /// pew's SDK signing as dev account `index`.
+    pub async fn sdk(&self, index: usize) -> pew::sdk::Sdk {
+        let target =
+            pew::chain::client::ChainTarget::resolve("devnet", None, None, &self.devnet_file())
+                .expect("devnet target");
+        let chain = pew::chain::client::connect(target)
+            .await
+            .expect("devnet answers");
+        let signer = self.info().signer(index).expect("dev account");
+        let sender = chain.sender(signer, pew::chain::sender::SendPolicy::default());
+        pew::sdk::Sdk::new(chain, Some(sender))
+    }
+}

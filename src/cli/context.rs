@@ -1,0 +1,171 @@
+//! What the chain, wallet and output flags of every command resolve to: the chain to talk to
+//! (verified), the key file and its password, and how to print results.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Serialize;
+
+use crate::chain::client::{self, ChainTarget};
+use crate::chain::sender::SendPolicy;
+use crate::config::Settings;
+use crate::sdk::Sdk;
+use crate::wallet;
+
+/// Environment variable holding the key file password.
+pub const PASSWORD_ENV: &str = "PEW_PASSWORD";
+
+/// Flags shared by every chain command.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Chain preset: arbitrum, arbitrum-sepolia or devnet [default: chain.preset].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub chain: Option<String>,
+    /// JSON-RPC endpoint, overriding the preset's.
+    #[arg(long, global = true, value_name = "URL")]
+    pub rpc_url: Option<String>,
+    /// PoCo hub address, overriding the preset's.
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    pub hub: Option<String>,
+    /// The devnet description for `--chain devnet` [default: chain.devnet_file].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub devnet_file: Option<PathBuf>,
+    /// Encrypted key file [default: wallet.keystore, then ~/.pew/wallet.json].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub keystore: Option<PathBuf>,
+    /// File whose first line is the key file password (else PEW_PASSWORD, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl Globals {
+    /// The key file path in force.
+    pub fn keystore_path(&self, settings: &Settings) -> PathBuf {
+        self.keystore
+            .clone()
+            .or_else(|| {
+                let configured = &settings.wallet.keystore;
+                (!configured.as_os_str().is_empty()).then(|| configured.clone())
+            })
+            .unwrap_or_else(wallet::default_keystore_path)
+    }
+
+    /// The chain target in force.
+    pub fn target(&self, settings: &Settings) -> anyhow::Result<ChainTarget> {
+        let custom = self.rpc_url.is_some() && self.hub.is_some() && self.chain.is_none();
+        let preset = match (&self.chain, custom) {
+            (Some(name), _) => name.clone(),
+            (None, true) => "custom".to_string(),
+            (None, false) => settings.chain.preset.clone(),
+        };
+        let rpc = self.rpc_url.clone().or_else(|| {
+            (!settings.chain.rpc_url.is_empty()).then(|| settings.chain.rpc_url.clone())
+        });
+        let hub = self
+            .hub
+            .clone()
+            .or_else(|| (!settings.chain.hub.is_empty()).then(|| settings.chain.hub.clone()));
+        let devnet_file = self
+            .devnet_file
+            .clone()
+            .unwrap_or_else(|| settings.chain.devnet_file.clone());
+        let mut target =
+            ChainTarget::resolve(&preset, rpc.as_deref(), hub.as_deref(), &devnet_file)?;
+        if !settings.ipfs.api.is_empty() {
+            target.ipfs_api = Some(settings.ipfs.api.clone());
+        }
+        if !settings.ipfs.gateway.is_empty() {
+            target.ipfs_gateway = Some(settings.ipfs.gateway.clone());
+        }
+        Ok(target)
+    }
+
+    /// The key file password: --password-file, then PEW_PASSWORD, then a prompt (asked twice
+    /// when `confirm`, for new key files).
+    pub fn password(&self, confirm: bool) -> anyhow::Result<String> {
+        if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the password file {}", file.display()))?;
+            let line = text.lines().next().unwrap_or_default().to_string();
+            if line.is_empty() {
+                bail!("the password file {} is empty", file.display());
+            }
+            return Ok(line);
+        }
+        if let Ok(password) = std::env::var(PASSWORD_ENV)
+            && !password.is_empty()
+        {
+            return Ok(password);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: use --password-file FILE or set PEW_PASSWORD (no terminal to prompt on)"
+            );
+        }
+        let password = rpassword::prompt_password("key file password: ")
+            .context("cannot read the password")?;
+        if password.is_empty() {
+            bail!("the password must not be empty");
+        }
+        if confirm {
+            let again = rpassword::prompt_password("same password again: ")
+                .context("cannot read the password")?;
+            if again != password {
+                bail!("the two passwords differ: nothing was written");
+            }
+        }
+        Ok(password)
+    }
+
+    /// Connects to the chain; with `signing`, also unlocks the wallet.
+    pub async fn sdk(&self, settings: &Settings, signing: bool) -> anyhow::Result<Sdk> {
+        let chain = client::connect(self.target(settings)?).await?;
+        let sender = if signing {
+            let path = self.keystore_path(settings);
+            let address = wallet::address(&path)?;
+            let password = self.password(false)?;
+            let signer = wallet::unlock(&path, &password)?;
+            if signer.address() != address {
+                bail!(
+                    "{} records address {address} but holds the key of {}",
+                    path.display(),
+                    signer.address()
+                );
+            }
+            Some(chain.sender(signer, send_policy(settings)))
+        } else {
+            None
+        };
+        let mut sdk = Sdk::new(chain, sender);
+        sdk.log_from_block = settings.chain.log_from_block;
+        sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
+        Ok(sdk)
+    }
+}
+
+/// The transaction policy from configuration.
+pub fn send_policy(settings: &Settings) -> SendPolicy {
+    SendPolicy {
+        max_fee_per_gas_cap: u128::from(settings.chain.max_fee_per_gas_gwei) * 1_000_000_000,
+        confirmations: settings.chain.confirmations,
+        stuck_after_blocks: settings.chain.stuck_after_blocks.max(1),
+        ..SendPolicy::default()
+    }
+}
+
+/// Prints `value` as one JSON object with `--json`, else the text `human` makes.
+pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("output serializes")
+        );
+    } else {
+        println!("{}", human(value));
+    }
+}

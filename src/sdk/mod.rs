@@ -1,0 +1,99 @@
+//! The requester's and asset owner's side of iExec: accounts, assets, orders, requests, deals,
+//! tasks and results, built on `poco` (pure protocol) and `chain` (RPC and the one sender).
+//! Every check that can be made before a transaction is made here, so a mistake costs no gas
+//! and comes back as a sentence.
+
+pub mod account;
+pub mod assets;
+pub mod orders;
+pub mod requests;
+pub mod tasks;
+
+use alloy::primitives::Address;
+
+use crate::chain::client::Chain;
+use crate::chain::poco::{Poco, PocoError};
+use crate::chain::sender::TxSender;
+
+/// Why an SDK operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// A PoCo call failed or was refused.
+    #[error(transparent)]
+    Poco(#[from] PocoError),
+    /// The operation signs, but no wallet was given.
+    #[error(
+        "this command signs a transaction: give a wallet with --keystore (see `pew wallet create`)"
+    )]
+    NoWallet,
+    /// A check made before any transaction failed.
+    #[error("{0}")]
+    Refused(String),
+    /// Something looked up does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A read from the chain failed.
+    #[error("reading {what}: {reason}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A result could not be fetched or verified.
+    #[error("{0}")]
+    Result(String),
+}
+
+impl SdkError {
+    pub(crate) fn read(what: impl Into<String>) -> impl FnOnce(alloy::contract::Error) -> SdkError {
+        let what = what.into();
+        move |e| SdkError::Read {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A connection to one chain, with an optional signing wallet.
+pub struct Sdk {
+    /// The verified chain.
+    pub chain: Chain,
+    sender: Option<TxSender>,
+    /// First block scanned when looking for orders and deals in logs.
+    pub log_from_block: u64,
+    /// Widest block range asked in one `eth_getLogs`.
+    pub log_chunk: u64,
+}
+
+impl Sdk {
+    /// An SDK on `chain`, signing with `sender` when given.
+    pub fn new(chain: Chain, sender: Option<TxSender>) -> Self {
+        Self {
+            chain,
+            sender,
+            log_from_block: 0,
+            log_chunk: 10_000,
+        }
+    }
+
+    /// The signing account, if any.
+    pub fn address(&self) -> Option<Address> {
+        self.sender.as_ref().map(TxSender::address)
+    }
+
+    /// The sender, or the "give a wallet" error.
+    pub fn sender(&self) -> Result<&TxSender, SdkError> {
+        self.sender.as_ref().ok_or(SdkError::NoWallet)
+    }
+
+    /// PoCo for reads.
+    pub fn poco(&self) -> Poco<'_> {
+        Poco::reader(&self.chain)
+    }
+
+    /// PoCo for writes by the wallet.
+    pub fn poco_writer(&self) -> Result<Poco<'_>, SdkError> {
+        Ok(Poco::writer(&self.chain, self.sender()?))
+    }
+}

@@ -1,0 +1,153 @@
+//! Finding presigned orders again. On chain a presigned order is only its hash (in
+//! `viewPresigned` and a `Signed*Order` event); the order itself is in the input of the
+//! `manage*Order` transaction that presigned it. pew reads it from there, checks that it
+//! hashes back to the same value, and so can match, inspect or cancel any presigned order
+//! from any machine, without an off-chain order book.
+
+use alloy::primitives::{B256, Bytes};
+use alloy::providers::Provider;
+use alloy::sol_types::{SolCall, SolEvent};
+
+use super::{Sdk, SdkError};
+use crate::chain::bindings::IexecInterfaceToken as Hub;
+use crate::chain::logs;
+use crate::poco::OrderHash;
+use crate::poco::order::{AppOrder, DatasetOrder, Order, RequestOrder, Signed, WorkerpoolOrder};
+
+impl Sdk {
+    /// The input of the transaction that emitted the presign event `topic0` for `hash`.
+    async fn presign_input(
+        &self,
+        kind: &str,
+        topic0: B256,
+        hash: OrderHash,
+    ) -> Result<Bytes, SdkError> {
+        let latest = self
+            .chain
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| SdkError::Read {
+                what: "the latest block".into(),
+                reason: e.to_string(),
+            })?;
+        let found = logs::scan(
+            &self.chain.provider,
+            self.chain.target.hub,
+            topic0,
+            None,
+            self.log_from_block,
+            latest,
+            self.log_chunk,
+        )
+        .await
+        .map_err(|reason| SdkError::Read {
+            what: format!("presign logs of {kind} orders"),
+            reason,
+        })?;
+        // The latest presign wins: an order can be presigned again after a reorg or by a
+        // delegate, and any of those transactions holds the same order.
+        let log = found
+            .into_iter()
+            .rev()
+            .find(|log| log.data().data.as_ref() == hash.0.as_slice())
+            .ok_or_else(|| {
+                SdkError::NotFound(format!(
+                    "no {kind} order {hash} was presigned on this chain (since block {})",
+                    self.log_from_block
+                ))
+            })?;
+        let tx_hash = log.transaction_hash.ok_or_else(|| {
+            SdkError::NotFound(format!(
+                "the node gave the presign log of {hash} without its transaction"
+            ))
+        })?;
+        let tx = self
+            .chain
+            .provider
+            .get_transaction_by_hash(tx_hash)
+            .await
+            .map_err(|e| SdkError::Read {
+                what: format!("transaction {tx_hash}"),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| {
+                SdkError::NotFound(format!("transaction {tx_hash} is unknown to the node"))
+            })?;
+        Ok(alloy::consensus::Transaction::input(&tx).clone())
+    }
+
+    fn check_hash<O: Order>(&self, kind: &str, order: O, hash: OrderHash) -> Result<O, SdkError> {
+        if order.hash(&self.chain.domain()) != hash {
+            return Err(SdkError::NotFound(format!(
+                "the transaction behind {kind} order {hash} presigned another order"
+            )));
+        }
+        Ok(order)
+    }
+
+    fn not_direct(kind: &str, hash: OrderHash) -> SdkError {
+        SdkError::NotFound(format!(
+            "{kind} order {hash} was presigned through a contract; pew cannot read the order back"
+        ))
+    }
+
+    /// A presigned app order, read back from the chain.
+    pub async fn find_app_order(&self, hash: OrderHash) -> Result<AppOrder, SdkError> {
+        let input = self
+            .presign_input("app", Hub::SignedAppOrder::SIGNATURE_HASH, hash)
+            .await?;
+        let call = Hub::manageAppOrderCall::abi_decode(&input)
+            .map_err(|_| Self::not_direct("app", hash))?;
+        self.check_hash("app", Signed::<AppOrder>::from(call.0.order).order, hash)
+    }
+
+    /// A presigned dataset order, read back from the chain.
+    pub async fn find_dataset_order(&self, hash: OrderHash) -> Result<DatasetOrder, SdkError> {
+        let input = self
+            .presign_input("dataset", Hub::SignedDatasetOrder::SIGNATURE_HASH, hash)
+            .await?;
+        let call = Hub::manageDatasetOrderCall::abi_decode(&input)
+            .map_err(|_| Self::not_direct("dataset", hash))?;
+        self.check_hash(
+            "dataset",
+            Signed::<DatasetOrder>::from(call.0.order).order,
+            hash,
+        )
+    }
+
+    /// A presigned workerpool order, read back from the chain.
+    pub async fn find_workerpool_order(
+        &self,
+        hash: OrderHash,
+    ) -> Result<WorkerpoolOrder, SdkError> {
+        let input = self
+            .presign_input(
+                "workerpool",
+                Hub::SignedWorkerpoolOrder::SIGNATURE_HASH,
+                hash,
+            )
+            .await?;
+        let call = Hub::manageWorkerpoolOrderCall::abi_decode(&input)
+            .map_err(|_| Self::not_direct("workerpool", hash))?;
+        self.check_hash(
+            "workerpool",
+            Signed::<WorkerpoolOrder>::from(call.0.order).order,
+            hash,
+        )
+    }
+
+    /// A presigned request order, read back from the chain.
+    pub async fn find_request_order(&self, hash: OrderHash) -> Result<RequestOrder, SdkError> {
+        let input = self
+            .presign_input("request", Hub::SignedRequestOrder::SIGNATURE_HASH, hash)
+            .await?;
+        let call = Hub::manageRequestOrderCall::abi_decode(&input)
+            .map_err(|_| Self::not_direct("request", hash))?;
+        self.check_hash(
+            "request",
+            Signed::<RequestOrder>::from(call.0.order).order,
+            hash,
+        )
+    }
+}
