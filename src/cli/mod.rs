@@ -42,6 +42,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 enum Command {
     /// Run a local development chain with the real iExec PoCo contracts and an IPFS node.
     #[command(subcommand)]

@@ -18,7 +18,7 @@ use crate::sdk::requests::{RequestSpec, RequestStatus};
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// Presign a request order on chain and print its hash.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Close a request so nothing more is matched from it.
     Cancel {
         /// The request order hash.
@@ -98,7 +98,7 @@ pub async fn run(
     settings: &Settings,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        RequestCommand::Submit(args) => submit(args, globals, settings).await,
+        RequestCommand::Submit(args) => submit(*args, globals, settings).await,
         RequestCommand::Cancel { hash } => {
             globals
                 .sdk(settings, true)

@@ -102,6 +102,36 @@ impl FromStr for Nrlc {
     }
 }
 
+/// Serializes a `U256` as a decimal string (serde's default for it is 0x-hex), for JSON that
+/// people and scripts read: `#[serde(serialize_with = "decimal")]`.
+pub fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
+/// Like [`decimal`], for a tuple of (address, address, amount) as in deal views.
+pub fn decimal_resource<S: serde::Serializer>(
+    value: &(alloy::primitives::Address, alloy::primitives::Address, U256),
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut s = serializer.serialize_struct("Resource", 3)?;
+    s.serialize_field("address", &value.0)?;
+    s.serialize_field("owner", &value.1)?;
+    s.serialize_field("price_nrlc", &value.2.to_string())?;
+    s.end()
+}
+
+/// Like [`decimal`], for an optional value (null when absent).
+pub fn decimal_option<S: serde::Serializer>(
+    value: &Option<U256>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => serializer.serialize_str(&v.to_string()),
+        None => serializer.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,35 +170,5 @@ mod tests {
         assert_eq!(Nrlc::from_nrlc(1_500_000_000).to_string(), "1.5 RLC");
         assert_eq!(Nrlc::from_nrlc(2_000_000_000).to_string(), "2 RLC");
         assert_eq!(Nrlc::from_nrlc(1).to_string(), "0.000000001 RLC");
-    }
-}
-
-/// Serializes a `U256` as a decimal string (serde's default for it is 0x-hex), for JSON that
-/// people and scripts read: `#[serde(serialize_with = "decimal")]`.
-pub fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&value.to_string())
-}
-
-/// Like [`decimal`], for a tuple of (address, address, amount) as in deal views.
-pub fn decimal_resource<S: serde::Serializer>(
-    value: &(alloy::primitives::Address, alloy::primitives::Address, U256),
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    let mut s = serializer.serialize_struct("Resource", 3)?;
-    s.serialize_field("address", &value.0)?;
-    s.serialize_field("owner", &value.1)?;
-    s.serialize_field("price_nrlc", &value.2.to_string())?;
-    s.end()
-}
-
-/// Like [`decimal`], for an optional value (null when absent).
-pub fn decimal_option<S: serde::Serializer>(
-    value: &Option<U256>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => serializer.serialize_str(&v.to_string()),
-        None => serializer.serialize_none(),
     }
 }
