@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod deals;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
