@@ -29,6 +29,8 @@ pub struct Settings {
     pub wallet: WalletSettings,
     /// IPFS endpoints.
     pub ipfs: IpfsSettings,
+    /// How apps run.
+    pub executor: ExecutorSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -91,6 +93,40 @@ pub struct DevnetSettings {
     pub ipfs: bool,
     /// Where scripts/setup installed the tools; empty means "find `.tools` upwards".
     pub tools_dir: PathBuf,
+}
+
+/// How apps run: limits, folders, downloads, image cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSettings {
+    /// Per-task folders live here.
+    pub work_dir: PathBuf,
+    /// Container memory limit.
+    pub memory_mb: u64,
+    /// Container CPU limit.
+    pub cpus: f64,
+    /// Container process limit.
+    pub pids: i64,
+    /// /tmp size.
+    pub tmpfs_mb: u64,
+    /// /iexec_out size cap.
+    pub output_cap_mb: u64,
+    /// Network access for apps.
+    pub allow_network: bool,
+    /// "uid:gid" to run apps as; empty: pew's own.
+    pub user: String,
+    /// Pull timeout.
+    pub pull_timeout_s: u64,
+    /// Kept log tail.
+    pub log_tail_kib: u64,
+    /// Download size cap.
+    pub input_max_mb: u64,
+    /// Download timeout.
+    pub input_timeout_s: u64,
+    /// Free disk to keep by pruning pulled images.
+    pub min_free_disk_mb: u64,
+    /// Images never pruned.
+    pub pinned_images: Vec<String>,
 }
 
 /// Logging settings.

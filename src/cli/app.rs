@@ -48,6 +48,34 @@ pub enum AppCommand {
         /// The app.
         app: Address,
     },
+    /// Run an app exactly as the node would, without any chain: prints the output folder,
+    /// the digest, the exit status and the logs. Exits non-zero when the run gives no valid
+    /// result.
+    Test(Box<TestArgs>),
+}
+
+/// Flags of `pew app test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The image to run (local, or pulled).
+    #[arg(long)]
+    image: String,
+    /// Arguments, as a requester's iexec_args.
+    #[arg(long)]
+    args: Option<String>,
+    /// A file for /iexec_in: a local path (kept under its name) or an https/ipfs URL;
+    /// repeatable.
+    #[arg(long = "input-file", value_name = "PATH")]
+    input_files: Vec<String>,
+    /// Maximum run time in seconds [default: the category's].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Category whose run time applies: XS, S, M, L, XL or 0-4.
+    #[arg(long, default_value = "XS")]
+    category: crate::poco::Category,
+    /// Folder for the run's input/ and output/ [default: a new folder under executor.work_dir].
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -106,8 +134,83 @@ pub async fn run(
             let info = globals.sdk(settings, false).await?.app(app).await?;
             print(globals.json, &info, human_app);
         }
+        AppCommand::Test(args) => return test(*args, globals, settings).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn test(args: TestArgs, globals: &Globals, settings: &Settings) -> anyhow::Result<ExitCode> {
+    use crate::executor::{AppRun, Executor, env::TaskContext, inputs};
+    let ipfs_api = if !settings.ipfs.api.is_empty() {
+        Some(settings.ipfs.api.clone())
+    } else {
+        globals.target(settings).ok().and_then(|t| t.ipfs_api)
+    };
+    let ipfs = ipfs_api.map(|api| {
+        crate::storage::ipfs::IpfsClient::new(&api, std::time::Duration::from_secs(120))
+    });
+    let executor = Executor::new(&settings.executor, ipfs).await?;
+    let (urls, locals): (Vec<String>, Vec<String>) = args
+        .input_files
+        .into_iter()
+        .partition(|f| inputs::is_remote(f));
+    let local_paths: Vec<std::path::PathBuf> =
+        locals.iter().map(std::path::PathBuf::from).collect();
+    let mut context = TaskContext::offline(urls);
+    context.local_input_names = local_paths
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let task_dir = match args.out {
+        Some(dir) => dir,
+        None => {
+            let base = settings.executor.work_dir.join("app-test");
+            std::fs::create_dir_all(&base)
+                .with_context(|| format!("cannot create {}", base.display()))?;
+            tempfile::Builder::new()
+                .prefix("run-")
+                .tempdir_in(&base)
+                .with_context(|| format!("cannot create a folder in {}", base.display()))?
+                .keep()
+        }
+    };
+    let run = AppRun {
+        image: args.image,
+        checksum: B256::ZERO,
+        iexec_args: args.args,
+        context,
+        local_inputs: local_paths,
+        dataset: None,
+        timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(args.category.time_ref_s)),
+        has_callback: false,
+        task_dir,
+    };
+    let result = executor.execute(&run).await?;
+    let valid = result.is_valid();
+    print(globals.json, &result, |r| {
+        format!(
+            "output folder  {}\ndigest         {}\nexit code      {}{}\nerror          {}\nlogs:\n{}",
+            r.output_dir.display(),
+            r.digest
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "none".into()),
+            r.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none".into()),
+            if r.timed_out { " (timed out)" } else { "" },
+            r.error.as_deref().unwrap_or("none"),
+            r.logs
+        )
+    });
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn human_app(a: &AppInfo) -> String {

@@ -15,6 +15,36 @@ pub enum ImageError {
         "image {0} is not in the local Docker Engine: build or pull it first, or give --checksum"
     )]
     Missing(String),
+    /// Pulling failed or took too long.
+    #[error("pulling image {reference} failed: {reason}")]
+    Pull {
+        /// The image.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The image differs from the one the app owner registered.
+    #[error(
+        "image {reference} does not match the app's on-chain checksum {expected} (local id {id}): refusing to run it"
+    )]
+    ChecksumMismatch {
+        /// The image.
+        reference: String,
+        /// The on-chain checksum.
+        expected: B256,
+        /// The local image id.
+        id: String,
+    },
+    /// The image is built for another platform.
+    #[error("image {reference} is for {platform}, which cannot run on this {host} host")]
+    Platform {
+        /// The image.
+        reference: String,
+        /// Its os/architecture.
+        platform: String,
+        /// This host's architecture.
+        host: String,
+    },
     /// The digest is not a sha256.
     #[error("image {reference} has digest `{digest}`, not a sha256 digest")]
     BadDigest {
@@ -63,8 +93,146 @@ pub async fn local_image_checksum(docker: &Docker, reference: &str) -> Result<B2
     })
 }
 
+/// The Docker architecture name of this host.
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// Whether an image for `os`/`arch` runs on a host of `host_arch`.
+pub fn platform_runs(os: &str, arch: &str, host_arch: &str) -> bool {
+    os == "linux" && (arch == host_arch || (host_arch == "arm64" && arch == "arm"))
+}
+
+/// An image ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyImage {
+    /// The reference it was asked for.
+    pub reference: String,
+    /// Its local id (`sha256:…`).
+    pub id: String,
+    /// Whether pew pulled it just now.
+    pub pulled: bool,
+}
+
+/// Makes `reference` available locally (pulling it with progress logs and a timeout when
+/// absent), checks it against the app's on-chain `checksum` (zero: not set) and refuses an
+/// image this host cannot run.
+pub async fn prepare(
+    docker: &Docker,
+    reference: &str,
+    checksum: B256,
+    pull_timeout: std::time::Duration,
+) -> Result<ReadyImage, ImageError> {
+    let mut pulled = false;
+    let image = match docker.inspect_image(reference).await {
+        Ok(image) => image,
+        Err(_) => {
+            pull(docker, reference, pull_timeout).await?;
+            pulled = true;
+            docker
+                .inspect_image(reference)
+                .await
+                .map_err(|_| ImageError::Missing(reference.into()))?
+        }
+    };
+    let id = image.id.clone().unwrap_or_default();
+    if checksum != B256::ZERO {
+        let mut digests: Vec<B256> = image
+            .repo_digests
+            .iter()
+            .flatten()
+            .filter_map(|d| parse_sha256_digest(d))
+            .collect();
+        digests.extend(parse_sha256_digest(&id));
+        if !digests.contains(&checksum) {
+            return Err(ImageError::ChecksumMismatch {
+                reference: reference.into(),
+                expected: checksum,
+                id,
+            });
+        }
+    }
+    let os = image.os.clone().unwrap_or_default();
+    let arch = image.architecture.clone().unwrap_or_default();
+    let host = host_architecture();
+    if !platform_runs(&os, &arch, host) {
+        return Err(ImageError::Platform {
+            reference: reference.into(),
+            platform: format!("{os}/{arch}"),
+            host: host.into(),
+        });
+    }
+    Ok(ReadyImage {
+        reference: reference.into(),
+        id,
+        pulled,
+    })
+}
+
+async fn pull(
+    docker: &Docker,
+    reference: &str,
+    timeout: std::time::Duration,
+) -> Result<(), ImageError> {
+    use futures_util::StreamExt;
+    tracing::info!(image = reference, "pulling");
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_image(reference)
+        .build();
+    let pulling = async {
+        let mut stream = docker.create_image(Some(options), None, None);
+        let mut last = String::new();
+        while let Some(step) = stream.next().await {
+            let info = step.map_err(|e| e.to_string())?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(error);
+            }
+            let status = info.status.unwrap_or_default();
+            if status != last {
+                tracing::info!(image = reference, progress = %status, "pull");
+                last = status;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, pulling).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(ImageError::Pull {
+            reference: reference.into(),
+            reason,
+        }),
+        Err(_) => Err(ImageError::Pull {
+            reference: reference.into(),
+            reason: format!(
+                "not done after {} s (executor.pull_timeout_s)",
+                timeout.as_secs()
+            ),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn platforms_that_run_here_are_recognised() {
+        assert!(super::platform_runs("linux", "amd64", "amd64"));
+        assert!(super::platform_runs("linux", "arm64", "arm64"));
+        assert!(
+            super::platform_runs("linux", "arm", "arm64"),
+            "32-bit arm runs on a 64-bit Pi"
+        );
+        assert!(
+            !super::platform_runs("linux", "amd64", "arm64"),
+            "an amd64-only image on a Pi"
+        );
+        assert!(!super::platform_runs("windows", "amd64", "amd64"));
+    }
+
     use super::*;
 
     #[test]

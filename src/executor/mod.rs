@@ -1,3 +1,402 @@
-//! Running apps in Docker. For now: reading images from the local Docker Engine.
+//! Running iExec apps in Docker, as the official worker does and more safely: image resolution
+//! and verification, inputs, a hardened container, and the result digest.
+//!
+//! [`Executor::execute`] is the whole step from "the task's app and params" to "an output
+//! folder with its digest"; app failures come back inside [`AppResult`], while an
+//! [`ExecError`] means the node itself could not do its part (no Docker, image refused).
 
+pub mod args;
+pub mod cache;
+pub mod env;
 pub mod image;
+pub mod inputs;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy::primitives::B256;
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::config::ExecutorSettings;
+use crate::results::digest;
+use crate::storage::ipfs::IpfsClient;
+use env::TaskContext;
+use inputs::Fetcher;
+use run::{Limits, RunSpec};
+
+/// The node could not run the app at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The image is missing, unpullable, for another platform, or not the registered one.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// The Docker Engine failed.
+    #[error(transparent)]
+    Docker(#[from] run::DockerError),
+    /// The task folder could not be prepared.
+    #[error("task folder {path}: {reason}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+/// A dataset to put in `/iexec_in`.
+#[derive(Debug, Clone)]
+pub struct DatasetInput {
+    /// Where to download it.
+    pub source: String,
+    /// Its on-chain SHA-256.
+    pub checksum: B256,
+}
+
+/// Everything needed to run one task's app.
+#[derive(Debug, Clone)]
+pub struct AppRun {
+    /// The image reference (the app's multiaddr).
+    pub image: String,
+    /// The app's on-chain checksum (zero: not set).
+    pub checksum: B256,
+    /// The request's `iexec_args`.
+    pub iexec_args: Option<String>,
+    /// Ids and input URLs for the environment.
+    pub context: TaskContext,
+    /// Local files to put in `/iexec_in` (for `pew app test`).
+    pub local_inputs: Vec<PathBuf>,
+    /// The dataset, if the deal has one.
+    pub dataset: Option<DatasetInput>,
+    /// The category's maximum run time.
+    pub timeout: Duration,
+    /// Whether the deal has a callback (the digest is then the callback data's).
+    pub has_callback: bool,
+    /// The task's folder: `input/` and `output/iexec_out/` are made inside.
+    pub task_dir: PathBuf,
+}
+
+/// What running an app gave.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AppResult {
+    /// The app's exit code (null when it was killed or never started).
+    pub exit_code: Option<i64>,
+    /// Whether it was killed at its time limit.
+    pub timed_out: bool,
+    /// The result digest (0x-hex), null when none could be computed.
+    pub digest: Option<B256>,
+    /// The host folder the app wrote as `/iexec_out`.
+    pub output_dir: PathBuf,
+    /// Why the run cannot give a valid result, or null.
+    pub error: Option<String>,
+    /// The end of the app's stdout and stderr.
+    pub logs: String,
+    /// Wall time of the container, in seconds.
+    pub duration_s: f64,
+}
+
+impl AppResult {
+    /// Whether the run produced a result that can be contributed.
+    pub fn is_valid(&self) -> bool {
+        self.error.is_none() && self.digest.is_some()
+    }
+}
+
+/// Runs apps on the local Docker Engine.
+pub struct Executor {
+    docker: Docker,
+    limits: Limits,
+    fetcher: Fetcher,
+    pull_timeout: Duration,
+    input_max_bytes: u64,
+    cache: tokio::sync::Mutex<cache::ImageCache>,
+}
+
+impl Executor {
+    /// An executor with the configured limits; `ipfs` serves IPFS inputs.
+    pub async fn new(
+        settings: &ExecutorSettings,
+        ipfs: Option<IpfsClient>,
+    ) -> Result<Self, image::ImageError> {
+        let docker = image::connect().await?;
+        let input_max_bytes = settings.input_max_mb * 1024 * 1024;
+        Ok(Self {
+            docker,
+            limits: Limits::from_settings(settings),
+            fetcher: Fetcher::new(
+                ipfs,
+                input_max_bytes,
+                Duration::from_secs(settings.input_timeout_s),
+            ),
+            pull_timeout: Duration::from_secs(settings.pull_timeout_s),
+            input_max_bytes,
+            cache: tokio::sync::Mutex::new(cache::ImageCache::load(
+                &settings.work_dir.join("images.json"),
+            )),
+        })
+    }
+
+    /// Replaces the limits (tests use small caps).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The Docker client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Makes the image available and checks it may run here; call before accepting work.
+    pub async fn prepare_image(
+        &self,
+        reference: &str,
+        checksum: B256,
+    ) -> Result<image::ReadyImage, ExecError> {
+        let ready = image::prepare(&self.docker, reference, checksum, self.pull_timeout).await?;
+        let mut cache = self.cache.lock().await;
+        if ready.pulled {
+            cache.record_pull(reference, None);
+        } else {
+            cache.record_use(reference, None);
+        }
+        if let Err(error) = cache.save() {
+            tracing::warn!(%error, "could not save the image record");
+        }
+        Ok(ready)
+    }
+
+    /// Frees disk by removing pulled images when free space is under `min_free` bytes.
+    pub async fn prune_images(
+        &self,
+        pinned: &[String],
+        min_free: u64,
+        docker_root: &Path,
+    ) -> Vec<String> {
+        let root = docker_root.to_path_buf();
+        self.cache
+            .lock()
+            .await
+            .prune(&self.docker, pinned, min_free, || cache::free_bytes(&root))
+            .await
+    }
+
+    /// Runs the app of one task and computes its digest.
+    pub async fn execute(&self, task: &AppRun) -> Result<AppResult, ExecError> {
+        self.prepare_image(&task.image, task.checksum).await?;
+        let input_dir = task.task_dir.join("input");
+        let output_dir = task.task_dir.join("output").join("iexec_out");
+        for dir in [&input_dir, &output_dir] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| folder_error(dir, e))?;
+            }
+            std::fs::create_dir_all(dir).map_err(|e| folder_error(dir, e))?;
+        }
+        let failed = |error: String| AppResult {
+            exit_code: None,
+            timed_out: false,
+            digest: None,
+            output_dir: output_dir.clone(),
+            error: Some(error),
+            logs: String::new(),
+            duration_s: 0.0,
+        };
+
+        if let Err(error) = self.fetch_inputs(task, &input_dir).await {
+            return Ok(failed(error.to_string()));
+        }
+        let args = match task.iexec_args.as_deref().map(args::split_args).transpose() {
+            Ok(args) => args.unwrap_or_default(),
+            Err(error) => return Ok(failed(error.to_string())),
+        };
+        let spec = RunSpec {
+            image: task.image.clone(),
+            args,
+            env: env::iexec_env(&task.context),
+            input_dir,
+            output_dir: output_dir.clone(),
+            timeout: task.timeout,
+            name: format!(
+                "pew-{}-{}",
+                &task.context.task.to_string()[2..14],
+                alloy::hex::encode(B256::random().as_slice())[..8].to_string()
+            ),
+        };
+        tracing::info!(task = %task.context.task, image = %task.image, "running the app");
+        let outcome = run::run(&self.docker, &self.limits, &spec).await?;
+        let logs = join_logs(&outcome.stdout, &outcome.stderr);
+        let mut result = AppResult {
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            digest: None,
+            output_dir: output_dir.clone(),
+            error: None,
+            logs,
+            duration_s: outcome.duration.as_secs_f64(),
+        };
+        if outcome.timed_out {
+            result.error = Some(format!(
+                "the app did not finish within {} s and was stopped",
+                task.timeout.as_secs()
+            ));
+            return Ok(result);
+        }
+        if outcome.output_exceeded {
+            result.error = Some(format!(
+                "the app wrote more than {} bytes to /iexec_out and was stopped",
+                self.limits.output_cap_bytes
+            ));
+            return Ok(result);
+        }
+        if outcome.oom_killed {
+            result.error = Some(format!(
+                "the app used more than {} bytes of memory and was stopped",
+                self.limits.memory_bytes
+            ));
+            return Ok(result);
+        }
+        let succeeded = outcome.exit_code == Some(0);
+        if succeeded {
+            // As the official worker does: the logs are part of the output.
+            write_if_not_empty(&output_dir.join("stdout.txt"), &outcome.stdout);
+            write_if_not_empty(&output_dir.join("stderr.txt"), &outcome.stderr);
+            if !output_dir.join("computed.json").exists() {
+                let computed = digest::ComputedFile {
+                    deterministic_output_path: Some(digest::CONTAINER_OUT.into()),
+                    ..Default::default()
+                };
+                let _ = std::fs::write(
+                    output_dir.join("computed.json"),
+                    serde_json::to_string(&computed).expect("serializes"),
+                );
+            }
+        } else {
+            result.error = Some(format!(
+                "the app exited with code {}",
+                outcome
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ));
+        }
+        match check_output_tree(&output_dir).and_then(|()| {
+            digest::result_digest(&output_dir, task.has_callback).map_err(|e| e.to_string())
+        }) {
+            Ok(digest) => result.digest = Some(digest),
+            Err(error) => {
+                if result.error.is_none() {
+                    result.error = Some(error);
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    async fn fetch_inputs(
+        &self,
+        task: &AppRun,
+        input_dir: &Path,
+    ) -> Result<(), inputs::InputError> {
+        if let Some(dataset) = &task.dataset {
+            self.fetcher
+                .fetch_dataset(
+                    &dataset.source,
+                    input_dir,
+                    &env::dataset_file_name(task.context.dataset),
+                    dataset.checksum,
+                )
+                .await?;
+        }
+        for url in &task.context.input_files {
+            self.fetcher
+                .fetch(url, input_dir, &env::input_file_name(url))
+                .await?;
+        }
+        for path in &task.local_inputs {
+            inputs::copy_local(path, input_dir, self.input_max_bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn folder_error(path: &Path, error: std::io::Error) -> ExecError {
+    ExecError::Folder {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    }
+}
+
+fn write_if_not_empty(path: &Path, text: &str) {
+    if !text.is_empty() && !path.exists() {
+        let _ = std::fs::write(path, text);
+    }
+}
+
+fn join_logs(stdout: &str, stderr: &str) -> String {
+    match (stdout.is_empty(), stderr.is_empty()) {
+        (_, true) => stdout.to_string(),
+        (true, false) => stderr.to_string(),
+        (false, false) => format!("{stdout}\n--- stderr ---\n{stderr}"),
+    }
+}
+
+/// Refuses an output folder holding a symbolic link or a hard-linked file anywhere: pew must
+/// never read or upload anything from outside `/iexec_out`.
+pub fn check_output_tree(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for entry in entries.flatten() {
+            let child = entry.path();
+            let meta = child
+                .symlink_metadata()
+                .map_err(|e| format!("{}: {e}", child.display()))?;
+            let shown = child
+                .strip_prefix(dir)
+                .unwrap_or(&child)
+                .display()
+                .to_string();
+            if meta.file_type().is_symlink() {
+                return Err(format!(
+                    "/iexec_out/{shown} is a symbolic link: results may only hold regular files and folders"
+                ));
+            }
+            if meta.is_dir() {
+                stack.push(child);
+            } else if meta.nlink() > 1 {
+                return Err(format!(
+                    "/iexec_out/{shown} is a hard link: results may only hold files of their own"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_anywhere_in_the_output_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), "a").unwrap();
+        assert!(check_output_tree(dir.path()).is_ok());
+        std::fs::hard_link(dir.path().join("sub/a"), dir.path().join("b")).unwrap();
+        assert!(
+            check_output_tree(dir.path())
+                .unwrap_err()
+                .contains("hard link")
+        );
+        std::fs::remove_file(dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("sub/p")).unwrap();
+        assert!(
+            check_output_tree(dir.path())
+                .unwrap_err()
+                .contains("symbolic link")
+        );
+    }
+}

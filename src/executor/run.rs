@@ -1,0 +1,334 @@
+//! One app container, hardened by default: no network, memory/CPU/pids limits, every
+//! capability dropped, no new privileges, a read-only root with a small `/tmp`, a log size
+//! bound, a per-file size limit, and an output cap watched while the app runs. The container
+//! is always removed, whatever happens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::env::{CONTAINER_IN, CONTAINER_OUT};
+
+/// Limits applied to every app container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Memory (and memory + swap) in bytes.
+    pub memory_bytes: i64,
+    /// CPUs (fractions allowed).
+    pub cpus: f64,
+    /// Processes and threads.
+    pub pids: i64,
+    /// Size of `/tmp` in bytes.
+    pub tmpfs_bytes: u64,
+    /// Largest total output in `/iexec_out`, in bytes.
+    pub output_cap_bytes: u64,
+    /// Whether the app may use the network.
+    pub allow_network: bool,
+    /// `uid:gid` to run as; empty for the image's user.
+    pub user: String,
+    /// How much of the end of the logs is kept.
+    pub log_tail_bytes: usize,
+}
+
+impl Limits {
+    /// Limits from configuration; an empty user means pew's own uid:gid.
+    pub fn from_settings(settings: &crate::config::ExecutorSettings) -> Self {
+        let user = if settings.user.is_empty() {
+            // SAFETY: getuid/getgid cannot fail.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            format!("{uid}:{gid}")
+        } else {
+            settings.user.clone()
+        };
+        Self {
+            memory_bytes: (settings.memory_mb * 1024 * 1024) as i64,
+            cpus: settings.cpus,
+            pids: settings.pids,
+            tmpfs_bytes: settings.tmpfs_mb * 1024 * 1024,
+            output_cap_bytes: settings.output_cap_mb * 1024 * 1024,
+            allow_network: settings.allow_network,
+            user,
+            log_tail_bytes: (settings.log_tail_kib * 1024) as usize,
+        }
+    }
+}
+
+/// One container run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The image reference.
+    pub image: String,
+    /// Arguments (the image's entrypoint is kept).
+    pub args: Vec<String>,
+    /// `NAME=value` environment.
+    pub env: Vec<String>,
+    /// Host folder mounted read-only at `/iexec_in`.
+    pub input_dir: PathBuf,
+    /// Host folder mounted at `/iexec_out`.
+    pub output_dir: PathBuf,
+    /// The app is killed after this long.
+    pub timeout: Duration,
+    /// Container name (unique).
+    pub name: String,
+}
+
+/// What happened to the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The exit code, when the app exited by itself.
+    pub exit_code: Option<i64>,
+    /// Killed at the time limit.
+    pub timed_out: bool,
+    /// Killed for writing more than the output cap.
+    pub output_exceeded: bool,
+    /// Killed by the kernel for using more memory than allowed.
+    pub oom_killed: bool,
+    /// The end of stdout.
+    pub stdout: String,
+    /// The end of stderr.
+    pub stderr: String,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// The Docker Engine failed (not the app).
+#[derive(Debug, thiserror::Error)]
+#[error("Docker: {action} failed: {reason}")]
+pub struct DockerError {
+    /// What pew asked Docker to do.
+    pub action: String,
+    /// What Docker said.
+    pub reason: String,
+}
+
+fn docker_error(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    let action = action.into();
+    move |e| DockerError {
+        action,
+        reason: e.to_string(),
+    }
+}
+
+/// Total size of the regular files under `dir`, without following links.
+pub fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+fn tail(text: &[u8], max: usize) -> String {
+    let start = text.len().saturating_sub(max);
+    String::from_utf8_lossy(&text[start..]).to_string()
+}
+
+/// Runs one container to completion (or to its limit) and removes it.
+pub async fn run(
+    docker: &Docker,
+    limits: &Limits,
+    spec: &RunSpec,
+) -> Result<RunOutcome, DockerError> {
+    let mut tmpfs = HashMap::new();
+    tmpfs.insert(
+        "/tmp".to_string(),
+        format!("rw,nosuid,nodev,noexec,size={}", limits.tmpfs_bytes),
+    );
+    let mut log_options = HashMap::new();
+    log_options.insert("max-size".to_string(), "1m".to_string());
+    log_options.insert("max-file".to_string(), "1".to_string());
+    let host_config = HostConfig {
+        binds: Some(vec![
+            format!("{}:{CONTAINER_IN}:ro", spec.input_dir.display()),
+            format!("{}:{CONTAINER_OUT}:rw", spec.output_dir.display()),
+        ]),
+        network_mode: Some(if limits.allow_network {
+            "default".into()
+        } else {
+            "none".into()
+        }),
+        memory: Some(limits.memory_bytes),
+        memory_swap: Some(limits.memory_bytes),
+        nano_cpus: Some((limits.cpus * 1e9) as i64),
+        pids_limit: Some(limits.pids),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(tmpfs),
+        // No single file may outgrow the output cap, even between two size checks.
+        ulimits: Some(vec![ResourcesUlimits {
+            name: Some("fsize".into()),
+            soft: Some(limits.output_cap_bytes as i64),
+            hard: Some(limits.output_cap_bytes as i64),
+        }]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(log_options),
+        }),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: if spec.args.is_empty() {
+            None
+        } else {
+            Some(spec.args.clone())
+        },
+        env: Some(spec.env.clone()),
+        user: (!limits.user.is_empty()).then(|| limits.user.clone()),
+        network_disabled: Some(!limits.allow_network),
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::new()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            body,
+        )
+        .await
+        .map_err(docker_error(format!(
+            "creating container {} from {}",
+            spec.name, spec.image
+        )))?;
+    let outcome = supervise(docker, limits, spec).await;
+    let _ = docker
+        .remove_container(
+            &spec.name,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
+    outcome
+}
+
+async fn supervise(
+    docker: &Docker,
+    limits: &Limits,
+    spec: &RunSpec,
+) -> Result<RunOutcome, DockerError> {
+    let started = Instant::now();
+    docker
+        .start_container(&spec.name, None)
+        .await
+        .map_err(docker_error(format!("starting {}", spec.name)))?;
+    let mut timed_out = false;
+    let mut output_exceeded = false;
+    let mut wait = docker.wait_container(&spec.name, None);
+    let mut check = tokio::time::interval(Duration::from_millis(200));
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            // Any answer (exit code or error for a non-zero code) means the app has stopped.
+            _ = wait.next() => break,
+            _ = &mut deadline, if !timed_out && !output_exceeded => {
+                timed_out = true;
+                kill(docker, &spec.name).await;
+            }
+            _ = check.tick(), if !timed_out && !output_exceeded => {
+                if tree_size(&spec.output_dir) > limits.output_cap_bytes {
+                    output_exceeded = true;
+                    kill(docker, &spec.name).await;
+                }
+            }
+        }
+    }
+    let duration = started.elapsed();
+    let state = docker
+        .inspect_container(&spec.name, None)
+        .await
+        .map_err(docker_error(format!("inspecting {}", spec.name)))?
+        .state
+        .unwrap_or_default();
+    let (stdout, stderr) = logs(docker, &spec.name, limits.log_tail_bytes).await;
+    let killed = timed_out || output_exceeded;
+    Ok(RunOutcome {
+        exit_code: if killed { None } else { state.exit_code },
+        timed_out,
+        output_exceeded,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        stdout,
+        stderr,
+        duration,
+    })
+}
+
+async fn kill(docker: &Docker, name: &str) {
+    let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+    if let Err(error) = docker.kill_container(name, Some(options)).await {
+        tracing::warn!(container = name, %error, "could not kill the container");
+    }
+}
+
+async fn logs(docker: &Docker, name: &str, max: usize) -> (String, String) {
+    use bollard::container::LogOutput;
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail("all")
+        .build();
+    let mut stream = docker.logs(name, Some(options));
+    while let Some(Ok(chunk)) = stream.next().await {
+        match chunk {
+            LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+            LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+            _ => {}
+        }
+        // Keep memory bounded for chatty apps.
+        if stdout.len() > 4 * max {
+            stdout.drain(..stdout.len() - max);
+        }
+        if stderr.len() > 4 * max {
+            stderr.drain(..stderr.len() - max);
+        }
+    }
+    (tail(&stdout, max), tail(&stderr, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_size_counts_files_but_not_link_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), vec![0u8; 100]).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b"), vec![0u8; 50]).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", dir.path().join("link")).unwrap();
+        let size = tree_size(dir.path());
+        assert!((150..200).contains(&size), "{size}");
+    }
+
+    #[test]
+    fn tails_keep_the_end() {
+        assert_eq!(tail(b"0123456789", 4), "6789");
+        assert_eq!(tail(b"ab", 4), "ab");
+    }
+}
