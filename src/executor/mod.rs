@@ -249,6 +249,10 @@ impl Executor {
             ));
             return Ok(result);
         }
+        if let Some(error) = outcome.output_error {
+            result.error = Some(error);
+            return Ok(result);
+        }
         if outcome.oom_killed {
             result.error = Some(format!(
                 "the app used more than {} bytes of memory and was stopped",

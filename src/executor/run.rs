@@ -36,6 +36,9 @@ pub struct Limits {
     pub user: String,
     /// How much of the end of the logs is kept.
     pub log_tail_bytes: usize,
+    /// Enforce the output cap in the kernel (a size-limited tmpfs as `/iexec_out`, copied to
+    /// disk after the run). Needs root; without it the cap is enforced by watching the folder.
+    pub kernel_output_cap: bool,
 }
 
 impl Limits {
@@ -57,6 +60,8 @@ impl Limits {
             allow_network: settings.allow_network,
             user,
             log_tail_bytes: (settings.log_tail_kib * 1024) as usize,
+            // SAFETY: geteuid cannot fail.
+            kernel_output_cap: unsafe { libc::geteuid() } == 0,
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct RunOutcome {
     pub output_exceeded: bool,
     /// Killed by the kernel for using more memory than allowed.
     pub oom_killed: bool,
+    /// Why the output cannot be used (a link, or more than the cap), found while collecting it.
+    pub output_error: Option<String>,
     /// The end of stdout.
     pub stdout: String,
     /// The end of stderr.
@@ -150,6 +157,39 @@ pub async fn run(
     limits: &Limits,
     spec: &RunSpec,
 ) -> Result<RunOutcome, DockerError> {
+    let staging = if limits.kernel_output_cap {
+        Some(
+            OutputTmpfs::mount(&spec.output_dir, limits).map_err(|reason| DockerError {
+                action: "preparing the size-limited /iexec_out".into(),
+                reason,
+            })?,
+        )
+    } else {
+        None
+    };
+    let mount_dir = staging
+        .as_ref()
+        .map(|s| s.dir.clone())
+        .unwrap_or_else(|| spec.output_dir.clone());
+    let mut outcome = run_in(docker, limits, spec, &mount_dir).await;
+    if let (Some(staging), Ok(outcome)) = (&staging, &mut outcome) {
+        if let Err(error) = copy_tree(&staging.dir, &spec.output_dir) {
+            outcome.output_error = Some(error);
+        }
+        if outcome.output_error.is_none() && staging.full() {
+            outcome.output_exceeded = true;
+        }
+    }
+    drop(staging);
+    outcome
+}
+
+async fn run_in(
+    docker: &Docker,
+    limits: &Limits,
+    spec: &RunSpec,
+    output_dir: &Path,
+) -> Result<RunOutcome, DockerError> {
     let mut tmpfs = HashMap::new();
     tmpfs.insert(
         "/tmp".to_string(),
@@ -161,7 +201,7 @@ pub async fn run(
     let host_config = HostConfig {
         binds: Some(vec![
             format!("{}:{CONTAINER_IN}:ro", spec.input_dir.display()),
-            format!("{}:{CONTAINER_OUT}:rw", spec.output_dir.display()),
+            format!("{}:{CONTAINER_OUT}:rw", output_dir.display()),
         ]),
         network_mode: Some(if limits.allow_network {
             "default".into()
@@ -215,7 +255,7 @@ pub async fn run(
             "creating container {} from {}",
             spec.name, spec.image
         )))?;
-    let outcome = supervise(docker, limits, spec).await;
+    let outcome = supervise(docker, limits, spec, output_dir).await;
     let _ = docker
         .remove_container(
             &spec.name,
@@ -229,6 +269,7 @@ async fn supervise(
     docker: &Docker,
     limits: &Limits,
     spec: &RunSpec,
+    output_dir: &Path,
 ) -> Result<RunOutcome, DockerError> {
     let started = Instant::now();
     docker
@@ -250,7 +291,7 @@ async fn supervise(
                 kill(docker, &spec.name).await;
             }
             _ = check.tick(), if !timed_out && !output_exceeded => {
-                if tree_size(&spec.output_dir) > limits.output_cap_bytes {
+                if tree_size(output_dir) > limits.output_cap_bytes {
                     output_exceeded = true;
                     kill(docker, &spec.name).await;
                 }
@@ -271,10 +312,111 @@ async fn supervise(
         timed_out,
         output_exceeded,
         oom_killed: state.oom_killed.unwrap_or(false),
+        output_error: None,
         stdout,
         stderr,
         duration,
     })
+}
+
+/// A tmpfs of exactly the output cap, mounted next to the output folder for one run: the
+/// kernel refuses every byte past the cap, so a full disk is impossible.
+struct OutputTmpfs {
+    dir: PathBuf,
+    cap: u64,
+}
+
+impl OutputTmpfs {
+    fn mount(output_dir: &Path, limits: &Limits) -> Result<Self, String> {
+        let dir = output_dir.with_extension("tmpfs");
+        unmount(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (uid, gid) = limits.user.split_once(':').unwrap_or(("0", "0"));
+        let options = format!(
+            "size={},mode=0755,uid={uid},gid={gid}",
+            limits.output_cap_bytes
+        );
+        let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
+        let c_options = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
+        // SAFETY: mount(2) with valid NUL-terminated strings.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                c_dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c_options.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "mount tmpfs on {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Self {
+            dir,
+            cap: limits.output_cap_bytes,
+        })
+    }
+
+    /// Whether the app filled the whole cap (its writes then failed).
+    fn full(&self) -> bool {
+        crate::executor::cache::free_bytes(&self.dir) < 64 * 1024
+            || tree_size(&self.dir) >= self.cap
+    }
+}
+
+impl Drop for OutputTmpfs {
+    fn drop(&mut self) {
+        unmount(&self.dir);
+    }
+}
+
+fn unmount(dir: &Path) {
+    if let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+        // SAFETY: umount2(2) on a path we own; failure (not mounted) is fine.
+        unsafe {
+            libc::umount2(c_dir.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Copies an app's output to disk, refusing symlinks and hard links (a link could make pew
+/// read or upload something from outside `/iexec_out`).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let meta = source
+            .symlink_metadata()
+            .map_err(|e| format!("{}: {e}", source.display()))?;
+        let shown = entry.file_name().to_string_lossy().to_string();
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "{shown} in /iexec_out is a symbolic link: results may only hold regular files and folders"
+            ));
+        } else if meta.is_dir() {
+            copy_tree(&source, &target)?;
+        } else if meta.nlink() > 1 {
+            return Err(format!(
+                "{shown} in /iexec_out is a hard link: results may only hold files of their own"
+            ));
+        } else if meta.is_file() {
+            std::fs::copy(&source, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 async fn kill(docker: &Docker, name: &str) {

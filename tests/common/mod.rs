@@ -149,12 +149,52 @@ pub async fn busybox_image(docker: &Docker) -> String {
     if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
         return BUSYBOX_IMAGE.to_string();
     }
+    let root = busybox_rootfs();
+    import_rootfs(docker, root.path(), "pew-test/busybox", "1", &[]).await;
+    BUSYBOX_IMAGE.to_string()
+}
+
+/// Builds (once per engine and content) the test app `tests/apps/<name>` as
+/// `pew-test/<name>:<content hash>`: busybox plus the app's files under /app, with
+/// `ENTRYPOINT ["/bin/sh", "/app/run.sh"]`.
+pub async fn app_image(docker: &Docker, name: &str) -> String {
+    let app_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps")
+        .join(name);
+    let script = std::fs::read(app_dir.join("run.sh")).expect("the test app has a run.sh");
+    let tag = &alloy::hex::encode(alloy::primitives::keccak256(&script))[..12];
+    let reference = format!("pew-test/{name}:{tag}");
+    if docker.inspect_image(&reference).await.is_ok() {
+        return reference;
+    }
+    let root = busybox_rootfs();
+    let app = root.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("run.sh"), &script).unwrap();
+    import_rootfs(
+        docker,
+        root.path(),
+        &format!("pew-test/{name}"),
+        tag,
+        &[r#"ENTRYPOINT ["/bin/sh", "/app/run.sh"]"#],
+    )
+    .await;
+    reference
+}
+
+/// A root filesystem with a static busybox and its applets.
+fn busybox_rootfs() -> TempDir {
     let root = tempfile::tempdir().expect("temp dir");
     let bin = root.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
-    for dir in ["tmp", "etc", "iexec_in", "iexec_out"] {
+    for dir in ["tmp", "etc", "iexec_in", "iexec_out", "proc", "sys", "dev"] {
         std::fs::create_dir_all(root.path().join(dir)).expect("dir");
     }
+    std::fs::write(
+        root.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .unwrap();
     let busybox =
         which("busybox").expect("busybox is installed (scripts/setup installs busybox-static)");
     std::fs::copy(&busybox, bin.join("busybox")).expect("copy busybox");
@@ -168,28 +208,33 @@ pub async fn busybox_image(docker: &Docker) -> String {
             let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
         }
     }
+    root
+}
+
+/// `docker import` of a root folder as `repo:tag`, with Dockerfile-style `changes`.
+async fn import_rootfs(docker: &Docker, root: &Path, repo: &str, tag: &str, changes: &[&str]) {
     let tar = Command::new("tar")
-        .args(["-C"])
-        .arg(root.path())
+        .arg("-C")
+        .arg(root)
         .args(["-cf", "-", "."])
         .output()
         .expect("tar");
     assert!(tar.status.success(), "tar failed");
     use futures_util::StreamExt;
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+    let mut options = bollard::query_parameters::CreateImageOptionsBuilder::new()
         .from_src("-")
-        .repo("pew-test/busybox")
-        .tag("1")
+        .repo(repo)
+        .tag(tag)
         .build();
+    options.changes = changes.iter().map(|c| c.to_string()).collect();
     let mut stream = docker.create_image(
         Some(options),
         Some(bollard::body_full(tar.stdout.into())),
         None,
     );
     while let Some(step) = stream.next().await {
-        step.expect("docker import of the busybox rootfs");
+        step.expect("docker import of a test root filesystem");
     }
-    BUSYBOX_IMAGE.to_string()
 }
 
 fn which(program: &str) -> Option<PathBuf> {

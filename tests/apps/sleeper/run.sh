@@ -1,0 +1,4 @@
+#!/bin/sh
+# Outlives any time limit.
+echo "going to sleep"
+sleep 100000
