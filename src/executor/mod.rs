@@ -220,7 +220,7 @@ impl Executor {
             name: format!(
                 "pew-{}-{}",
                 &task.context.task.to_string()[2..14],
-                alloy::hex::encode(B256::random().as_slice())[..8].to_string()
+                &alloy::hex::encode(B256::random().as_slice())[..8]
             ),
         };
         tracing::info!(task = %task.context.task, image = %task.image, "running the app");
