@@ -29,6 +29,15 @@ pub enum ResultCommand {
         #[arg(long, value_name = "URL")]
         ipfs_gateway: Option<String>,
     },
+    /// Compute the result digest of an app's output folder (what it saw as /iexec_out), by
+    /// the same rules the node contributes with.
+    Digest {
+        /// The output folder (holding computed.json).
+        dir: PathBuf,
+        /// The deal has a callback: the digest is keccak256 of computed.json's callback-data.
+        #[arg(long)]
+        callback: bool,
+    },
 }
 
 /// Runs one result subcommand.
@@ -37,12 +46,23 @@ pub async fn run(
     globals: &Globals,
     settings: &Settings,
 ) -> anyhow::Result<ExitCode> {
-    let ResultCommand::Download {
-        task,
-        to,
-        ipfs_api,
-        ipfs_gateway,
-    } = command;
+    let (task, to, ipfs_api, ipfs_gateway) = match command {
+        ResultCommand::Download {
+            task,
+            to,
+            ipfs_api,
+            ipfs_gateway,
+        } => (task, to, ipfs_api, ipfs_gateway),
+        ResultCommand::Digest { dir, callback } => {
+            let digest = crate::results::digest::result_digest(&dir, callback)?;
+            print(
+                globals.json,
+                &serde_json::json!({ "digest": digest }),
+                |_| digest.to_string(),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let sdk = globals.sdk(settings, false).await?;
     let source = match (ipfs_api, ipfs_gateway) {
         (Some(api), _) => ResultSource::Api(api),

@@ -181,17 +181,56 @@ fn path_digest(host: &Path, declared: &str) -> Result<B256, DigestError> {
         children.push((name, entry.path()));
     }
     children.sort();
-    let mut concatenated = Vec::with_capacity(children.len() * 32);
+    let mut files = Vec::with_capacity(children.len());
     for (_, child) in children {
         let meta = fs::symlink_metadata(&child).map_err(io_error(&child))?;
         if meta.file_type().is_symlink() {
             return Err(DigestError::Symlink(child));
         }
         if meta.is_file() {
-            concatenated.extend_from_slice(file_sha256(&child)?.as_slice());
+            files.push(child);
         }
     }
+    // Files are hashed on every core (a Pi has four), and joined in name order.
+    let digests = hash_files_parallel(&files)?;
+    let mut concatenated = Vec::with_capacity(digests.len() * 32);
+    for digest in digests {
+        concatenated.extend_from_slice(digest.as_slice());
+    }
     Ok(keccak256(concatenated))
+}
+
+/// SHA-256 of every file, in order, using all available cores.
+fn hash_files_parallel(files: &[PathBuf]) -> Result<Vec<B256>, DigestError> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    if workers <= 1 {
+        return files.iter().map(|f| file_sha256(f)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<B256, DigestError>>> =
+        (0..files.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(index) else { break };
+                    let digest = file_sha256(file);
+                    slots
+                        .lock()
+                        .expect("no worker panics while holding the lock")[index] = Some(digest);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every file was hashed"))
+        .collect()
 }
 
 /// SHA-256 of a file, streamed.
