@@ -31,6 +31,10 @@ pub struct Settings {
     pub ipfs: IpfsSettings,
     /// How apps run.
     pub executor: ExecutorSettings,
+    /// The node (`pew run`).
+    pub node: NodeSettings,
+    /// The admission gate.
+    pub gate: GateSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -127,6 +131,50 @@ pub struct ExecutorSettings {
     pub min_free_disk_mb: u64,
     /// Images never pruned.
     pub pinned_images: Vec<String>,
+}
+
+/// The node (`pew run`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// The workerpool address.
+    pub pool: String,
+    /// The SQLite journal.
+    pub journal: PathBuf,
+    /// Tasks at once; 0: cores - 1.
+    pub concurrency: usize,
+    /// Chain polling interval.
+    pub poll_interval_ms: u64,
+    /// Log confirmations.
+    pub confirmations: u64,
+    /// First-start look-back.
+    pub lookback_blocks: u64,
+    /// Rewind on reorg.
+    pub reorg_depth: u64,
+    /// Bid price (RLC).
+    pub price: String,
+    /// Bid volume.
+    pub volume: u64,
+    /// Bid category.
+    pub category: String,
+    /// Highest trust served.
+    pub trust: u64,
+    /// Stop grace period.
+    pub stop_grace_s: u64,
+}
+
+/// The admission gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    /// "always" or "sim".
+    pub source: String,
+    /// Sim period.
+    pub sim_period_s: u64,
+    /// Sim windows.
+    pub sim_windows: Vec<String>,
+    /// "utc" or "start".
+    pub sim_clock: String,
 }
 
 /// Logging settings.

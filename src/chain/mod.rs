@@ -8,3 +8,4 @@ pub mod logs;
 pub mod poco;
 pub mod revert;
 pub mod sender;
+pub mod watcher;

@@ -306,6 +306,10 @@ impl TxSender {
         drop(next);
         sent.push(hash);
         tracing::info!(label, tx = %hash, nonce, gas, "transaction sent");
+        crate::failpoint::hit(&format!(
+            "sent:{}",
+            label.split_whitespace().next().unwrap_or(label)
+        ));
 
         let started = tokio::time::Instant::now();
         let mut sent_at_block = self.block_number(label).await?;

@@ -11,6 +11,7 @@ mod devnet;
 mod pool;
 mod request;
 mod result;
+mod run;
 mod task;
 mod wallet;
 
@@ -74,6 +75,9 @@ enum Command {
     /// Download and verify task results.
     #[command(subcommand)]
     Result(result::ResultCommand),
+    /// Run the node for the workerpool in node.pool: bid when the gate admits work, match
+    /// requests, run tasks, contribute. Stops cleanly on SIGTERM or SIGINT.
+    Run,
 }
 
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
@@ -111,6 +115,7 @@ pub fn main() -> ExitCode {
             Command::Deal(command) => deal::run(command, globals, &settings).await,
             Command::Task(command) => task::run(command, globals, &settings).await,
             Command::Result(command) => result::run(command, globals, &settings).await,
+            Command::Run => run::run(globals, &settings).await,
         }
     });
     match outcome {

@@ -17,6 +17,33 @@ use futures_util::StreamExt;
 
 use super::env::{CONTAINER_IN, CONTAINER_OUT};
 
+/// The label every app container carries, so containers a crash left behind can be found.
+pub const CONTAINER_LABEL: &str = "pew.app";
+
+/// Removes app containers left behind by an earlier run of the node (a power cut during a
+/// task leaves its container running). Returns how many were removed.
+pub async fn remove_orphans(docker: &Docker) -> usize {
+    let filters = HashMap::from([("label".to_string(), vec![CONTAINER_LABEL.to_string()])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default();
+    let mut removed = 0;
+    for container in containers {
+        if let Some(id) = container.id {
+            let options = RemoveContainerOptionsBuilder::new().force(true).build();
+            if docker.remove_container(&id, Some(options)).await.is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Limits applied to every app container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -237,6 +264,10 @@ async fn run_in(
         },
         env: Some(spec.env.clone()),
         user: (!limits.user.is_empty()).then(|| limits.user.clone()),
+        labels: Some(HashMap::from([(
+            CONTAINER_LABEL.to_string(),
+            "app".to_string(),
+        )])),
         network_disabled: Some(!limits.allow_network),
         host_config: Some(host_config),
         ..Default::default()

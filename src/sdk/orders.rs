@@ -22,21 +22,35 @@ impl Sdk {
         topic0: B256,
         hash: OrderHash,
     ) -> Result<Bytes, SdkError> {
-        let latest = self
-            .chain
-            .provider
-            .get_block_number()
-            .await
-            .map_err(|e| SdkError::Read {
-                what: "the latest block".into(),
-                reason: e.to_string(),
-            })?;
+        self.presign_input_in(kind, topic0, hash, None).await
+    }
+
+    /// Like [`Sdk::presign_input`], in the one block `at` when it is known.
+    async fn presign_input_in(
+        &self,
+        kind: &str,
+        topic0: B256,
+        hash: OrderHash,
+        at: Option<u64>,
+    ) -> Result<Bytes, SdkError> {
+        let latest = match at {
+            Some(block) => block,
+            None => self
+                .chain
+                .provider
+                .get_block_number()
+                .await
+                .map_err(|e| SdkError::Read {
+                    what: "the latest block".into(),
+                    reason: e.to_string(),
+                })?,
+        };
         let found = logs::scan(
             &self.chain.provider,
             self.chain.target.hub,
             topic0,
             None,
-            self.log_from_block,
+            at.unwrap_or(self.log_from_block),
             latest,
             self.log_chunk,
         )
@@ -139,8 +153,17 @@ impl Sdk {
 
     /// A presigned request order, read back from the chain.
     pub async fn find_request_order(&self, hash: OrderHash) -> Result<RequestOrder, SdkError> {
+        self.find_request_order_in(hash, None).await
+    }
+
+    /// A presigned request order whose presign event is in block `at` (when known).
+    pub async fn find_request_order_in(
+        &self,
+        hash: OrderHash,
+        at: Option<u64>,
+    ) -> Result<RequestOrder, SdkError> {
         let input = self
-            .presign_input("request", Hub::SignedRequestOrder::SIGNATURE_HASH, hash)
+            .presign_input_in("request", Hub::SignedRequestOrder::SIGNATURE_HASH, hash, at)
             .await?;
         let call = Hub::manageRequestOrderCall::abi_decode(&input)
             .map_err(|_| Self::not_direct("request", hash))?;
@@ -149,5 +172,55 @@ impl Sdk {
             Signed::<RequestOrder>::from(call.0.order).order,
             hash,
         )
+    }
+}
+
+impl Sdk {
+    /// Every app order presigned on chain for `app` (oldest first), read back from the chain.
+    pub async fn app_orders_for(
+        &self,
+        app: alloy::primitives::Address,
+    ) -> Result<Vec<(OrderHash, AppOrder)>, SdkError> {
+        let latest = self
+            .chain
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| SdkError::Read {
+                what: "the latest block".into(),
+                reason: e.to_string(),
+            })?;
+        let found = logs::scan(
+            &self.chain.provider,
+            self.chain.target.hub,
+            Hub::SignedAppOrder::SIGNATURE_HASH,
+            None,
+            self.log_from_block,
+            latest,
+            self.log_chunk,
+        )
+        .await
+        .map_err(|reason| SdkError::Read {
+            what: "presign logs of app orders".into(),
+            reason,
+        })?;
+        let mut orders = Vec::new();
+        for log in found {
+            let Some(tx_hash) = log.transaction_hash else {
+                continue;
+            };
+            let Ok(Some(tx)) = self.chain.provider.get_transaction_by_hash(tx_hash).await else {
+                continue;
+            };
+            let input = alloy::consensus::Transaction::input(&tx);
+            let Ok(call) = Hub::manageAppOrderCall::abi_decode(input) else {
+                continue;
+            };
+            let order = Signed::<AppOrder>::from(call.0.order).order;
+            if order.app == app {
+                orders.push((order.hash(&self.chain.domain()), order));
+            }
+        }
+        Ok(orders)
     }
 }

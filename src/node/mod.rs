@@ -1,0 +1,220 @@
+//! `pew run`: the node. One loop polls the chain; the scheduler role bids and matches through
+//! the admission gate and initializes our deals' tasks; the worker role runs each task through
+//! its journaled steps (compute, upload, contribute-and-finalize) with a bounded number at once.
+//! Everything the node does is in the journal first, so a power cut is resumed, not repeated.
+
+mod scheduler;
+pub mod startup;
+mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::chain::watcher::Watcher;
+use crate::config::Settings;
+use crate::executor::Executor;
+use crate::poco::{Category, Nrlc, TaskId};
+use crate::scheduler::gate::{AdmissionGate, AlwaysGate, SimGate};
+use crate::sdk::Sdk;
+use crate::storage::ipfs::IpfsClient;
+use crate::store::Store;
+
+pub use startup::Preflight;
+
+/// Everything the node's roles share.
+pub struct Node {
+    /// Chain access and the one sender (the workerpool owner's key).
+    pub sdk: Sdk,
+    /// The owner key, for worker authorizations.
+    pub owner: PrivateKeySigner,
+    /// Our workerpool.
+    pub pool: Address,
+    /// The journal.
+    pub store: Mutex<Store>,
+    /// Runs apps.
+    pub executor: Executor,
+    /// Where results go.
+    pub ipfs: IpfsClient,
+    /// Whether work may be taken now.
+    pub gate: Box<dyn AdmissionGate>,
+    /// Settings in force.
+    pub settings: Settings,
+    /// The bid's price.
+    pub price: Nrlc,
+    /// The bid's category.
+    pub category: Category,
+    /// Tasks being worked on now.
+    pub running: Mutex<HashSet<TaskId>>,
+}
+
+/// Builds the gate the configuration names.
+pub fn gate_from_settings(
+    settings: &Settings,
+    started_s: u64,
+) -> anyhow::Result<Box<dyn AdmissionGate>> {
+    match settings.gate.source.as_str() {
+        "always" => Ok(Box::new(AlwaysGate)),
+        "sim" => {
+            let period = settings.gate.sim_period_s.max(1);
+            let windows = SimGate::parse_windows(&settings.gate.sim_windows, period)?;
+            let epoch_s = match settings.gate.sim_clock.as_str() {
+                "utc" => 0,
+                "start" => started_s,
+                other => {
+                    return Err(anyhow::anyhow!(
+                        "gate.sim_clock `{other}` is not `utc` or `start`"
+                    ));
+                }
+            };
+            Ok(Box::new(SimGate {
+                period_s: period,
+                windows,
+                epoch_s,
+            }))
+        }
+        other => Err(anyhow::anyhow!(
+            "gate.source `{other}` is not `always` or `sim`"
+        )),
+    }
+}
+
+/// Unix time now, in seconds.
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl Node {
+    /// Tasks run at once.
+    fn concurrency(&self) -> usize {
+        match self.settings.node.concurrency {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1))
+                .unwrap_or(1)
+                .max(1),
+            n => n,
+        }
+    }
+
+    /// The journal (the lock is never held across an await).
+    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs until `stop` resolves: polls, bids, matches, and works. Returns once open bids are
+    /// closed and running tasks finished (or the grace period ran out).
+    pub async fn run(
+        self: Arc<Self>,
+        watcher: Watcher,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.concurrency()));
+        let mut workers = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            self.settings.node.poll_interval_ms.max(50),
+        ));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.clone().step(&watcher).await {
+                tracing::warn!(%error, "this round did not complete; retrying next round");
+            }
+            // Start every unfinished task that is not running yet, within the bound.
+            let unfinished = match self.store().tasks(true) {
+                Ok(tasks) => tasks,
+                Err(error) => {
+                    tracing::error!(%error, "journal unreadable");
+                    continue;
+                }
+            };
+            for record in unfinished {
+                if !self
+                    .running
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(record.task)
+                {
+                    continue;
+                }
+                let node = self.clone();
+                let permits = permits.clone();
+                workers.spawn(async move {
+                    let Ok(_permit) = permits.acquire_owned().await else {
+                        return;
+                    };
+                    let task = record.task;
+                    if let Err(error) = worker::process(&node, record).await {
+                        tracing::warn!(%task, %error, "task step failed; it will be retried");
+                    }
+                    node.running.lock().expect("not poisoned").remove(&task);
+                });
+            }
+            while workers.try_join_next().is_some() {}
+        }
+
+        tracing::info!("stopping: closing the open bid, letting running tasks finish");
+        if let Err(error) = scheduler::close_bid(&self).await {
+            tracing::warn!(%error, "could not close the open workerpool order");
+        }
+        let grace = Duration::from_secs(self.settings.node.stop_grace_s);
+        if tokio::time::timeout(grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "running tasks did not finish within {} s; they resume at the next start",
+                grace.as_secs()
+            );
+            workers.abort_all();
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// One round: read new logs, keep the bid as the gate says, decide requests, take deals.
+    async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
+        let found = {
+            // The watcher reads the journal between awaits; a short-lived second handle keeps
+            // the shared one free for the workers.
+            let journal = Store::open(&self.settings.node.journal)?;
+            watcher.poll(&journal).await?
+        };
+        {
+            let store = self.store();
+            for (hash, block) in &found.requests {
+                if store.add_request(*hash, *block)? {
+                    tracing::info!(request = %hash, block, "request order seen");
+                }
+            }
+        }
+        if found.reorg {
+            scheduler::reconcile_after_reorg(&self).await?;
+        }
+        for deal in &found.deals {
+            scheduler::take_deal(&self, *deal).await?;
+        }
+        scheduler::keep_bid(&self).await?;
+        scheduler::decide_requests(&self, &found).await?;
+        Ok(())
+    }
+}
+
+/// The total a request locks from our stake per task: 30 % of the price.
+pub fn owner_stake_per_task(price: Nrlc) -> U256 {
+    price.0 * U256::from(crate::sdk::assets::WORKERPOOL_STAKE_RATIO) / U256::from(100)
+}

@@ -1,0 +1,320 @@
+//! The node's workerpool role: keep a presigned workerpool order open while the gate admits
+//! work (and close it when it does not), choose the request orders it can serve and match
+//! them, and take the tasks of our deals into the journal (initializing them in one
+//! transaction when a deal has several).
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolValue;
+
+use super::{Node, now_s};
+use crate::chain::watcher::Found;
+use crate::poco::order::{
+    DatasetOrder, Order, OrderOperation, RequestOrder, Signed, WorkerpoolOrder,
+};
+use crate::poco::{Category, DealId, OrderHash, RequestParams, Tag, ids::task_id};
+use crate::scheduler::gate::TaskEstimate;
+use crate::store::RequestDecision;
+
+const BID_ORDER: &str = "bid_order";
+
+fn estimate(category: Category, volume: u64) -> TaskEstimate {
+    TaskEstimate {
+        category: category.id,
+        max_runtime_s: category.time_ref_s,
+        volume,
+        deadline_in_s: category.contribution_window_s(),
+    }
+}
+
+/// The open bid, if any.
+fn open_bid(node: &Node) -> anyhow::Result<Option<WorkerpoolOrder>> {
+    let Some(hex) = node.store().get(BID_ORDER)? else {
+        return Ok(None);
+    };
+    let bytes = alloy::hex::decode(hex)?;
+    Ok(Some(WorkerpoolOrder::abi_decode(&bytes)?))
+}
+
+fn remember_bid(node: &Node, order: Option<&WorkerpoolOrder>) -> anyhow::Result<()> {
+    let store = node.store();
+    match order {
+        Some(order) => store.set(BID_ORDER, &alloy::hex::encode(order.abi_encode()))?,
+        None => store.unset(BID_ORDER)?,
+    }
+    Ok(())
+}
+
+async fn remaining(node: &Node, order: &WorkerpoolOrder) -> anyhow::Result<U256> {
+    let consumed = node
+        .sdk
+        .poco()
+        .consumed(order.hash(&node.sdk.chain.domain()))
+        .await?;
+    Ok(order.volume.saturating_sub(consumed))
+}
+
+fn new_order(node: &Node, category: Category, trust: u64, volume: u64) -> WorkerpoolOrder {
+    WorkerpoolOrder {
+        workerpool: node.pool,
+        workerpoolprice: node.price.0,
+        volume: U256::from(volume),
+        tag: Tag::STANDARD.0,
+        category: U256::from(category.id),
+        trust: U256::from(trust.max(1)),
+        apprestrict: Address::ZERO,
+        datasetrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: crate::poco::order::random_salt(),
+    }
+}
+
+/// Opens a bid when the gate admits work and none is open; closes it when the gate says no.
+pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
+    let volume = node.settings.node.volume.max(1);
+    let decision = node.gate.admit(&estimate(node.category, volume), now_s());
+    let bid = open_bid(node)?;
+    let left = match &bid {
+        Some(order) => remaining(node, order).await?,
+        None => U256::ZERO,
+    };
+    if decision.admit && left.is_zero() {
+        let order = new_order(node, node.category, node.settings.node.trust, volume);
+        let hash = node.sdk.publish_workerpool_order(&order).await?;
+        remember_bid(node, Some(&order))?;
+        tracing::info!(order = %hash, volume, reasons = ?decision.reasons, "bid: workerpool order presigned");
+    } else if !decision.admit && !left.is_zero() {
+        close_bid(node).await?;
+        tracing::info!(reasons = ?decision.reasons, "bid withdrawn: the gate says no");
+    } else if bid.is_some() && left.is_zero() {
+        remember_bid(node, None)?;
+    }
+    Ok(())
+}
+
+/// Closes the open bid, if any (on a "no" from the gate and at shutdown).
+pub async fn close_bid(node: &Node) -> anyhow::Result<()> {
+    if let Some(order) = open_bid(node)? {
+        if !remaining(node, &order).await?.is_zero() {
+            node.sdk
+                .poco_writer()?
+                .manage_workerpool_order(&order, OrderOperation::Close)
+                .await?;
+        }
+        remember_bid(node, None)?;
+    }
+    Ok(())
+}
+
+/// Why this node cannot serve a request, if it cannot (checks that need no transaction).
+fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
+    let trust = request.trust.max(U256::from(1));
+    if request.workerpool != Address::ZERO && request.workerpool != node.pool {
+        return Some(format!("restricted to workerpool {}", request.workerpool));
+    }
+    if Tag(request.tag).requires_tee() {
+        return Some("asks for a TEE task; this node runs standard tasks".into());
+    }
+    if request.tag != Tag::STANDARD.0 {
+        return Some(format!(
+            "asks for capabilities {} this node does not offer",
+            Tag(request.tag)
+        ));
+    }
+    if trust > U256::from(node.settings.node.trust) {
+        return Some(format!(
+            "asks for trust {trust}; this node serves up to {}",
+            node.settings.node.trust
+        ));
+    }
+    if request.workerpoolmaxprice < node.price.0 {
+        return Some(format!(
+            "pays at most {} per task; this node asks {}",
+            crate::poco::Nrlc(request.workerpoolmaxprice),
+            node.price
+        ));
+    }
+    if Category::standard(request.category.saturating_to()).is_none() {
+        return Some(format!(
+            "category {} is not a standard category",
+            request.category
+        ));
+    }
+    if let Err(error) = RequestParams::parse(&request.params).and_then(|p| p.check_standard()) {
+        return Some(error.to_string());
+    }
+    None
+}
+
+/// Looks at every pending request: refuses, defers (the gate says not now) or matches it.
+pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> {
+    let pending = node.store().pending_requests()?;
+    for hash in pending {
+        match decide_request(node, hash).await {
+            Ok(Some(decision)) => {
+                match &decision {
+                    RequestDecision::Matched(deal) => {
+                        tracing::info!(request = %hash, %deal, "request matched")
+                    }
+                    RequestDecision::Refused(reason) => {
+                        tracing::info!(request = %hash, reason, "request not served")
+                    }
+                    RequestDecision::Pending => {}
+                }
+                node.store().decide_request(hash, &decision)?;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(request = %hash, %error, "request not decided yet"),
+        }
+    }
+    Ok(())
+}
+
+async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<RequestDecision>> {
+    let request = match node.sdk.find_request_order(hash).await {
+        Ok(order) => order,
+        Err(error) => return Ok(Some(RequestDecision::Refused(error.to_string()))),
+    };
+    let poco = node.sdk.poco();
+    let left = request.volume.saturating_sub(poco.consumed(hash).await?);
+    if left.is_zero() {
+        return Ok(Some(RequestDecision::Refused(
+            "nothing left to match (volume used or closed)".into(),
+        )));
+    }
+    if let Some(reason) = refusal(node, &request) {
+        return Ok(Some(RequestDecision::Refused(reason)));
+    }
+    let category = Category::standard(request.category.saturating_to()).expect("checked above");
+    let volume: u64 = left.saturating_to();
+    let decision = node.gate.admit(&estimate(category, volume), now_s());
+    if !decision.admit {
+        tracing::debug!(request = %hash, reasons = ?decision.reasons, "gate says not now");
+        return Ok(None);
+    }
+
+    // A usable app order presigned on chain.
+    let app_info = match node.sdk.app(request.app).await {
+        Ok(info) => info,
+        Err(error) => return Ok(Some(RequestDecision::Refused(error.to_string()))),
+    };
+    let mut app_order = None;
+    for (app_hash, order) in node.sdk.app_orders_for(request.app).await? {
+        let usable = order.appprice <= request.appmaxprice
+            && order.tag == Tag::STANDARD.0
+            && (order.workerpoolrestrict == Address::ZERO || order.workerpoolrestrict == node.pool)
+            && (order.requesterrestrict == Address::ZERO
+                || order.requesterrestrict == request.requester)
+            && (order.datasetrestrict == Address::ZERO || order.datasetrestrict == request.dataset)
+            && poco.consumed(app_hash).await? < order.volume;
+        if usable {
+            app_order = Some(order);
+        }
+    }
+    let Some(app_order) = app_order else {
+        return Ok(None); // the app owner may publish an order later
+    };
+    if request.dataset != Address::ZERO {
+        return Ok(Some(RequestDecision::Refused(
+            "requests with a dataset are not matched by this node yet".into(),
+        )));
+    }
+    // The image must run here before any work is accepted for it.
+    if let Err(error) = node
+        .executor
+        .prepare_image(&app_info.image, app_info.checksum)
+        .await
+    {
+        return Ok(Some(RequestDecision::Refused(error.to_string())));
+    }
+
+    // Our side: the open bid if it fits, else a workerpool order made for this request.
+    let trust: u64 = request.trust.max(U256::from(1)).saturating_to();
+    let bid = open_bid(node)?;
+    let fits = |o: &WorkerpoolOrder| o.category == request.category && o.trust >= U256::from(trust);
+    let pool_order = match bid {
+        Some(order) if fits(&order) && !remaining(node, &order).await?.is_zero() => order,
+        _ => {
+            let order = new_order(node, category, trust, volume);
+            node.sdk.publish_workerpool_order(&order).await?;
+            order
+        }
+    };
+    let (deal, _) = node
+        .sdk
+        .poco_writer()?
+        .match_orders(
+            Signed::presigned(app_order),
+            Signed::presigned(DatasetOrder::none()),
+            Signed::presigned(pool_order),
+            Signed::presigned(request),
+        )
+        .await?;
+    Ok(Some(RequestDecision::Matched(deal)))
+}
+
+/// Journals every task of one of our deals, initializing them all at once when several.
+pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
+    let Some(deal) = node.sdk.poco().deal(deal_id).await? else {
+        return Ok(()); // gone in a reorg
+    };
+    if Tag(deal.tag).requires_tee() {
+        tracing::warn!(%deal_id, "deal with a TEE tag: not accepted");
+        return Ok(());
+    }
+    let first: u64 = deal.botFirst.saturating_to();
+    let size: u64 = deal.botSize.saturating_to();
+    let mut new = Vec::new();
+    for index in first..first + size {
+        let task = task_id(deal_id, U256::from(index));
+        if node.store().add_task(task, deal_id, index)? {
+            new.push(index);
+        }
+    }
+    if new.len() > 1 {
+        let call = crate::chain::bindings::IexecInterfaceToken::initializeArrayCall {
+            dealIds: vec![deal_id.0; new.len()],
+            indexes: new.iter().map(|i| U256::from(*i)).collect(),
+        };
+        match node
+            .sdk
+            .poco_writer()?
+            .send(&format!("initializeArray {deal_id}"), call)
+            .await
+        {
+            Ok(_) => tracing::info!(%deal_id, tasks = new.len(), "tasks initialized"),
+            // Each task's own step initializes it if this did not.
+            Err(error) => {
+                tracing::warn!(%deal_id, %error, "initializeArray failed; tasks initialize one by one")
+            }
+        }
+    }
+    if !new.is_empty() {
+        tracing::info!(%deal_id, tasks = new.len(), "deal taken");
+    }
+    Ok(())
+}
+
+/// After a reorg: requests whose deal vanished are looked at again.
+pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
+    let records = node.store().tasks(true)?;
+    for record in records {
+        if node.sdk.poco().deal(record.deal).await?.is_none() {
+            tracing::warn!(task = %record.task, deal = %record.deal, "the deal vanished in a reorg");
+            node.store().set_step(
+                record.task,
+                &crate::store::TaskStep::Failed {
+                    reason: "the deal vanished in a chain reorganisation".into(),
+                },
+            )?;
+        }
+    }
+    let matched = node.store().matched_requests()?;
+    for (hash, deal) in matched {
+        if node.sdk.poco().deal(deal).await?.is_none() {
+            tracing::warn!(request = %hash, %deal, "the match vanished in a reorg; looking at the request again");
+            node.store()
+                .decide_request(hash, &RequestDecision::Pending)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! What `pew run` checks before taking work, each with the fix: the workerpool is set and
+//! owned by the key, there is ETH for gas and RLC to back the bid, and the RPC node, Docker and
+//! IPFS answer. Fatal problems stop the start; the ones that time can fix are waited for.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+
+use crate::poco::Nrlc;
+use crate::sdk::Sdk;
+use crate::storage::ipfs::IpfsClient;
+
+/// The outcome of the checks that can be waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preflight {
+    /// Ready.
+    Ready,
+    /// Not yet, with what to do.
+    Wait(String),
+}
+
+/// Checks that cannot be fixed by waiting: the pool exists and the key owns it.
+pub async fn check_pool(sdk: &Sdk, pool: Address) -> anyhow::Result<()> {
+    let me = sdk.sender()?.address();
+    let info = sdk
+        .pool(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: create one with `pew pool create` and set node.pool"))?;
+    if info.owner != me {
+        return Err(anyhow::anyhow!(
+            "workerpool {pool} is owned by {}, not by this node's key {me}: run the node with the owner's key file (--keystore)",
+            info.owner
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that waiting can fix: gas, stake, Docker, IPFS.
+pub async fn preflight(sdk: &Sdk, ipfs: &IpfsClient, price: Nrlc, volume: u64) -> Preflight {
+    let me = match sdk.sender() {
+        Ok(s) => s.address(),
+        Err(e) => return Preflight::Wait(e.to_string()),
+    };
+    let balances = match sdk.balances(me).await {
+        Ok(b) => b,
+        Err(e) => return Preflight::Wait(format!("the RPC node does not answer ({e}); waiting")),
+    };
+    if balances.eth_wei.is_zero() {
+        return Preflight::Wait(format!(
+            "{me} has no ETH to pay for gas: send it some; waiting"
+        ));
+    }
+    let needed = super::owner_stake_per_task(price) * U256::from(volume);
+    if balances.stake_nrlc < needed {
+        return Preflight::Wait(format!(
+            "the bid locks {} of stake but {me} has {} in its iExec account: run `pew account deposit`; waiting",
+            Nrlc(needed),
+            Nrlc(balances.stake_nrlc)
+        ));
+    }
+    if let Err(e) = crate::executor::image::connect().await {
+        return Preflight::Wait(format!("{e}; waiting"));
+    }
+    if let Err(e) = ipfs.id().await {
+        return Preflight::Wait(format!("{e}; waiting"));
+    }
+    Preflight::Ready
+}
+
+/// Runs [`preflight`] until ready, logging each distinct problem once.
+pub async fn wait_ready(
+    sdk: &Sdk,
+    ipfs: &IpfsClient,
+    price: Nrlc,
+    volume: u64,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut last = String::new();
+    loop {
+        match preflight(sdk, ipfs, price, volume).await {
+            Preflight::Ready => return true,
+            Preflight::Wait(reason) => {
+                if reason != last {
+                    tracing::warn!("{reason}");
+                    last = reason;
+                }
+            }
+        }
+        if *stop.borrow() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,226 @@
+//! The node's worker role: one task through its journaled steps. Each step is recorded before
+//! the next begins; a resumed task picks up at its step, and the step that sends the final
+//! transaction first waits for our in-flight transactions and checks the chain, so a task is
+//! never contributed twice.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::Provider;
+
+use super::Node;
+use crate::chain::poco::status;
+use crate::executor::env::TaskContext;
+use crate::executor::{AppRun, DatasetInput};
+use crate::failpoint;
+use crate::poco::{Category, RequestParams, Tag};
+use crate::results::archive;
+use crate::storage::ipfs::results_link;
+use crate::store::{TaskRecord, TaskStep};
+
+/// Takes a task as far as it can go now.
+pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
+    let task = record.task;
+    let mut step = record.step.clone();
+    loop {
+        let next = match &step {
+            TaskStep::New => initialize(node, &record).await?,
+            TaskStep::Initialized => compute(node, &record).await?,
+            TaskStep::Computed { digest, output_dir } => {
+                let bytes = archive::build(std::path::Path::new(output_dir))?;
+                let added = node.ipfs.add(&bytes).await?;
+                tracing::info!(%task, cid = %added.cid, bytes = bytes.len(), "result on IPFS");
+                failpoint::hit("after-upload");
+                TaskStep::Uploaded {
+                    digest: *digest,
+                    output_dir: output_dir.clone(),
+                    cid: added.cid,
+                }
+            }
+            TaskStep::Uploaded {
+                digest,
+                output_dir,
+                cid,
+            } => TaskStep::Finishing {
+                digest: *digest,
+                output_dir: output_dir.clone(),
+                cid: cid.clone(),
+            },
+            TaskStep::Finishing { digest, cid, .. } => finish(node, &record, *digest, cid).await?,
+            TaskStep::Completed | TaskStep::Failed { .. } => return Ok(()),
+        };
+        node.store().set_step(task, &next)?;
+        tracing::info!(%task, step = next.name(), "task step");
+        if let TaskStep::Failed { reason } = &next {
+            tracing::warn!(%task, reason, "task failed on this node");
+        }
+        if next.is_final() {
+            // The task is final on chain: its files are no longer needed.
+            let _ = std::fs::remove_dir_all(task_dir(node, &record));
+        }
+        step = next;
+    }
+}
+
+fn task_dir(node: &Node, record: &TaskRecord) -> std::path::PathBuf {
+    node.settings
+        .executor
+        .work_dir
+        .join("tasks")
+        .join(record.task.to_string())
+}
+
+async fn initialize(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
+    let poco = node.sdk.poco();
+    match poco.task(record.task).await?.status {
+        status::UNSET => {
+            node.sdk
+                .poco_writer()?
+                .initialize(record.deal, U256::from(record.index))
+                .await?;
+            failpoint::hit("after-initialize");
+            Ok(TaskStep::Initialized)
+        }
+        status::ACTIVE => Ok(TaskStep::Initialized),
+        status::COMPLETED => Ok(TaskStep::Completed),
+        other => Ok(TaskStep::Failed {
+            reason: format!("the task is {} on chain", status::name(other)),
+        }),
+    }
+}
+
+async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
+    let poco = node.sdk.poco();
+    let task = poco.task(record.task).await?;
+    if task.status != status::ACTIVE {
+        return Ok(match task.status {
+            status::COMPLETED => TaskStep::Completed,
+            other => TaskStep::Failed {
+                reason: format!("the task is {} on chain", status::name(other)),
+            },
+        });
+    }
+    let Some(deal) = poco.deal(record.deal).await? else {
+        return Ok(TaskStep::Failed {
+            reason: "the deal does not exist (a reorg?)".into(),
+        });
+    };
+    if Tag(deal.tag).requires_tee() {
+        return Ok(TaskStep::Failed {
+            reason: "the deal asks for a TEE task".into(),
+        });
+    }
+    let app = node.sdk.app(deal.app.pointer).await?;
+    let params =
+        match RequestParams::parse(&deal.params).and_then(|p| p.check_standard().map(|_| p)) {
+            Ok(params) => params,
+            Err(error) => {
+                return Ok(TaskStep::Failed {
+                    reason: error.to_string(),
+                });
+            }
+        };
+    let dataset = if deal.dataset.pointer != Address::ZERO {
+        let info = node.sdk.dataset(deal.dataset.pointer).await?;
+        Some(DatasetInput {
+            source: info.multiaddr,
+            checksum: info.checksum,
+        })
+    } else {
+        None
+    };
+    let time_ref: u64 = task.timeref.saturating_to();
+    let timeout = Category::standard(deal.category.saturating_to())
+        .map(|c| c.time_ref_s)
+        .unwrap_or(time_ref)
+        .max(1);
+    let run = AppRun {
+        image: app.image,
+        checksum: app.checksum,
+        iexec_args: params.iexec_args.clone(),
+        context: TaskContext {
+            deal: record.deal,
+            task: record.task,
+            index: U256::from(record.index),
+            bot_first: deal.botFirst,
+            bot_size: deal.botSize,
+            dataset: deal.dataset.pointer,
+            input_files: params.iexec_input_files.clone(),
+            local_input_names: vec![],
+        },
+        local_inputs: vec![],
+        dataset,
+        timeout: Duration::from_secs(timeout),
+        has_callback: deal.callback != Address::ZERO,
+        task_dir: task_dir(node, record),
+    };
+    failpoint::hit("before-run");
+    let result = node.executor.execute(&run).await?;
+    failpoint::hit("after-run");
+    match (result.is_valid(), result.digest) {
+        (true, Some(digest)) => Ok(TaskStep::Computed {
+            digest,
+            output_dir: result.output_dir.display().to_string(),
+        }),
+        _ => Ok(TaskStep::Failed {
+            reason: result.error.unwrap_or_else(|| "no result digest".into()),
+        }),
+    }
+}
+
+/// Waits until none of our transactions is pending, so the chain tells the whole truth.
+async fn settle(node: &Node) -> anyhow::Result<()> {
+    let me = node.sdk.sender()?.address();
+    let provider = &node.sdk.chain.provider;
+    for _ in 0..600 {
+        let pending = provider.get_transaction_count(me).pending().await?;
+        let mined = provider.get_transaction_count(me).latest().await?;
+        if pending == mined {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(anyhow::anyhow!(
+        "our earlier transactions are still pending after 5 minutes"
+    ))
+}
+
+async fn finish(
+    node: &Node,
+    record: &TaskRecord,
+    digest: alloy::primitives::B256,
+    cid: &str,
+) -> anyhow::Result<TaskStep> {
+    settle(node).await?;
+    let poco = node.sdk.poco();
+    let task = poco.task(record.task).await?;
+    match task.status {
+        status::COMPLETED => return Ok(TaskStep::Completed),
+        status::ACTIVE if task.contributors.is_empty() => {}
+        status::ACTIVE | status::REVEALING => {
+            return Ok(TaskStep::Failed {
+                reason: "another worker contributed; this node finishes trust-1 tasks only".into(),
+            });
+        }
+        other => {
+            return Ok(TaskStep::Failed {
+                reason: format!("the task is {} on chain", status::name(other)),
+            });
+        }
+    }
+    let worker = node.sdk.sender()?.address();
+    let authorization = crate::poco::result::sign_authorization(&node.owner, worker, record.task);
+    let link = results_link(cid);
+    node.sdk
+        .poco_writer()?
+        .contribute_and_finalize(
+            record.task,
+            digest,
+            Bytes::from(link.into_bytes()),
+            Bytes::new(),
+            authorization,
+        )
+        .await?;
+    failpoint::hit("after-contribute");
+    Ok(TaskStep::Completed)
+}

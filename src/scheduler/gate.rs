@@ -1,0 +1,170 @@
+//! The admission gate: every bid and every match first asks it. A decision always carries its
+//! reasons, so an operator can see why the node is (not) taking work. The energy module plugs
+//! in as another implementation of [`AdmissionGate`]; this file ships `always` and `sim`.
+
+use serde::Serialize;
+
+/// What a piece of work would cost: enough to decide whether the energy is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskEstimate {
+    /// Category id.
+    pub category: u64,
+    /// Longest the app may run, in seconds.
+    pub max_runtime_s: u64,
+    /// Tasks in the work.
+    pub volume: u64,
+    /// Seconds from now until the work must be contributed.
+    pub deadline_in_s: u64,
+}
+
+/// A yes or no, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Whether the work may be taken.
+    pub admit: bool,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+}
+
+impl Decision {
+    /// A yes.
+    pub fn yes(reason: impl Into<String>) -> Self {
+        Self {
+            admit: true,
+            reasons: vec![reason.into()],
+        }
+    }
+
+    /// A no.
+    pub fn no(reason: impl Into<String>) -> Self {
+        Self {
+            admit: false,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// Decides whether the node may take work now. `now_s` is unix time in seconds.
+pub trait AdmissionGate: Send + Sync {
+    /// The decision for `estimate` at `now_s`.
+    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision;
+}
+
+/// Admits everything (a node on mains power, or tests).
+pub struct AlwaysGate;
+
+impl AdmissionGate for AlwaysGate {
+    fn admit(&self, _: &TaskEstimate, _: u64) -> Decision {
+        Decision::yes("gate `always`: every task is admitted")
+    }
+}
+
+/// A simulated sun: surplus inside the configured windows of a repeating period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimGate {
+    /// Period of the schedule (86 400 for a day).
+    pub period_s: u64,
+    /// Surplus windows `[start, end)` in seconds within the period.
+    pub windows: Vec<(u64, u64)>,
+    /// Unix time the period is counted from (0: UTC midnight; the node's start for tests).
+    pub epoch_s: u64,
+}
+
+/// A malformed surplus window.
+#[derive(Debug, thiserror::Error)]
+#[error("surplus window `{0}` is not START-END seconds within the period (e.g. 21600-64800)")]
+pub struct WindowError(String);
+
+impl SimGate {
+    /// Parses windows like `21600-64800` (06:00 to 18:00).
+    pub fn parse_windows(
+        windows: &[String],
+        period_s: u64,
+    ) -> Result<Vec<(u64, u64)>, WindowError> {
+        windows
+            .iter()
+            .map(|w| {
+                let (a, b) = w.split_once('-').ok_or_else(|| WindowError(w.clone()))?;
+                let start: u64 = a.trim().parse().map_err(|_| WindowError(w.clone()))?;
+                let end: u64 = b.trim().parse().map_err(|_| WindowError(w.clone()))?;
+                if start >= end || end > period_s {
+                    return Err(WindowError(w.clone()));
+                }
+                Ok((start, end))
+            })
+            .collect()
+    }
+
+    /// Seconds of surplus left in the current window at `now_s`, or `None` outside windows.
+    pub fn surplus_left(&self, now_s: u64) -> Option<u64> {
+        let position = now_s.saturating_sub(self.epoch_s) % self.period_s.max(1);
+        self.windows
+            .iter()
+            .find(|(start, end)| (*start..*end).contains(&position))
+            .map(|(_, end)| end - position)
+    }
+}
+
+impl AdmissionGate for SimGate {
+    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
+        match self.surplus_left(now_s) {
+            None => Decision::no("simulated sun: no surplus now"),
+            Some(left) if left < estimate.max_runtime_s.min(estimate.deadline_in_s) => {
+                Decision::no(format!(
+                    "simulated sun: {left} s of surplus left, the task may need {} s",
+                    estimate.max_runtime_s
+                ))
+            }
+            Some(left) => Decision::yes(format!("simulated sun: surplus for {left} more s")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(runtime: u64) -> TaskEstimate {
+        TaskEstimate {
+            category: 0,
+            max_runtime_s: runtime,
+            volume: 1,
+            deadline_in_s: 2100,
+        }
+    }
+
+    #[test]
+    fn the_sim_gate_opens_only_inside_windows_with_time_to_finish() {
+        let gate = SimGate {
+            period_s: 100,
+            windows: SimGate::parse_windows(&["10-60".into()], 100).unwrap(),
+            epoch_s: 1000,
+        };
+        assert!(!gate.admit(&estimate(5), 1005).admit, "before the window");
+        assert!(gate.admit(&estimate(5), 1010).admit);
+        assert!(
+            !gate.admit(&estimate(30), 1040).admit,
+            "20 s left, 30 s needed"
+        );
+        assert!(
+            !gate.admit(&estimate(5), 1060).admit,
+            "window end is exclusive"
+        );
+        assert!(gate.admit(&estimate(5), 1115).admit, "the schedule repeats");
+        let no = gate.admit(&estimate(5), 1070);
+        assert!(no.reasons[0].contains("no surplus"), "{no:?}");
+    }
+
+    #[test]
+    fn malformed_windows_are_refused() {
+        for bad in ["10", "60-10", "a-b", "0-200"] {
+            assert!(SimGate::parse_windows(&[bad.into()], 100).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn always_admits_with_a_reason() {
+        let decision = AlwaysGate.admit(&estimate(36000), 0);
+        assert!(decision.admit && !decision.reasons.is_empty());
+    }
+}

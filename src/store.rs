@@ -1,0 +1,387 @@
+//! The node's journal in SQLite: the log cursor, the open bid, the request orders seen and
+//! what was decided about them, and every task with the step it reached. Each step is written
+//! before its side effect is considered done, so after a power cut the node resumes every task
+//! at the right step (and checks the chain before repeating anything).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use alloy::primitives::B256;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::poco::{DealId, OrderHash, TaskId};
+
+/// A journal error, naming the database.
+#[derive(Debug, thiserror::Error)]
+#[error("journal {path}: {reason}")]
+pub struct StoreError {
+    path: String,
+    reason: String,
+}
+
+/// Where a task is in its life on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum TaskStep {
+    /// Known from a deal; not initialized by us yet.
+    New,
+    /// Initialized on chain.
+    Initialized,
+    /// The app ran and gave this digest; the output is on disk.
+    Computed {
+        /// The result digest.
+        digest: B256,
+        /// The output folder.
+        output_dir: String,
+    },
+    /// The result archive is on IPFS.
+    Uploaded {
+        /// The result digest.
+        digest: B256,
+        /// The output folder.
+        output_dir: String,
+        /// The archive's CID.
+        cid: String,
+    },
+    /// The final transaction is being sent: on restart, check the chain before resending.
+    Finishing {
+        /// The result digest.
+        digest: B256,
+        /// The output folder.
+        output_dir: String,
+        /// The archive's CID.
+        cid: String,
+    },
+    /// COMPLETED on chain.
+    Completed,
+    /// Given up, with the reason (the requester can claim after the final deadline).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TaskStep {
+    /// Whether nothing more will happen to the task on this node.
+    pub fn is_final(&self) -> bool {
+        matches!(self, TaskStep::Completed | TaskStep::Failed { .. })
+    }
+
+    /// A short name for logs and status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskStep::New => "new",
+            TaskStep::Initialized => "initialized",
+            TaskStep::Computed { .. } => "computed",
+            TaskStep::Uploaded { .. } => "uploaded",
+            TaskStep::Finishing { .. } => "finishing",
+            TaskStep::Completed => "completed",
+            TaskStep::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A task as journaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// The task.
+    pub task: TaskId,
+    /// Its deal.
+    pub deal: DealId,
+    /// Its index.
+    pub index: u64,
+    /// Where it is.
+    pub step: TaskStep,
+}
+
+/// What the node decided about a request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// Not looked at yet, or to look at again (the gate said "not now").
+    Pending,
+    /// Matched into this deal.
+    Matched(DealId),
+    /// Not for this node, with the reason.
+    Refused(String),
+}
+
+/// The journal.
+pub struct Store {
+    connection: Connection,
+    path: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let fail = |reason: String| StoreError {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        let connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS requests (
+                     hash TEXT PRIMARY KEY, decision TEXT NOT NULL, detail TEXT, seen_block INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS tasks (
+                     task TEXT PRIMARY KEY, deal TEXT NOT NULL, idx INTEGER NOT NULL,
+                     step TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Self {
+            connection,
+            path: path.display().to_string(),
+        })
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// A stored value.
+    pub fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Stores a value.
+    pub fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Removes a value.
+    pub fn unset(&self, key: &str) -> Result<(), StoreError> {
+        self.connection
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Records a request order seen at `block`, unless already known.
+    pub fn add_request(&self, hash: OrderHash, block: u64) -> Result<bool, StoreError> {
+        self.connection
+            .execute(
+                "INSERT OR IGNORE INTO requests (hash, decision, detail, seen_block) VALUES (?1, 'pending', NULL, ?2)",
+                params![hash.to_string(), block as i64],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Records a decision about a request order.
+    pub fn decide_request(
+        &self,
+        hash: OrderHash,
+        decision: &RequestDecision,
+    ) -> Result<(), StoreError> {
+        let (kind, detail) = match decision {
+            RequestDecision::Pending => ("pending", None),
+            RequestDecision::Matched(deal) => ("matched", Some(deal.to_string())),
+            RequestDecision::Refused(reason) => ("refused", Some(reason.clone())),
+        };
+        self.connection
+            .execute(
+                "UPDATE requests SET decision = ?2, detail = ?3 WHERE hash = ?1",
+                params![hash.to_string(), kind, detail],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The request orders still to decide, oldest first.
+    pub fn pending_requests(&self) -> Result<Vec<OrderHash>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT hash FROM requests WHERE decision = 'pending' ORDER BY seen_block, hash",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        let mut hashes = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.error(e))?;
+            hashes.push(OrderHash::from_str(&text).map_err(|e| self.error(e))?);
+        }
+        Ok(hashes)
+    }
+
+    /// The request orders matched, with their deals.
+    pub fn matched_requests(&self) -> Result<Vec<(OrderHash, DealId)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT hash, detail FROM requests WHERE decision = 'matched'")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut matched = Vec::new();
+        for row in rows {
+            let (hash, deal) = row.map_err(|e| self.error(e))?;
+            matched.push((
+                OrderHash::from_str(&hash).map_err(|e| self.error(e))?,
+                DealId::from_str(&deal).map_err(|e| self.error(e))?,
+            ));
+        }
+        Ok(matched)
+    }
+
+    /// The decision about a request order, if it is known.
+    pub fn request(&self, hash: OrderHash) -> Result<Option<RequestDecision>, StoreError> {
+        let row: Option<(String, Option<String>)> = self
+            .connection
+            .query_row(
+                "SELECT decision, detail FROM requests WHERE hash = ?1",
+                [hash.to_string()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        Ok(row.map(|(kind, detail)| match kind.as_str() {
+            "matched" => detail
+                .and_then(|d| DealId::from_str(&d).ok())
+                .map(RequestDecision::Matched)
+                .unwrap_or(RequestDecision::Pending),
+            "refused" => RequestDecision::Refused(detail.unwrap_or_default()),
+            _ => RequestDecision::Pending,
+        }))
+    }
+
+    /// Records a task of one of our deals, unless already known. Returns whether it is new.
+    pub fn add_task(&self, task: TaskId, deal: DealId, index: u64) -> Result<bool, StoreError> {
+        let step = serde_json::to_string(&TaskStep::New).expect("serializes");
+        self.connection
+            .execute(
+                "INSERT OR IGNORE INTO tasks (task, deal, idx, step, updated_at) VALUES (?1, ?2, ?3, ?4, strftime('%s','now'))",
+                params![task.to_string(), deal.to_string(), index as i64, step],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Moves a task to `step` (durably, before the caller goes on).
+    pub fn set_step(&self, task: TaskId, step: &TaskStep) -> Result<(), StoreError> {
+        let text = serde_json::to_string(step).expect("serializes");
+        self.connection
+            .execute(
+                "UPDATE tasks SET step = ?2, updated_at = strftime('%s','now') WHERE task = ?1",
+                params![task.to_string(), text],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every task, or only those not final.
+    pub fn tasks(&self, unfinished_only: bool) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT task, deal, idx, step FROM tasks ORDER BY rowid")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (task, deal, index, step) = row.map_err(|e| self.error(e))?;
+            let record = TaskRecord {
+                task: TaskId::from_str(&task).map_err(|e| self.error(e))?,
+                deal: DealId::from_str(&deal).map_err(|e| self.error(e))?,
+                index: index as u64,
+                step: serde_json::from_str(&step).map_err(|e| self.error(e))?,
+            };
+            if !unfinished_only || !record.step.is_final() {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// One task.
+    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(self.tasks(false)?.into_iter().find(|r| r.task == task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_and_their_steps_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let task = TaskId(B256::repeat_byte(1));
+        let deal = DealId(B256::repeat_byte(2));
+        {
+            let store = Store::open(&path).unwrap();
+            assert!(store.add_task(task, deal, 0).unwrap());
+            assert!(!store.add_task(task, deal, 0).unwrap(), "idempotent");
+            store
+                .set_step(
+                    task,
+                    &TaskStep::Uploaded {
+                        digest: B256::repeat_byte(3),
+                        output_dir: "/x".into(),
+                        cid: "Qm".into(),
+                    },
+                )
+                .unwrap();
+            store.set("cursor", "42").unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let record = store.task(task).unwrap().unwrap();
+        assert_eq!(record.step.name(), "uploaded");
+        assert_eq!(store.tasks(true).unwrap().len(), 1);
+        store.set_step(task, &TaskStep::Completed).unwrap();
+        assert!(store.tasks(true).unwrap().is_empty());
+        assert_eq!(store.get("cursor").unwrap().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn requests_are_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let hash = OrderHash(B256::repeat_byte(9));
+        assert!(store.add_request(hash, 10).unwrap());
+        assert!(!store.add_request(hash, 11).unwrap());
+        assert_eq!(store.pending_requests().unwrap(), [hash]);
+        store
+            .decide_request(hash, &RequestDecision::Refused("tee".into()))
+            .unwrap();
+        assert!(store.pending_requests().unwrap().is_empty());
+        assert_eq!(
+            store.request(hash).unwrap(),
+            Some(RequestDecision::Refused("tee".into()))
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! `pew run` as an operator runs it, on the devnet with real Docker and IPFS: a requester's
+//! presigned request is matched, computed and COMPLETED; a gate that says no means no bid and
+//! no match; the node killed at each step completes the task after a restart with exactly
+//! one contribution.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use common::TestDevnet;
+use common::deals::*;
+use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::poco::{OrderHash, TaskId};
+
+/// The node's configuration file for this devnet.
+fn node_config(t: &TestDevnet, pool: Address, gate: &str) -> PathBuf {
+    let dir = t.dir.path();
+    let path = dir.join("node.toml");
+    let text = format!(
+        r#"
+[node]
+pool = "{pool}"
+journal = "{journal}"
+poll_interval_ms = 200
+price = "0"
+volume = 1
+stop_grace_s = 30
+
+[executor]
+work_dir = "{work}"
+
+{gate}
+"#,
+        journal = dir.join("journal.sqlite").display(),
+        work = dir.join("work").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_node(t: &TestDevnet, config: &Path, failpoint: Option<&str>) -> Child {
+    let keystore = t.keystore(POOL_OWNER);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(t.dir.path().join("node.log"))
+        .unwrap();
+    let mut command = t.pew();
+    command
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--keystore",
+            keystore.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(point) = failpoint {
+        command.env("PEW_FAILPOINT", point);
+    }
+    command.spawn().unwrap()
+}
+
+fn node_log(t: &TestDevnet) -> String {
+    std::fs::read_to_string(t.dir.path().join("node.log")).unwrap_or_default()
+}
+
+/// Registers the writer app with its real image digest, publishes a free app order, creates
+/// the pool and backs it with stake.
+async fn prepare(t: &TestDevnet) -> (Address, Address) {
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "writer").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(
+        APP_OWNER,
+        &[
+            "app",
+            "publish",
+            "--app",
+            &app.to_string(),
+            "--volume",
+            "100",
+        ],
+    );
+    let pool = t.pew_as(
+        POOL_OWNER,
+        &["pool", "create", "--description", "pew node test"],
+    );
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    (app, pool)
+}
+
+fn submit(t: &TestDevnet, app: Address, args: &str) -> OrderHash {
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            args,
+        ],
+    );
+    hash_of(&submitted)
+}
+
+/// Waits until the request's single task is COMPLETED; returns it.
+async fn wait_completed(t: &TestDevnet, request: OrderHash, limit: Duration) -> TaskId {
+    let sdk = t.sdk(REQUESTER).await;
+    let started = Instant::now();
+    loop {
+        let status = sdk.request_status(request).await.unwrap();
+        if let Some(task) = status.deals.first().and_then(|d| d.tasks.first())
+            && task.status == "COMPLETED"
+        {
+            return task.task_id;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "request {request} not completed in time; node log:\n{}",
+            node_log(t)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn contributions(t: &TestDevnet, task: TaskId) -> usize {
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(Hub::TaskContribute::SIGNATURE_HASH)
+        .topic1(task.0)
+        .from_block(0);
+    t.reader().get_logs(&filter).await.unwrap().len()
+}
+
+fn stop(mut child: Child) -> std::process::ExitStatus {
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let node = start_node(&t, &config, None);
+    let request = submit(&t, app, "hello from the node");
+    let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+    assert_eq!(contributions(&t, task).await, 1);
+
+    // The result is on IPFS and verifies.
+    let downloads = t.dir.path().join("downloads");
+    t.pew_json(&[
+        "result",
+        "download",
+        &task.to_string(),
+        "--to",
+        downloads.to_str().unwrap(),
+    ]);
+    let result =
+        std::fs::read_to_string(downloads.join(task.to_string()).join("result.txt")).unwrap();
+    assert_eq!(result, "hello from the node\n");
+    let view = t.pew_json(&["task", "show", &task.to_string()]);
+    assert!(
+        view["results"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{ "storage": "ipfs", "location": "/ipfs/"#)
+    );
+
+    // A clean stop exits 0 and leaves no open bid.
+    let status = stop(node);
+    assert!(status.success(), "{status}; log:\n{}", node_log(&t));
+    let log = node_log(&t);
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[tokio::test]
+async fn a_gate_that_says_no_means_no_bid_and_no_match() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    // Surplus only from 1000 s after the node starts: nothing now.
+    let gate = "[gate]\nsource = \"sim\"\nsim_clock = \"start\"\nsim_period_s = 3000\nsim_windows = [\"1000-2000\"]";
+    let config = node_config(&t, pool, gate);
+    let node = start_node(&t, &config, None);
+    let request = submit(&t, app, "never");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let sdk = t.sdk(REQUESTER).await;
+    assert_eq!(
+        sdk.poco().consumed(request).await.unwrap(),
+        U256::ZERO,
+        "not matched"
+    );
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(Hub::SignedWorkerpoolOrder::SIGNATURE_HASH)
+        .from_block(0);
+    assert!(
+        t.reader().get_logs(&filter).await.unwrap().is_empty(),
+        "no workerpool order presigned"
+    );
+    let status = stop(node);
+    assert!(status.success());
+    assert!(node_log(&t).contains("node running"), "{}", node_log(&t));
+}
+
+#[tokio::test]
+async fn a_node_killed_at_any_step_completes_the_task_with_one_contribution_after_restart() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    for point in [
+        "after-initialize",
+        "before-run",
+        "after-run",
+        "after-upload",
+        "sent:contributeAndFinalize",
+        "after-contribute",
+    ] {
+        let mut crashing = start_node(&t, &config, Some(point));
+        let request = submit(&t, app, point);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = crashing.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node never reached {point}; log:\n{}",
+                node_log(&t)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(!status.success(), "killed at {point}");
+        assert!(
+            node_log(&t).contains(&format!("failpoint {point}: killing")),
+            "the node died at {point}, not elsewhere; log:\n{}",
+            node_log(&t)
+        );
+        let node = start_node(&t, &config, None);
+        let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+        assert_eq!(
+            contributions(&t, task).await,
+            1,
+            "exactly one contribution after a crash at {point}"
+        );
+        assert!(stop(node).success());
+    }
+}
