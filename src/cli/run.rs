@@ -105,6 +105,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         price,
         category,
         running: Default::default(),
+        retry_after: Default::default(),
     });
     let mut stop = stop_rx.clone();
     node.run(watcher, async move {

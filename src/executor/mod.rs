@@ -235,6 +235,10 @@ impl Executor {
             logs,
             duration_s: outcome.duration.as_secs_f64(),
         };
+        if let Some(error) = outcome.start_error {
+            result.error = Some(format!("the app's container could not start: {error}"));
+            return Ok(result);
+        }
         if outcome.timed_out {
             result.error = Some(format!(
                 "the app did not finish within {} s and was stopped",

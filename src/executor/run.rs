@@ -125,6 +125,8 @@ pub struct RunOutcome {
     pub oom_killed: bool,
     /// Why the output cannot be used (a link, or more than the cap), found while collecting it.
     pub output_error: Option<String>,
+    /// Why the app's container could not start (a broken image or entrypoint).
+    pub start_error: Option<String>,
     /// The end of stdout.
     pub stdout: String,
     /// The end of stderr.
@@ -303,10 +305,20 @@ async fn supervise(
     output_dir: &Path,
 ) -> Result<RunOutcome, DockerError> {
     let started = Instant::now();
-    docker
-        .start_container(&spec.name, None)
-        .await
-        .map_err(docker_error(format!("starting {}", spec.name)))?;
+    if let Err(error) = docker.start_container(&spec.name, None).await {
+        // The engine answered: the image itself cannot start (missing entrypoint, bad binary).
+        return Ok(RunOutcome {
+            exit_code: None,
+            timed_out: false,
+            output_exceeded: false,
+            oom_killed: false,
+            output_error: None,
+            start_error: Some(error.to_string()),
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: started.elapsed(),
+        });
+    }
     let mut timed_out = false;
     let mut output_exceeded = false;
     let mut wait = docker.wait_container(&spec.name, None);
@@ -344,6 +356,7 @@ async fn supervise(
         output_exceeded,
         oom_killed: state.oom_killed.unwrap_or(false),
         output_error: None,
+        start_error: None,
         stdout,
         stderr,
         duration,

@@ -7,7 +7,7 @@ mod scheduler;
 pub mod startup;
 mod worker;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub struct Node {
     pub category: Category,
     /// Tasks being worked on now.
     pub running: Mutex<HashSet<TaskId>>,
+    /// Tasks whose last attempt failed: not before this instant (backoff doubles, up to 60 s).
+    pub retry_after: Mutex<HashMap<TaskId, (std::time::Instant, u32)>>,
 }
 
 /// Builds the gate the configuration names.
@@ -156,8 +158,17 @@ impl Node {
                         return;
                     };
                     let task = record.task;
-                    if let Err(error) = worker::process(&node, record).await {
-                        tracing::warn!(%task, %error, "task step failed; it will be retried");
+                    match worker::process(&node, record).await {
+                        Ok(()) => {
+                            node.retry_after.lock().expect("not poisoned").remove(&task);
+                        }
+                        Err(error) => {
+                            let mut retries = node.retry_after.lock().expect("not poisoned");
+                            let attempts = retries.get(&task).map(|(_, n)| n + 1).unwrap_or(0);
+                            let wait = Duration::from_secs((1u64 << attempts.min(6)).min(60));
+                            retries.insert(task, (std::time::Instant::now() + wait, attempts));
+                            tracing::warn!(%task, error = %format!("{error:#}"), retry_in_s = wait.as_secs(), "task step failed; it will be retried");
+                        }
                     }
                     node.running.lock().expect("not poisoned").remove(&task);
                 });
