@@ -143,7 +143,7 @@ async fn contributions(t: &TestDevnet, task: TaskId) -> usize {
     t.reader().get_logs(&filter).await.unwrap().len()
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+async fn stop(mut child: Child) -> std::process::ExitStatus {
     // SAFETY: plain kill(2) of our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -192,7 +192,7 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
     );
 
     // A clean stop exits 0 and leaves no open bid.
-    let status = stop(node);
+    let status = stop(node).await;
     assert!(status.success(), "{status}; log:\n{}", node_log(&t));
     let log = node_log(&t);
     assert!(log.contains("stopped"), "{log}");
@@ -222,7 +222,7 @@ async fn a_gate_that_says_no_means_no_bid_and_no_match() {
         t.reader().get_logs(&filter).await.unwrap().is_empty(),
         "no workerpool order presigned"
     );
-    let status = stop(node);
+    let status = stop(node).await;
     assert!(status.success());
     assert!(node_log(&t).contains("node running"), "{}", node_log(&t));
 }
@@ -267,6 +267,141 @@ async fn a_node_killed_at_any_step_completes_the_task_with_one_contribution_afte
             1,
             "exactly one contribution after a crash at {point}"
         );
-        assert!(stop(node).success());
+        assert!(stop(node).await.success());
     }
+}
+
+#[tokio::test]
+async fn a_reorg_that_removes_the_deal_is_survived_and_the_task_done_again() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let request = submit(&t, app, "before the reorg");
+    // The chain as it is with the request presigned and not yet matched.
+    let snapshot: U256 = t
+        .reader()
+        .raw_request("evm_snapshot".into(), ())
+        .await
+        .unwrap();
+    let node = start_node(&t, &config, None);
+    let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+
+    // A reorg takes the match, the task and its contribution away.
+    let reverted: bool = t
+        .reader()
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    assert!(reverted);
+    assert_eq!(
+        t.sdk(REQUESTER)
+            .await
+            .poco()
+            .consumed(request)
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+    // The node notices, matches the request again and completes the task on the new branch.
+    let again = wait_completed(&t, request, Duration::from_secs(120)).await;
+    assert_eq!(again, task, "same deal and task ids on the new branch");
+    assert_eq!(contributions(&t, task).await, 1);
+    assert!(stop(node).await.success());
+    assert!(node_log(&t).contains("reorg detected"), "{}", node_log(&t));
+}
+
+/// A TCP relay that can be cut and restored, standing for an RPC node that restarts.
+struct Relay {
+    port: u16,
+    handle: Option<tokio::task::JoinHandle<()>>,
+    target: u16,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut relay = Relay {
+            port,
+            handle: None,
+            target,
+        };
+        relay.handle = Some(tokio::spawn(Self::serve(listener, target)));
+        relay
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: u16) {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    /// Drops the listener and every connection: the "RPC node" is down.
+    fn cut(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.handle = Some(tokio::spawn(Self::serve(listener, self.target)));
+    }
+}
+
+#[tokio::test]
+async fn an_rpc_node_restarted_mid_run_is_recovered_from_without_help() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let anvil_port: u16 = t
+        .info()
+        .rpc_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut relay = Relay::start(anvil_port).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let keystore = t.keystore(POOL_OWNER);
+    let log = std::fs::File::create(t.dir.path().join("node.log")).unwrap();
+    let node = t
+        .pew()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--keystore",
+            keystore.to_str().unwrap(),
+        ])
+        .args(["--rpc-url", &format!("http://127.0.0.1:{}", relay.port)])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let first = submit(&t, app, "before the outage");
+    wait_completed(&t, first, Duration::from_secs(120)).await;
+
+    relay.cut();
+    let during = submit(&t, app, "during the outage");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    relay.restore().await;
+    let task = wait_completed(&t, during, Duration::from_secs(120)).await;
+    assert_eq!(contributions(&t, task).await, 1);
+    assert!(stop(node).await.success(), "log:\n{}", node_log(&t));
+    let log = node_log(&t);
+    assert!(
+        log.contains("retrying") || log.contains("did not answer"),
+        "the outage was noticed:\n{log}"
+    );
 }

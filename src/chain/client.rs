@@ -158,6 +158,24 @@ pub fn parse_address(what: &'static str, value: &str) -> Result<Address, ChainEr
         })
 }
 
+/// Longest wait for one RPC answer: a node that stops answering must not hang pew.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A read-only provider over HTTP whose every request times out after [`RPC_TIMEOUT`].
+pub fn http_provider(url: url::Url) -> DynProvider {
+    let client = reqwest::Client::builder()
+        .timeout(RPC_TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .expect("a reqwest client with timeouts builds");
+    let transport = alloy::transports::http::Http::with_client(client, url.clone());
+    let is_local = url
+        .host_str()
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost");
+    let rpc = alloy::rpc::client::RpcClient::new(transport, is_local);
+    ProviderBuilder::new().connect_client(rpc).erased()
+}
+
 /// A connection to a verified chain.
 #[derive(Clone)]
 pub struct Chain {
@@ -177,7 +195,7 @@ pub async fn connect(target: ChainTarget) -> Result<Chain, ChainError> {
             value: target.rpc_url.clone(),
             reason: e.to_string(),
         })?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let provider = http_provider(url);
     let actual = tokio::time::timeout(Duration::from_secs(15), provider.get_chain_id())
         .await
         .map_err(|_| ChainError::Unreachable {

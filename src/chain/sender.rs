@@ -164,6 +164,12 @@ impl TxSender {
         }
     }
 
+    /// Forgets the cached nonce, so the next transaction reads it from the chain again (after
+    /// a reorg took our transactions away).
+    pub async fn reset_nonce(&self) {
+        *self.next_nonce.lock().await = None;
+    }
+
     /// The sending account.
     pub fn address(&self) -> Address {
         self.from

@@ -268,6 +268,15 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
         let task = task_id(deal_id, U256::from(index));
         if node.store().add_task(task, deal_id, index)? {
             new.push(index);
+            continue;
+        }
+        // A deal re-created after a reorg has the same ids: a task we had finished on the old
+        // branch but that is not initialized on this one starts again.
+        let finished = node.store().task(task)?.is_some_and(|r| r.step.is_final());
+        if finished && node.sdk.poco().task(task).await?.status == crate::chain::poco::status::UNSET
+        {
+            tracing::warn!(%task, "the task is new again on this branch of the chain; starting over");
+            node.store().set_step(task, &crate::store::TaskStep::New)?;
         }
     }
     if new.len() > 1 {
@@ -294,8 +303,20 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// After a reorg: requests whose deal vanished are looked at again.
+/// After a reorg: our cached nonce is forgotten, tasks of vanished deals stop, and requests
+/// whose deal vanished are looked at again.
 pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
+    node.sdk.sender()?.reset_nonce().await;
+    if let Some(bid) = open_bid(node)?
+        && node
+            .sdk
+            .poco()
+            .presigner(bid.hash(&node.sdk.chain.domain()))
+            .await?
+            == Address::ZERO
+    {
+        remember_bid(node, None)?; // its presign vanished too
+    }
     let records = node.store().tasks(true)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
