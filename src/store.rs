@@ -55,9 +55,14 @@ pub enum TaskStep {
     },
     /// COMPLETED on chain.
     Completed,
-    /// Given up, with the reason (the requester can claim after the final deadline).
+    /// Given up, with the reason; the node claims it after its final deadline.
     Failed {
         /// Why.
+        reason: String,
+    },
+    /// Claimed after its final deadline: FAILED on chain, the requester refunded.
+    Claimed {
+        /// Why it could not complete.
         reason: String,
     },
 }
@@ -65,7 +70,10 @@ pub enum TaskStep {
 impl TaskStep {
     /// Whether nothing more will happen to the task on this node.
     pub fn is_final(&self) -> bool {
-        matches!(self, TaskStep::Completed | TaskStep::Failed { .. })
+        matches!(
+            self,
+            TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. }
+        )
     }
 
     /// A short name for logs and status.
@@ -78,6 +86,7 @@ impl TaskStep {
             TaskStep::Finishing { .. } => "finishing",
             TaskStep::Completed => "completed",
             TaskStep::Failed { .. } => "failed",
+            TaskStep::Claimed { .. } => "claimed",
         }
     }
 }

@@ -405,3 +405,61 @@ async fn an_rpc_node_restarted_mid_run_is_recovered_from_without_help() {
         "the outage was noticed:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn a_task_that_cannot_complete_is_claimed_after_its_final_deadline() {
+    let t = common::devnet(true).await;
+    let docker = common::docker().await;
+    // An app whose result is refused (a symlink out of /iexec_out): nothing to contribute.
+    let image = common::app_image(&docker, "symlinker").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(APP_OWNER, &["app", "publish", "--app", &app.to_string()]);
+    let pool = t.pew_as(
+        POOL_OWNER,
+        &["pool", "create", "--description", "pew claim test"],
+    );
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let node = start_node(&t, &config, None);
+    let request = submit(&t, app, "x");
+
+    let sdk = t.sdk(REQUESTER).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let task = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the task never failed; log:\n{}",
+            node_log(&t)
+        );
+        if node_log(&t).contains("task failed on this node") {
+            let status = sdk.request_status(request).await.unwrap();
+            break status.deals[0].tasks[0].task_id;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        sdk.poco().task(task).await.unwrap().status,
+        pew::chain::poco::status::ACTIVE
+    );
+
+    // Past the final deadline (10 × 300 s for XS), the node claims it.
+    let _: serde_json::Value = t
+        .reader()
+        .raw_request("evm_increaseTime".into(), (3001,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sdk.poco().task(task).await.unwrap().status != pew::chain::poco::status::FAILED {
+        assert!(
+            Instant::now() < deadline,
+            "never claimed; log:\n{}",
+            node_log(&t)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(stop(node).await.success());
+    assert!(node_log(&t).contains("claimed after its final deadline"));
+}

@@ -221,6 +221,7 @@ impl Node {
         }
         scheduler::keep_bid(&self).await?;
         scheduler::decide_requests(&self, &found).await?;
+        worker::claim_expired(&self).await?;
         Ok(())
     }
 }

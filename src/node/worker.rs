@@ -47,7 +47,9 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
                 cid: cid.clone(),
             },
             TaskStep::Finishing { digest, cid, .. } => finish(node, &record, *digest, cid).await?,
-            TaskStep::Completed | TaskStep::Failed { .. } => return Ok(()),
+            TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. } => {
+                return Ok(());
+            }
         };
         node.store().set_step(task, &next)?;
         tracing::info!(%task, step = next.name(), "task step");
@@ -223,4 +225,39 @@ async fn finish(
         .await?;
     failpoint::hit("after-contribute");
     Ok(TaskStep::Completed)
+}
+
+/// Claims the tasks this node gave up on once their final deadline has passed, so the
+/// requester's funds are not locked forever (anyone may claim; the node does it for its own).
+pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
+    let failed: Vec<TaskRecord> = node
+        .store()
+        .tasks(false)?
+        .into_iter()
+        .filter(|r| matches!(r.step, TaskStep::Failed { .. }))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let poco = node.sdk.poco();
+    let now = U256::from(poco.now().await?);
+    for record in failed {
+        let TaskStep::Failed { reason } = &record.step else {
+            continue;
+        };
+        let task = poco.task(record.task).await?;
+        let open = task.status == status::ACTIVE || task.status == status::REVEALING;
+        if !open || now < task.finalDeadline {
+            continue;
+        }
+        node.sdk.poco_writer()?.claim(record.task).await?;
+        tracing::info!(task = %record.task, "claimed after its final deadline; the requester is refunded");
+        node.store().set_step(
+            record.task,
+            &TaskStep::Claimed {
+                reason: reason.clone(),
+            },
+        )?;
+    }
+    Ok(())
 }
