@@ -463,3 +463,55 @@ async fn a_task_that_cannot_complete_is_claimed_after_its_final_deadline() {
     assert!(stop(node).await.success());
     assert!(node_log(&t).contains("claimed after its final deadline"));
 }
+
+#[tokio::test]
+async fn start_up_mistakes_are_one_clear_line_with_the_fix() {
+    let t = common::devnet(true).await;
+    let keystore = t.keystore(POOL_OWNER);
+    let run = |extra: &[&str]| {
+        let output = t
+            .pew()
+            .arg("run")
+            .args(extra)
+            .args(["--keystore", keystore.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let (ok, stderr) = run(&[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("no workerpool configured") && stderr.contains("pew pool create"),
+        "{stderr}"
+    );
+
+    // A pool that another key owns.
+    let other = t.pew_as(APP_OWNER, &["pool", "create", "--description", "not mine"]);
+    let config = node_config(
+        &t,
+        other["address"].as_str().unwrap().parse().unwrap(),
+        "[gate]\nsource = \"always\"",
+    );
+    let (ok, stderr) = run(&["--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("is owned by") && stderr.contains("--keystore"),
+        "{stderr}"
+    );
+
+    // A gate the node does not know.
+    let config = node_config(
+        &t,
+        other["address"].as_str().unwrap().parse().unwrap(),
+        "[gate]\nsource = \"moon\"",
+    );
+    let (ok, stderr) = run(&["--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("gate.source") && stderr.contains("moon"),
+        "{stderr}"
+    );
+}

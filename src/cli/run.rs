@@ -106,6 +106,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         category,
         running: Default::default(),
         retry_after: Default::default(),
+        timings: Default::default(),
     });
     let mut stop = stop_rx.clone();
     node.run(watcher, async move {

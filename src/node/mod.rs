@@ -51,6 +51,9 @@ pub struct Node {
     pub running: Mutex<HashSet<TaskId>>,
     /// Tasks whose last attempt failed: not before this instant (backoff doubles, up to 60 s).
     pub retry_after: Mutex<HashMap<TaskId, (std::time::Instant, u32)>>,
+    /// When each deal's SchedulerNotice reached the node, and each task's app run time, for
+    /// the latency figures the node logs per task.
+    pub timings: Mutex<Timings>,
 }
 
 /// Builds the gate the configuration names.
@@ -126,13 +129,18 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
+        let mut rounds: u64 = 0;
         loop {
+            rounds += 1;
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
             }
             if let Err(error) = self.clone().step(&watcher).await {
                 tracing::warn!(%error, "this round did not complete; retrying next round");
+            }
+            if rounds % 60 == 1 {
+                self.free_disk().await;
             }
             // Start every unfinished task that is not running yet, within the bound.
             let unfinished = match self.store().tasks(true) {
@@ -197,6 +205,29 @@ impl Node {
         Ok(())
     }
 
+    /// Removes images the node pulled, least recently used first, while free disk is under
+    /// `executor.min_free_disk_mb`.
+    async fn free_disk(&self) {
+        let docker_root = match self.executor.docker().info().await {
+            Ok(info) => info
+                .docker_root_dir
+                .unwrap_or_else(|| "/var/lib/docker".into()),
+            Err(_) => return,
+        };
+        let min_free = self.settings.executor.min_free_disk_mb * 1024 * 1024;
+        let removed = self
+            .executor
+            .prune_images(
+                &self.settings.executor.pinned_images,
+                min_free,
+                std::path::Path::new(&docker_root),
+            )
+            .await;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "freed disk space by removing pulled images");
+        }
+    }
+
     /// One round: read new logs, keep the bid as the gate says, decide requests, take deals.
     async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
         let found = {
@@ -224,6 +255,15 @@ impl Node {
         worker::claim_expired(&self).await?;
         Ok(())
     }
+}
+
+/// In-memory latency bookkeeping (lost on restart; only used for the logged figures).
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// When the node learned of each deal (its match receipt or its SchedulerNotice log).
+    pub notice_at: HashMap<crate::poco::DealId, std::time::Instant>,
+    /// How long each task's app ran.
+    pub app_run: HashMap<TaskId, Duration>,
 }
 
 /// The total a request locks from our stake per task: 30 % of the price.

@@ -151,6 +151,11 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
     for hash in pending {
         match decide_request(node, hash).await {
             Ok(Some(decision)) => {
+                if let RequestDecision::Matched(deal) = &decision {
+                    // Our own match: its receipt holds the SchedulerNotice; take the deal now
+                    // instead of waiting for the next log poll.
+                    take_deal(node, *deal).await?;
+                }
                 match &decision {
                     RequestDecision::Matched(deal) => {
                         tracing::info!(request = %hash, %deal, "request matched")
@@ -254,6 +259,12 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
 
 /// Journals every task of one of our deals, initializing them all at once when several.
 pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
+    node.timings
+        .lock()
+        .expect("not poisoned")
+        .notice_at
+        .entry(deal_id)
+        .or_insert_with(std::time::Instant::now);
     let Some(deal) = node.sdk.poco().deal(deal_id).await? else {
         return Ok(()); // gone in a reorg
     };

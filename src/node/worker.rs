@@ -158,6 +158,11 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
     };
     failpoint::hit("before-run");
     let result = node.executor.execute(&run).await?;
+    node.timings
+        .lock()
+        .expect("not poisoned")
+        .app_run
+        .insert(record.task, Duration::from_secs_f64(result.duration_s));
     failpoint::hit("after-run");
     match (result.is_valid(), result.digest) {
         (true, Some(digest)) => Ok(TaskStep::Computed {
@@ -223,6 +228,21 @@ async fn finish(
             authorization,
         )
         .await?;
+    let (noticed, app) = {
+        let timings = node.timings.lock().expect("not poisoned");
+        (
+            timings.notice_at.get(&record.deal).copied(),
+            timings.app_run.get(&record.task).copied(),
+        )
+    };
+    if let (Some(noticed), Some(app)) = (noticed, app) {
+        tracing::info!(
+            task = %record.task,
+            notice_to_contribution_ms = noticed.elapsed().saturating_sub(app).as_millis() as u64,
+            app_ms = app.as_millis() as u64,
+            "task timing"
+        );
+    }
     failpoint::hit("after-contribute");
     Ok(TaskStep::Completed)
 }

@@ -1,0 +1,221 @@
+//! The node benchmark, run by `scripts/bench-node` (ignored by `cargo test`): idle RSS and CPU
+//! of `pew run` over 60 s, latency from SchedulerNotice to contribution over 20 tasks of a
+//! trivial app (the app's own run time taken out), and log catch-up speed over 100 000 blocks.
+//! Figures go to stderr; the JSON summary to the file named by BENCH_NODE_OUT.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use alloy::providers::Provider;
+use common::deals::*;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+    fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run it with scripts/bench-node"]
+async fn bench_node() {
+    let idle_seconds: u64 = std::env::var("BENCH_IDLE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let tasks: usize = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let t = common::devnet(true).await;
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "writer").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(
+        APP_OWNER,
+        &[
+            "app",
+            "publish",
+            "--app",
+            &app.to_string(),
+            "--volume",
+            "1000",
+        ],
+    );
+    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "bench"]);
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    let config = t.dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\npool = \"{pool}\"\njournal = \"{}\"\n[executor]\nwork_dir = \"{}\"\n[gate]\nsource = \"always\"\n",
+            t.dir.path().join("journal.sqlite").display(),
+            t.dir.path().join("work").display()
+        ),
+    )
+    .unwrap();
+    let keystore = t.keystore(POOL_OWNER);
+    let log_path = t.dir.path().join("node.log");
+    let mut node = t
+        .pew()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--keystore",
+            keystore.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = node.id();
+
+    // Idle: the node running with nothing to do (its bid is open; it polls every second).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ticks_before = cpu_ticks(pid);
+    let started = Instant::now();
+    let mut rss_max = 0;
+    while started.elapsed() < Duration::from_secs(idle_seconds) {
+        rss_max = rss_max.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // SAFETY: sysconf has no side effects.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let idle_cpu_pct =
+        (cpu_ticks(pid) - ticks_before) as f64 / ticks_per_s / started.elapsed().as_secs_f64()
+            * 100.0;
+    let idle_rss_mib = rss_max as f64 / 1024.0;
+    eprintln!(
+        "idle over {idle_seconds} s: RSS {idle_rss_mib:.1} MiB, CPU {idle_cpu_pct:.3} % of one core"
+    );
+
+    // Latency over `tasks` requests, one after the other.
+    let sdk = t.sdk(REQUESTER).await;
+    for i in 0..tasks {
+        let submitted = t.pew_as(
+            REQUESTER,
+            &[
+                "request",
+                "submit",
+                "--app",
+                &app.to_string(),
+                "--args",
+                &format!("task {i}"),
+            ],
+        );
+        let hash = hash_of(&submitted);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let status = sdk.request_status(hash).await.unwrap();
+            if status
+                .deals
+                .first()
+                .and_then(|d| d.tasks.first())
+                .is_some_and(|t| t.status == "COMPLETED")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "task {i} did not complete");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = node.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let mut latencies: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("task timing"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("notice_to_contribution_ms="))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|ms| ms / 1000.0)
+        .collect();
+    assert_eq!(latencies.len(), tasks, "one timing per task");
+    latencies.sort_by(f64::total_cmp);
+    let p50 = percentile(&latencies, 50.0);
+    let p95 = percentile(&latencies, 95.0);
+    eprintln!(
+        "SchedulerNotice to contribution over {tasks} tasks (app run time excluded): p50 {p50:.3} s, p95 {p95:.3} s"
+    );
+
+    // Catch-up: 100 000 blocks to read from a fresh journal.
+    let blocks: u64 = 100_000;
+    let _: serde_json::Value = t
+        .reader()
+        .raw_request("anvil_mine".into(), (blocks,))
+        .await
+        .unwrap();
+    let latest = t.reader().get_block_number().await.unwrap();
+    let store = pew::store::Store::open(&t.dir.path().join("catchup.sqlite")).unwrap();
+    let watcher = pew::chain::watcher::Watcher {
+        provider: t.reader(),
+        hub: t.info().hub,
+        pool,
+        confirmations: 0,
+        reorg_depth: 64,
+        chunk: 10_000,
+        max_span: 50_000,
+        start_block: latest - blocks + 1,
+    };
+    let started = Instant::now();
+    let mut read = 0;
+    while read < blocks {
+        let found = watcher.poll(&store).await.unwrap();
+        let (from, to) = found.range.expect("blocks to read");
+        read += to - from + 1;
+    }
+    let catchup_blocks_per_s = blocks as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "log catch-up: {blocks} blocks in {:.2} s ({catchup_blocks_per_s:.0} blocks/s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let summary = serde_json::json!({
+        "idle_rss_mib": (idle_rss_mib * 10.0).round() / 10.0,
+        "idle_cpu_pct": (idle_cpu_pct * 1000.0).round() / 1000.0,
+        "notice_to_contribution_p50_s": (p50 * 1000.0).round() / 1000.0,
+        "notice_to_contribution_p95_s": (p95 * 1000.0).round() / 1000.0,
+        "catchup_blocks_per_s": catchup_blocks_per_s.round(),
+        "catchup_blocks": blocks,
+    });
+    if let Ok(out) = std::env::var("BENCH_NODE_OUT") {
+        std::fs::write(out, summary.to_string()).unwrap();
+    }
+    eprintln!("{summary}");
+}
