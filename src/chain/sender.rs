@@ -108,6 +108,17 @@ pub enum TxError {
         /// The last transport error.
         reason: String,
     },
+    /// The transaction left the node's pool without being mined: the chain went back below
+    /// its nonce (a reorg), or another transaction used the nonce.
+    #[error("{label}: transaction {tx} was dropped: {reason}")]
+    Dropped {
+        /// What was being sent.
+        label: String,
+        /// The last hash sent.
+        tx: B256,
+        /// Why.
+        reason: String,
+    },
     /// No receipt came in time.
     #[error("{label}: transaction {tx} was not mined within {seconds} s")]
     Timeout {
@@ -318,6 +329,7 @@ impl TxSender {
         ));
 
         let started = tokio::time::Instant::now();
+        let mut lost_polls = 0u32;
         let mut sent_at_block = self.block_number(label).await?;
         loop {
             for hash in sent.iter().rev() {
@@ -327,6 +339,18 @@ impl TxSender {
                 if let Some(receipt) = receipt {
                     return self.finish(label, to, &data, value, receipt).await;
                 }
+            }
+            // A node's views (nonce, receipts, pool) are not updated atomically: only a verdict
+            // that holds for several polls in a row counts.
+            let verdict = self.lost(label, nonce, &sent).await?;
+            lost_polls = if verdict.is_some() { lost_polls + 1 } else { 0 };
+            if let (Some(reason), true) = (verdict, lost_polls >= 10) {
+                self.reset_nonce().await;
+                return Err(TxError::Dropped {
+                    label: label.into(),
+                    tx: *sent.last().expect("one hash was sent"),
+                    reason,
+                });
             }
             if started.elapsed() > self.policy.receipt_timeout {
                 return Err(TxError::Timeout {
@@ -360,6 +384,51 @@ impl TxSender {
             }
             tokio::time::sleep(self.policy.poll_interval).await;
         }
+    }
+
+    /// Why none of `sent` (all with `nonce`) can be mined any more, if that is so.
+    async fn lost(
+        &self,
+        label: &str,
+        nonce: u64,
+        sent: &[B256],
+    ) -> Result<Option<String>, TxError> {
+        let mined = self
+            .retry(label, || async {
+                self.provider
+                    .get_transaction_count(self.from)
+                    .latest()
+                    .await
+            })
+            .await?;
+        if mined == nonce {
+            return Ok(None); // our slot is next: waiting (or replacing) is right
+        }
+        for hash in sent {
+            if self
+                .retry(label, || self.provider.get_transaction_receipt(*hash))
+                .await?
+                .is_some()
+            {
+                return Ok(None); // mined after all; the caller picks the receipt up
+            }
+        }
+        if mined > nonce {
+            return Ok(Some(format!(
+                "nonce {nonce} was used by another transaction"
+            )));
+        }
+        for hash in sent {
+            let known = self
+                .retry(label, || self.provider.get_transaction_by_hash(*hash))
+                .await?;
+            if known.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(format!(
+            "the chain went back to nonce {mined}, below this transaction's {nonce} (a reorg)"
+        )))
     }
 
     async fn block_number(&self, label: &str) -> Result<u64, TxError> {

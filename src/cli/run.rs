@@ -107,6 +107,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         running: Default::default(),
         retry_after: Default::default(),
         timings: Default::default(),
+        vanished: Default::default(),
     });
     let mut stop = stop_rx.clone();
     node.run(watcher, async move {

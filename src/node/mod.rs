@@ -51,6 +51,8 @@ pub struct Node {
     pub running: Mutex<HashSet<TaskId>>,
     /// Tasks whose last attempt failed: not before this instant (backoff doubles, up to 60 s).
     pub retry_after: Mutex<HashMap<TaskId, (std::time::Instant, u32)>>,
+    /// Tasks whose deal vanished in a reorg, to start again if the deal comes back.
+    pub vanished: Mutex<HashSet<TaskId>>,
     /// When each deal's SchedulerNotice reached the node, and each task's app run time, for
     /// the latency figures the node logs per task.
     pub timings: Mutex<Timings>,
@@ -185,8 +187,12 @@ impl Node {
         }
 
         tracing::info!("stopping: closing the open bid, letting running tasks finish");
-        if let Err(error) = scheduler::close_bid(&self).await {
-            tracing::warn!(%error, "could not close the open workerpool order");
+        match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not close the open workerpool order"),
+            Err(_) => {
+                tracing::warn!("closing the open workerpool order took over 20 s; it stays open")
+            }
         }
         let grace = Duration::from_secs(self.settings.node.stop_grace_s);
         if tokio::time::timeout(grace, async {
@@ -252,6 +258,7 @@ impl Node {
         }
         scheduler::keep_bid(&self).await?;
         scheduler::decide_requests(&self, &found).await?;
+        scheduler::revive_vanished(&self).await?;
         worker::claim_expired(&self).await?;
         Ok(())
     }

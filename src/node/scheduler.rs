@@ -279,15 +279,6 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
         let task = task_id(deal_id, U256::from(index));
         if node.store().add_task(task, deal_id, index)? {
             new.push(index);
-            continue;
-        }
-        // A deal re-created after a reorg has the same ids: a task we had finished on the old
-        // branch but that is not initialized on this one starts again.
-        let finished = node.store().task(task)?.is_some_and(|r| r.step.is_final());
-        if finished && node.sdk.poco().task(task).await?.status == crate::chain::poco::status::UNSET
-        {
-            tracing::warn!(%task, "the task is new again on this branch of the chain; starting over");
-            node.store().set_step(task, &crate::store::TaskStep::New)?;
         }
     }
     if new.len() > 1 {
@@ -328,10 +319,15 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     {
         remember_bid(node, None)?; // its presign vanished too
     }
-    let records = node.store().tasks(true)?;
+    // Every task, finished ones included: a reorg can take a completed task away too.
+    let records = node.store().tasks(false)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
             tracing::warn!(task = %record.task, deal = %record.deal, "the deal vanished in a reorg");
+            node.vanished
+                .lock()
+                .expect("not poisoned")
+                .insert(record.task);
             node.store().set_step(
                 record.task,
                 &crate::store::TaskStep::Failed {
@@ -346,6 +342,34 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
             tracing::warn!(request = %hash, %deal, "the match vanished in a reorg; looking at the request again");
             node.store()
                 .decide_request(hash, &RequestDecision::Pending)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts again, from the first step, the tasks whose deal vanished in a reorg and came back
+/// on the new branch (a re-created deal has the same ids). A running task is left to notice
+/// the change itself first.
+pub async fn revive_vanished(node: &Node) -> anyhow::Result<()> {
+    let candidates: Vec<_> = node
+        .vanished
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .copied()
+        .collect();
+    for task in candidates {
+        if node.running.lock().expect("not poisoned").contains(&task) {
+            continue;
+        }
+        let Some(record) = node.store().task(task)? else {
+            node.vanished.lock().expect("not poisoned").remove(&task);
+            continue;
+        };
+        if node.sdk.poco().deal(record.deal).await?.is_some() {
+            tracing::warn!(%task, "the deal is back on the new branch of the chain; starting the task over");
+            node.store().set_step(task, &crate::store::TaskStep::New)?;
+            node.vanished.lock().expect("not poisoned").remove(&task);
         }
     }
     Ok(())

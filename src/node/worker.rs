@@ -51,7 +51,15 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
                 return Ok(());
             }
         };
-        node.store().set_step(task, &next)?;
+        {
+            // Someone else (reorg handling) changed the task meanwhile: its word wins.
+            let store = node.store();
+            if store.task(task)?.map(|r| r.step) != Some(step.clone()) {
+                tracing::info!(%task, "the task changed under this worker; leaving it");
+                return Ok(());
+            }
+            store.set_step(task, &next)?;
+        }
         tracing::info!(%task, step = next.name(), "task step");
         if let TaskStep::Failed { reason } = &next {
             tracing::warn!(%task, reason, "task failed on this node");
