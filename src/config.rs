@@ -290,9 +290,26 @@ impl Settings {
         let merged = builder
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        merged
-            .try_deserialize()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+        merged.try_deserialize().map_err(|e| {
+            // The crate names the key; say where the bad value came from, as the user gave it.
+            let source = match file {
+                Some(path) if !Self::file_alone_is_valid(path) => format!("in {}", path.display()),
+                _ => "set by a PEW_* environment variable".to_string(),
+            };
+            ConfigError::Invalid(format!("{e} ({source})"))
+        })
+    }
+}
+
+impl Settings {
+    /// Whether the defaults plus `path` alone (no environment) deserialize.
+    fn file_alone_is_valid(path: &Path) -> bool {
+        Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from(path).format(FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<Settings>())
+            .is_ok()
     }
 }
 

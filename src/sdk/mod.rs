@@ -92,6 +92,44 @@ impl Sdk {
         Poco::reader(&self.chain)
     }
 
+    /// The hub's logs with topic0 `topic0` from block `from` (the configured first block when
+    /// `None`) to `to` (the latest block when `None`), in bounded ranges.
+    pub async fn hub_logs(
+        &self,
+        what: &str,
+        topic0: alloy::primitives::B256,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> Result<Vec<alloy::rpc::types::Log>, SdkError> {
+        use alloy::providers::Provider;
+        let to = match to {
+            Some(block) => block,
+            None => self
+                .chain
+                .provider
+                .get_block_number()
+                .await
+                .map_err(|e| SdkError::Read {
+                    what: "the latest block".into(),
+                    reason: e.to_string(),
+                })?,
+        };
+        crate::chain::logs::scan(
+            &self.chain.provider,
+            self.chain.target.hub,
+            topic0,
+            None,
+            from.unwrap_or(self.log_from_block),
+            to,
+            self.log_chunk,
+        )
+        .await
+        .map_err(|reason| SdkError::Read {
+            what: what.to_string(),
+            reason,
+        })
+    }
+
     /// PoCo for writes by the wallet.
     pub fn poco_writer(&self) -> Result<Poco<'_>, SdkError> {
         Ok(Poco::writer(&self.chain, self.sender()?))

@@ -10,7 +10,6 @@ use alloy::sol_types::{SolCall, SolEvent};
 
 use super::{Sdk, SdkError};
 use crate::chain::bindings::IexecInterfaceToken as Hub;
-use crate::chain::logs;
 use crate::poco::OrderHash;
 use crate::poco::order::{AppOrder, DatasetOrder, Order, RequestOrder, Signed, WorkerpoolOrder};
 
@@ -33,32 +32,9 @@ impl Sdk {
         hash: OrderHash,
         at: Option<u64>,
     ) -> Result<Bytes, SdkError> {
-        let latest = match at {
-            Some(block) => block,
-            None => self
-                .chain
-                .provider
-                .get_block_number()
-                .await
-                .map_err(|e| SdkError::Read {
-                    what: "the latest block".into(),
-                    reason: e.to_string(),
-                })?,
-        };
-        let found = logs::scan(
-            &self.chain.provider,
-            self.chain.target.hub,
-            topic0,
-            None,
-            at.unwrap_or(self.log_from_block),
-            latest,
-            self.log_chunk,
-        )
-        .await
-        .map_err(|reason| SdkError::Read {
-            what: format!("presign logs of {kind} orders"),
-            reason,
-        })?;
+        let found = self
+            .hub_logs(&format!("presign logs of {kind} orders"), topic0, at, at)
+            .await?;
         // The latest presign wins: an order can be presigned again after a reorg or by a
         // delegate, and any of those transactions holds the same order.
         let log = found
@@ -181,29 +157,14 @@ impl Sdk {
         &self,
         app: alloy::primitives::Address,
     ) -> Result<Vec<(OrderHash, AppOrder)>, SdkError> {
-        let latest = self
-            .chain
-            .provider
-            .get_block_number()
-            .await
-            .map_err(|e| SdkError::Read {
-                what: "the latest block".into(),
-                reason: e.to_string(),
-            })?;
-        let found = logs::scan(
-            &self.chain.provider,
-            self.chain.target.hub,
-            Hub::SignedAppOrder::SIGNATURE_HASH,
-            None,
-            self.log_from_block,
-            latest,
-            self.log_chunk,
-        )
-        .await
-        .map_err(|reason| SdkError::Read {
-            what: "presign logs of app orders".into(),
-            reason,
-        })?;
+        let found = self
+            .hub_logs(
+                "presign logs of app orders",
+                Hub::SignedAppOrder::SIGNATURE_HASH,
+                None,
+                None,
+            )
+            .await?;
         let mut orders = Vec::new();
         for log in found {
             let Some(tx_hash) = log.transaction_hash else {

@@ -5,13 +5,11 @@
 //! request can be cancelled or inspected from any machine.
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::Provider;
 use alloy::sol_types::SolEvent;
 use serde::Serialize;
 
 use super::{Sdk, SdkError};
 use crate::chain::bindings::IexecInterfaceToken as Hub;
-use crate::chain::logs;
 use crate::poco::ids::{DealId, OrderHash, TaskId, task_id};
 use crate::poco::order::{OrderOperation, RequestOrder};
 use crate::poco::{Category, Nrlc, RequestParams, Tag};
@@ -201,29 +199,14 @@ impl Sdk {
         let presigner = poco.presigner(hash).await?;
         let consumed = poco.consumed(hash).await?;
         let volume = self.find_request_order(hash).await.ok().map(|o| o.volume);
-        let latest = self
-            .chain
-            .provider
-            .get_block_number()
-            .await
-            .map_err(|e| SdkError::Read {
-                what: "the latest block".into(),
-                reason: e.to_string(),
-            })?;
-        let matched = logs::scan(
-            &self.chain.provider,
-            self.chain.target.hub,
-            Hub::OrdersMatched::SIGNATURE_HASH,
-            None,
-            self.log_from_block,
-            latest,
-            self.log_chunk,
-        )
-        .await
-        .map_err(|reason| SdkError::Read {
-            what: "OrdersMatched logs".into(),
-            reason,
-        })?;
+        let matched = self
+            .hub_logs(
+                "OrdersMatched logs",
+                Hub::OrdersMatched::SIGNATURE_HASH,
+                None,
+                None,
+            )
+            .await?;
         let now = U256::from(poco.now().await?);
         let mut deals = Vec::new();
         for log in matched {
