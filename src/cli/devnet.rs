@@ -76,6 +76,12 @@ async fn up(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         tools,
         detach: args.detach,
     };
+    // Listen for Ctrl-C and SIGTERM before anything starts, so a signal that comes right after
+    // the JSON is printed still stops the devnet cleanly.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     let mut running = devnet::up(options).await?;
     println!(
         "{}",
@@ -91,12 +97,10 @@ async fn up(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
 
     tracing::info!("devnet running in the foreground; press Ctrl-C to stop it");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
     let mut check = tokio::time::interval(Duration::from_millis(500));
     let code = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            _ = interrupt.recv() => break ExitCode::SUCCESS,
             _ = terminate.recv() => break ExitCode::SUCCESS,
             _ = check.tick() => {
                 if let Some(exit) = running.exited_helper() {

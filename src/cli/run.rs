@@ -30,12 +30,14 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     let gate = node::gate_from_settings(settings, node::now_s())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Registered before anything else happens, so no signal finds the default action.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     tokio::spawn(async move {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM can be listened for");
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         tracing::info!("stop signal received");
