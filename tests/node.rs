@@ -148,7 +148,10 @@ async fn stop(mut child: Child) -> std::process::ExitStatus {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Bounded by the node's own limits: 20 s to close the bid, stop_grace_s (30) for tasks, and
+    // 30 s RPC timeouts when the RPC node hangs. The wait yields, so the test's own tasks (the
+    // RPC relay) keep running.
+    let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
@@ -157,7 +160,7 @@ async fn stop(mut child: Child) -> std::process::ExitStatus {
             Instant::now() < deadline,
             "the node did not stop on SIGTERM"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
