@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use alloy::primitives::{Address, B256, U256};
 use anyhow::Context;
 use clap::Subcommand;
-use serde::Serialize;
 
-use super::context::{Globals, print};
+use super::context::{Globals, Published, print};
 use crate::config::Settings;
 use crate::poco::order::Order;
-use crate::poco::{Nrlc, OrderHash, Tag};
+use crate::poco::{Nrlc, Tag};
 use crate::sdk::assets::{AppInfo, Registration, open_app_order};
 
 /// The app subcommands.
@@ -76,12 +75,6 @@ pub struct TestArgs {
     /// Folder for the run's input/ and output/ [default: a new folder under executor.work_dir].
     #[arg(long, value_name = "DIR")]
     out: Option<std::path::PathBuf>,
-}
-
-#[derive(Serialize)]
-struct Published {
-    order_hash: OrderHash,
-    asset: Address,
 }
 
 /// Runs one app subcommand.

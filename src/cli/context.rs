@@ -158,6 +158,15 @@ pub fn send_policy(settings: &Settings) -> SendPolicy {
     }
 }
 
+/// What the `publish` commands print: the presigned order's hash and its asset.
+#[derive(Serialize)]
+pub struct Published {
+    /// The order hash, as the contracts record it.
+    pub order_hash: crate::poco::OrderHash,
+    /// The app, dataset or workerpool.
+    pub asset: alloy::primitives::Address,
+}
+
 /// Prints `value` as one JSON object with `--json`, else the text `human` makes.
 pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {

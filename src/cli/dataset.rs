@@ -7,12 +7,11 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use serde::Serialize;
 
 use super::app::print_registration;
-use super::context::{Globals, print};
+use super::context::{Globals, Published, print};
 use crate::config::Settings;
-use crate::poco::{Nrlc, OrderHash, Tag};
+use crate::poco::{Nrlc, Tag};
 use crate::sdk::assets::open_dataset_order;
 
 /// The dataset subcommands.
@@ -51,12 +50,6 @@ pub enum DatasetCommand {
         /// The dataset.
         dataset: Address,
     },
-}
-
-#[derive(Serialize)]
-struct Published {
-    order_hash: OrderHash,
-    asset: Address,
 }
 
 /// Runs one dataset subcommand.

@@ -4,13 +4,12 @@ use std::process::ExitCode;
 
 use alloy::primitives::{Address, U256};
 use clap::Subcommand;
-use serde::Serialize;
 
 use super::app::print_registration;
-use super::context::{Globals, print};
+use super::context::{Globals, Published, print};
 use crate::config::Settings;
 use crate::poco::order::WorkerpoolOrder;
-use crate::poco::{Category, Nrlc, OrderHash, Tag};
+use crate::poco::{Category, Nrlc, Tag};
 
 /// The pool subcommands.
 #[derive(Debug, Subcommand)]
@@ -47,12 +46,6 @@ pub enum PoolCommand {
         #[arg(long, default_value = "0x0")]
         tag: Tag,
     },
-}
-
-#[derive(Serialize)]
-struct Published {
-    order_hash: OrderHash,
-    asset: Address,
 }
 
 /// Runs one pool subcommand.
