@@ -5,6 +5,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod devnet;
+pub mod energy;
 pub mod executor;
 pub mod failpoint;
 pub mod node;

@@ -1,0 +1,382 @@
+//! The admission check, pure: given the battery now, a PV forecast (one quantile), the node's
+//! idle draw and the work already admitted, may one more piece of work be taken?
+//!
+//! It extends Cucumber's deadline check (ANCHORS §1.1) with a battery. The queue is planned
+//! earliest-deadline-first on one slot, forward in fixed steps over the forecast: PV first
+//! feeds the idle draw, then the running job, and the rest charges the battery; a shortfall is
+//! drawn from the battery. Work is admitted only when
+//! - every job finishes before its deadline, and
+//! - the battery with the work never sits lower than `min(floor, battery without the work)`:
+//!   the work may use PV that would otherwise be lost and charge above the night reserve, never
+//!   the reserve itself;
+//! - and, as a hard rule, the battery is not under its reserve now.
+//!
+//! A job only starts when its power is there (PV surplus now, or battery above the floor),
+//! the same rule the executor follows, so the plan and the run agree.
+
+use serde::Serialize;
+
+/// The battery as the planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BatteryModel {
+    /// Usable capacity.
+    pub capacity_wh: f64,
+    /// The night reserve: energy that stays for keeping the node alive; work never draws it.
+    pub floor_wh: f64,
+    /// Fraction of charging energy that ends up stored.
+    pub charge_efficiency: f64,
+    /// Fraction of stored energy that reaches the load.
+    pub discharge_efficiency: f64,
+}
+
+/// What one step of power flow did to the battery.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Flow {
+    /// Battery energy after the step.
+    pub energy_wh: f64,
+    /// Energy the load needed that neither PV nor the battery could give (a brown-out).
+    pub shortfall_wh: f64,
+    /// PV energy lost because the battery was full.
+    pub curtailed_wh: f64,
+    /// Energy taken out of the battery (at its terminals, before discharge losses).
+    pub drawn_wh: f64,
+    /// Energy put into the battery (after charge losses).
+    pub stored_wh: f64,
+}
+
+impl BatteryModel {
+    /// Applies `net_w` (PV minus load; positive charges) for `dt_s` seconds to `energy_wh`.
+    pub fn step(&self, energy_wh: f64, net_w: f64, dt_s: f64) -> Flow {
+        let hours = dt_s / 3600.0;
+        if net_w >= 0.0 {
+            let offered = net_w * hours * self.charge_efficiency;
+            let room = (self.capacity_wh - energy_wh).max(0.0);
+            let stored = offered.min(room);
+            Flow {
+                energy_wh: energy_wh + stored,
+                curtailed_wh: (offered - stored) / self.charge_efficiency.max(1e-9),
+                stored_wh: stored,
+                ..Flow::default()
+            }
+        } else {
+            let needed = -net_w * hours / self.discharge_efficiency.max(1e-9);
+            let drawn = needed.min(energy_wh.max(0.0));
+            Flow {
+                energy_wh: energy_wh - drawn,
+                shortfall_wh: (needed - drawn) * self.discharge_efficiency,
+                drawn_wh: drawn,
+                ..Flow::default()
+            }
+        }
+    }
+}
+
+/// One piece of admitted (or candidate) work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedJob {
+    /// Names the job in reasons.
+    pub id: String,
+    /// Power the job adds to the idle draw while it runs.
+    pub power_w: f64,
+    /// Seconds of work left (the estimate: the category's maximum run time).
+    pub remaining_s: f64,
+    /// When it must be done (unix seconds).
+    pub deadline_s: f64,
+    /// Whether it is running now (it keeps its slot: execution is not preemptive).
+    pub running: bool,
+}
+
+impl PlannedJob {
+    /// The energy the job is expected to need.
+    pub fn energy_wh(&self) -> f64 {
+        self.power_w * self.remaining_s / 3600.0
+    }
+}
+
+/// Everything the check reads.
+#[derive(Clone)]
+pub struct BudgetInput<'a> {
+    /// Now (unix seconds).
+    pub now_s: f64,
+    /// Battery energy now.
+    pub battery_wh: f64,
+    /// The battery.
+    pub battery: BatteryModel,
+    /// The node's draw when idle.
+    pub idle_w: f64,
+    /// PV power at a time, at the quantile the policy plans with (e.g. P10).
+    pub pv_w: &'a dyn Fn(f64) -> f64,
+    /// Work already admitted and not finished.
+    pub queue: &'a [PlannedJob],
+    /// Planning step.
+    pub step_s: f64,
+    /// The plan looks at least this far ahead (a night must fit in it).
+    pub horizon_s: f64,
+    /// Extra energy (Wh) the battery must keep above the limits; hysteresis uses it.
+    pub margin_wh: f64,
+}
+
+/// The outcome of one check, with its reasons.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Whether the candidate may be taken.
+    pub admit: bool,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+    /// Planned finish time of each job (queue order, then the candidates), if it finishes.
+    pub finishes: Vec<Option<f64>>,
+    /// Lowest planned battery energy with the work, and when.
+    pub lowest_wh: f64,
+    /// The smallest gap between the battery with the work and its limit (negative: breached).
+    pub headroom_wh: f64,
+    /// Energy the candidates are expected to need.
+    pub candidate_wh: f64,
+}
+
+struct Plan {
+    finishes: Vec<Option<f64>>,
+    trajectory: Vec<f64>,
+}
+
+fn plan(input: &BudgetInput<'_>, jobs: &[PlannedJob], steps: usize) -> Plan {
+    // Earliest deadline first; a running job keeps its place at the head.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&a, &b| {
+        jobs[b]
+            .running
+            .cmp(&jobs[a].running)
+            .then(jobs[a].deadline_s.total_cmp(&jobs[b].deadline_s))
+    });
+    let mut remaining: Vec<f64> = jobs.iter().map(|j| j.remaining_s).collect();
+    let mut finishes = vec![None; jobs.len()];
+    let mut trajectory = Vec::with_capacity(steps);
+    let mut battery = input.battery_wh;
+    let mut head = 0;
+    let mut current: Option<usize> = None;
+    for step in 0..steps {
+        let t = input.now_s + step as f64 * input.step_s;
+        let pv = (input.pv_w)(t + input.step_s / 2.0).max(0.0);
+        if current.is_none() && head < order.len() {
+            let next = order[head];
+            let job = &jobs[next];
+            let surplus = pv - input.idle_w;
+            // Start when the power is there: the job was already running, PV covers it, or the
+            // battery holds its energy above the floor.
+            if job.running
+                || surplus >= job.power_w
+                || battery - job.energy_wh() / input.battery.discharge_efficiency
+                    >= input.battery.floor_wh
+            {
+                current = Some(next);
+                head += 1;
+            }
+        }
+        let mut load = input.idle_w;
+        let mut run_s = 0.0;
+        if let Some(index) = current {
+            run_s = remaining[index].min(input.step_s);
+            load += jobs[index].power_w * run_s / input.step_s;
+        }
+        battery = input
+            .battery
+            .step(battery, pv - load, input.step_s)
+            .energy_wh;
+        trajectory.push(battery);
+        if let Some(index) = current {
+            remaining[index] -= run_s;
+            if remaining[index] <= 1e-9 {
+                finishes[index] = Some(t + run_s);
+                current = None;
+            }
+        }
+    }
+    Plan {
+        finishes,
+        trajectory,
+    }
+}
+
+/// Checks whether `candidates` can be admitted on top of `input.queue`.
+pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
+    let floor = input.battery.floor_wh;
+    let candidate_wh: f64 = candidates.iter().map(PlannedJob::energy_wh).sum();
+    let mut reasons = Vec::new();
+    let latest = input
+        .queue
+        .iter()
+        .chain(candidates)
+        .map(|j| j.deadline_s)
+        .fold(input.now_s + input.horizon_s, f64::max);
+    let steps = ((latest - input.now_s) / input.step_s).ceil().max(1.0) as usize;
+
+    let mut all: Vec<PlannedJob> = input.queue.to_vec();
+    all.extend_from_slice(candidates);
+    let without = plan(input, input.queue, steps);
+    let with = plan(input, &all, steps);
+
+    let mut headroom = f64::INFINITY;
+    let mut lowest = f64::INFINITY;
+    for (b_with, b_without) in with.trajectory.iter().zip(&without.trajectory) {
+        let limit = floor.min(*b_without) + input.margin_wh;
+        headroom = headroom.min(b_with - limit);
+        lowest = lowest.min(*b_with);
+    }
+    let late: Vec<&PlannedJob> = all
+        .iter()
+        .zip(&with.finishes)
+        .filter(|(job, finish)| finish.is_none_or(|f| f > job.deadline_s))
+        .map(|(job, _)| job)
+        .collect();
+
+    let mut admit = true;
+    if input.battery_wh < floor + input.margin_wh {
+        admit = false;
+        reasons.push(format!(
+            "battery {:.1} Wh is under its reserve of {:.1} Wh{}",
+            input.battery_wh,
+            floor,
+            if input.margin_wh > 0.0 {
+                format!(" plus {:.1} Wh hysteresis", input.margin_wh)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(job) = late.first() {
+        admit = false;
+        reasons.push(format!(
+            "{} would not finish before its deadline on the forecast ({} job(s) late)",
+            job.id,
+            late.len()
+        ));
+    }
+    if headroom < -1e-9 {
+        admit = false;
+        reasons.push(format!(
+            "the work would take the battery {:.1} Wh into its reserve (lowest {:.1} Wh)",
+            -headroom, lowest
+        ));
+    }
+    if admit {
+        reasons.push(format!(
+            "{:.2} Wh of work fits: forecast PV and battery above the {:.1} Wh reserve cover it \
+             with {:.1} Wh to spare; every job meets its deadline",
+            candidate_wh, floor, headroom
+        ));
+    }
+    Verdict {
+        admit,
+        reasons,
+        finishes: with.finishes,
+        lowest_wh: lowest,
+        headroom_wh: headroom,
+        candidate_wh,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn battery() -> BatteryModel {
+        BatteryModel {
+            capacity_wh: 100.0,
+            floor_wh: 30.0,
+            charge_efficiency: 1.0,
+            discharge_efficiency: 1.0,
+        }
+    }
+
+    fn job(id: &str, power_w: f64, hours: f64, deadline_h: f64) -> PlannedJob {
+        PlannedJob {
+            id: id.into(),
+            power_w,
+            remaining_s: hours * 3600.0,
+            deadline_s: deadline_h * 3600.0,
+            running: false,
+        }
+    }
+
+    fn input<'a>(
+        battery_wh: f64,
+        pv: &'a dyn Fn(f64) -> f64,
+        queue: &'a [PlannedJob],
+    ) -> BudgetInput<'a> {
+        BudgetInput {
+            now_s: 0.0,
+            battery_wh,
+            battery: battery(),
+            idle_w: 2.0,
+            pv_w: pv,
+            queue,
+            step_s: 60.0,
+            horizon_s: 24.0 * 3600.0,
+            margin_wh: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_battery_flow_clamps_at_full_and_empty_with_losses() {
+        let model = BatteryModel {
+            charge_efficiency: 0.9,
+            discharge_efficiency: 0.8,
+            ..battery()
+        };
+        let full = model.step(99.0, 20.0, 3600.0);
+        assert!((full.energy_wh - 100.0).abs() < 1e-9);
+        assert!((full.curtailed_wh - (18.0 - 1.0) / 0.9).abs() < 1e-9);
+        let empty = model.step(4.0, -8.0, 3600.0);
+        assert_eq!(empty.energy_wh, 0.0);
+        assert!((empty.shortfall_wh - (10.0 - 4.0) * 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn work_on_pv_surplus_is_admitted_and_work_on_the_reserve_is_not() {
+        let sunny = |_t: f64| 10.0;
+        let verdict = check(&input(30.0, &sunny, &[]), &[job("a", 5.0, 2.0, 5.0)]);
+        assert!(verdict.admit, "{verdict:?}");
+        let dark = |_t: f64| 0.0;
+        // Battery at 50 Wh, floor 30: 2 h × 5 W = 10 Wh above the idle's own draw. Idle alone
+        // drains 48 Wh a day and goes under the floor anyway; the work must not deepen that.
+        let verdict = check(&input(50.0, &dark, &[]), &[job("a", 5.0, 2.0, 5.0)]);
+        assert!(!verdict.admit, "{verdict:?}");
+        assert!(verdict.reasons[0].contains("reserve"), "{verdict:?}");
+    }
+
+    #[test]
+    fn battery_charge_above_the_reserve_carries_work_into_the_night() {
+        // 6 hours of 20 W sun, then night; the battery gets full and the work runs on it.
+        let day = |t: f64| if t < 6.0 * 3600.0 { 20.0 } else { 0.0 };
+        let verdict = check(&input(60.0, &day, &[]), &[job("a", 5.0, 1.0, 10.0)]);
+        assert!(verdict.admit, "{verdict:?}");
+        // The same work with a deadline only the night can meet, queued behind a long job.
+        let queue = [job("q", 5.0, 5.9, 6.0)];
+        let verdict = check(&input(60.0, &day, &queue), &[job("b", 5.0, 1.0, 7.0)]);
+        assert!(verdict.admit, "{verdict:?}");
+        assert!(verdict.finishes[1].unwrap() > 6.0 * 3600.0);
+    }
+
+    #[test]
+    fn a_deadline_that_cannot_be_met_is_refused_with_the_job_named() {
+        let sunny = |_t: f64| 50.0;
+        let queue = [job("long", 5.0, 3.0, 3.5)];
+        let verdict = check(&input(80.0, &sunny, &queue), &[job("short", 5.0, 1.0, 3.0)]);
+        assert!(!verdict.admit);
+        assert!(
+            verdict.reasons.iter().any(|r| r.contains("deadline")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn under_the_reserve_nothing_is_admitted_whatever_the_forecast() {
+        let blazing = |_t: f64| 500.0;
+        let verdict = check(&input(29.0, &blazing, &[]), &[job("a", 1.0, 0.1, 5.0)]);
+        assert!(!verdict.admit);
+        let mut with_margin = input(31.0, &blazing, &[]);
+        with_margin.margin_wh = 3.0;
+        let verdict = check(&with_margin, &[job("a", 1.0, 0.1, 5.0)]);
+        assert!(!verdict.admit, "hysteresis keeps it closed until 33 Wh");
+        assert!(verdict.reasons[0].contains("hysteresis"));
+    }
+}

@@ -1,0 +1,402 @@
+//! PV forecasts for the next 24 hours as P10/P50/P90, from a weather model when one is
+//! reachable (Open-Meteo) and from the clear-sky model otherwise, both corrected online
+//! against what the panel actually delivers.
+//!
+//! The correction learns the ratio measured / baseline. Its recent value (an hour's weighted
+//! mean) says how today compares with the model; the spread of its hourly values over the last
+//! two weeks gives the quantiles. Near-term points lean on the recent ratio, far ones on the
+//! two-week distribution.
+
+pub mod clear_sky;
+pub mod open_meteo;
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+pub use open_meteo::WeatherForecast;
+
+/// Where the panel is and what it is: all the clear-sky model and Open-Meteo need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// Degrees, north positive.
+    pub latitude: f64,
+    /// Degrees, east positive.
+    pub longitude: f64,
+    /// Panel tilt, 0 = horizontal, 90 = vertical.
+    pub tilt_deg: f64,
+    /// Panel azimuth, 0 = south, -90 = east, 90 = west (Open-Meteo's convention).
+    pub azimuth_deg: f64,
+    /// Installed DC peak power, kWp.
+    pub kwp: f64,
+    /// System losses as a fraction (PVWatts default 0.14).
+    pub losses: f64,
+}
+
+impl Site {
+    /// Checks ranges; an out-of-range site gives a forecast for somewhere else.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("latitude", self.latitude, -90.0, 90.0),
+            ("longitude", self.longitude, -180.0, 180.0),
+            ("tilt", self.tilt_deg, 0.0, 90.0),
+            ("azimuth", self.azimuth_deg, -180.0, 180.0),
+            ("kwp", self.kwp, 0.0, 1000.0),
+            ("losses", self.losses, 0.0, 0.99),
+        ];
+        for (name, value, low, high) in checks {
+            if !value.is_finite() || value < low || value > high {
+                return Err(format!("{name} = {value} is outside {low}..={high}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `latitude=48.1 longitude=11.6 tilt=30 azimuth=0 kwp=0.05 [losses=0.14]`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut site = Site {
+            latitude: f64::NAN,
+            longitude: f64::NAN,
+            tilt_deg: 30.0,
+            azimuth_deg: 0.0,
+            kwp: f64::NAN,
+            losses: 0.14,
+        };
+        for word in spec.split_whitespace() {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or_else(|| format!("site field `{word}` is not KEY=VALUE"))?;
+            let value: f64 = value
+                .parse()
+                .map_err(|_| format!("site field `{word}`: `{value}` is not a number"))?;
+            match key {
+                "latitude" | "lat" => site.latitude = value,
+                "longitude" | "lon" => site.longitude = value,
+                "tilt" => site.tilt_deg = value,
+                "azimuth" => site.azimuth_deg = value,
+                "kwp" => site.kwp = value,
+                "losses" => site.losses = value,
+                other => return Err(format!("unknown site field `{other}`")),
+            }
+        }
+        site.validate()?;
+        Ok(site)
+    }
+}
+
+/// One forecast step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ForecastPoint {
+    /// Start of the step (unix seconds).
+    pub time_s: f64,
+    /// PV power exceeded with 90 % probability.
+    pub p10_w: f64,
+    /// Median PV power.
+    pub p50_w: f64,
+    /// PV power exceeded with 10 % probability.
+    pub p90_w: f64,
+}
+
+/// A PV forecast: quantiles at fixed steps from `made_at_s`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// When it was made.
+    pub made_at_s: f64,
+    /// Step length.
+    pub step_s: f64,
+    /// "open-meteo" or "clear-sky".
+    pub source: String,
+    /// The steps.
+    pub points: Vec<ForecastPoint>,
+}
+
+impl Forecast {
+    /// PV power at quantile `q` (0..1; linear between P10, P50 and P90, clamped outside) at
+    /// `time_s`; 0 outside the forecast.
+    pub fn power_w(&self, q: f64, time_s: f64) -> f64 {
+        if time_s < self.made_at_s || self.points.is_empty() {
+            return 0.0;
+        }
+        let index = ((time_s - self.made_at_s) / self.step_s) as usize;
+        let Some(point) = self.points.get(index) else {
+            return 0.0;
+        };
+        if q <= 0.1 {
+            point.p10_w
+        } else if q <= 0.5 {
+            point.p10_w + (q - 0.1) / 0.4 * (point.p50_w - point.p10_w)
+        } else if q <= 0.9 {
+            point.p50_w + (q - 0.5) / 0.4 * (point.p90_w - point.p50_w)
+        } else {
+            point.p90_w
+        }
+    }
+
+    /// Energy (Wh) at quantile `q` between two times.
+    pub fn energy_wh(&self, q: f64, from_s: f64, to_s: f64) -> f64 {
+        let mut total = 0.0;
+        let mut t = from_s;
+        while t < to_s {
+            let next = (t + self.step_s).min(to_s);
+            total += self.power_w(q, t) * (next - t);
+            t = next;
+        }
+        total / 3600.0
+    }
+}
+
+/// Hourly ratios kept for the quantiles: two weeks of daylight hours.
+const HISTORY_HOURS: usize = 14 * 24;
+/// How fast the recent ratio forgets (seconds).
+const RECENT_TIME_CONSTANT_S: f64 = 3600.0;
+/// How fast a forecast point moves from the recent ratio to the two-week distribution.
+const PERSISTENCE_HORIZON_S: f64 = 2.0 * 3600.0;
+
+/// Learns measured / baseline online (ANCHORS §1.3: calibrated quantiles beat fixed margins).
+#[derive(Debug, Clone)]
+pub struct Corrector {
+    default_quantiles: [f64; 3],
+    recent: Option<(f64, f64)>,
+    hour: Option<(i64, f64, f64)>,
+    hourly: VecDeque<f64>,
+}
+
+impl Corrector {
+    /// A corrector that starts from `default_quantiles` (P10, P50, P90 ratios) until it has
+    /// seen half a day of daylight hours.
+    pub fn new(default_quantiles: [f64; 3]) -> Self {
+        Self {
+            default_quantiles,
+            recent: None,
+            hour: None,
+            hourly: VecDeque::new(),
+        }
+    }
+
+    /// Feeds one measurement. Only daylight counts (baseline above 5 % of `peak_w`): at dawn a
+    /// ratio of two tiny numbers says nothing.
+    pub fn observe(&mut self, time_s: f64, measured_w: f64, baseline_w: f64, peak_w: f64) {
+        if baseline_w <= 0.05 * peak_w || baseline_w <= 0.0 || !measured_w.is_finite() {
+            return;
+        }
+        let ratio = (measured_w / baseline_w).clamp(0.0, 3.0);
+        self.recent = Some(match self.recent {
+            None => (time_s, ratio),
+            Some((last_s, value)) => {
+                let dt = (time_s - last_s).max(0.0);
+                let keep = (-dt / RECENT_TIME_CONSTANT_S).exp();
+                (time_s, keep * value + (1.0 - keep) * ratio)
+            }
+        });
+        let hour = (time_s / 3600.0).floor() as i64;
+        match &mut self.hour {
+            Some((h, measured, baseline)) if *h == hour => {
+                *measured += measured_w;
+                *baseline += baseline_w;
+            }
+            slot => {
+                if let Some((_, measured, baseline)) = slot.take()
+                    && baseline > 0.0
+                {
+                    self.hourly.push_back((measured / baseline).clamp(0.0, 3.0));
+                    if self.hourly.len() > HISTORY_HOURS {
+                        self.hourly.pop_front();
+                    }
+                }
+                *slot = Some((hour, measured_w, baseline_w));
+            }
+        }
+    }
+
+    /// The recent ratio, if there is one from the last few hours.
+    pub fn recent(&self, now_s: f64) -> Option<f64> {
+        self.recent
+            .filter(|(t, _)| now_s - t < 6.0 * 3600.0)
+            .map(|(_, r)| r)
+    }
+
+    /// P10, P50 and P90 of the hourly ratios (the defaults until 12 hours are known).
+    pub fn quantiles(&self) -> [f64; 3] {
+        if self.hourly.len() < 12 {
+            return self.default_quantiles;
+        }
+        let mut sorted: Vec<f64> = self.hourly.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        [pick(0.1), pick(0.5), pick(0.9)]
+    }
+
+    /// Ratios for a point `ahead_s` from now: the two-week quantiles shifted towards today's
+    /// recent ratio, more so the nearer the point.
+    pub fn ratios(&self, now_s: f64, ahead_s: f64) -> [f64; 3] {
+        let [q10, q50, q90] = self.quantiles();
+        let shift = match self.recent(now_s) {
+            Some(recent) => (-ahead_s.max(0.0) / PERSISTENCE_HORIZON_S).exp() * (recent - q50),
+            None => 0.0,
+        };
+        [q10, q50, q90].map(|q| (q + shift).max(0.0))
+    }
+}
+
+/// Makes forecasts for one site and keeps learning from what the panel measures.
+#[derive(Debug, Clone)]
+pub struct Forecaster {
+    site: Site,
+    weather: Option<WeatherForecast>,
+    clear_sky: Corrector,
+    weather_corrector: Corrector,
+    peak_w: f64,
+}
+
+impl Forecaster {
+    /// A forecaster with no weather yet (clear-sky model only).
+    pub fn new(site: Site) -> Self {
+        let peak_w = site.kwp * 1000.0 * (1.0 - site.losses);
+        Self {
+            site,
+            weather: None,
+            clear_sky: Corrector::new([0.15, 0.6, 1.0]),
+            weather_corrector: Corrector::new([0.6, 0.95, 1.2]),
+            peak_w,
+        }
+    }
+
+    /// The site.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Hands in a fresh weather forecast (from Open-Meteo or its cache).
+    pub fn set_weather(&mut self, weather: WeatherForecast) {
+        self.weather = Some(weather);
+    }
+
+    /// The weather forecast in use, if any.
+    pub fn weather(&self) -> Option<&WeatherForecast> {
+        self.weather.as_ref()
+    }
+
+    fn weather_pv_w(&self, time_s: f64) -> Option<f64> {
+        let gti = self.weather.as_ref()?.gti_at(time_s)?;
+        Some(clear_sky::pv_power_w(&self.site, gti))
+    }
+
+    /// Learns from one measurement of the panel's power.
+    pub fn observe(&mut self, time_s: f64, measured_pv_w: f64) {
+        let clear = clear_sky::clear_sky_pv_w(&self.site, time_s);
+        self.clear_sky
+            .observe(time_s, measured_pv_w, clear, self.peak_w);
+        if let Some(weather) = self.weather_pv_w(time_s) {
+            // The weather model's own ratio only counts where it predicts real light.
+            self.weather_corrector
+                .observe(time_s, measured_pv_w, weather.max(0.0), self.peak_w);
+        }
+    }
+
+    /// P10/P50/P90 from `now_s` for `horizon_s` in steps of `step_s`.
+    pub fn forecast(&self, now_s: f64, horizon_s: f64, step_s: f64) -> Forecast {
+        let steps = (horizon_s / step_s).ceil().max(1.0) as usize;
+        let mut used_weather = false;
+        let points = (0..steps)
+            .map(|i| {
+                let t = now_s + i as f64 * step_s;
+                let middle = t + step_s / 2.0;
+                let (baseline, corrector) = match self.weather_pv_w(middle) {
+                    Some(w) => {
+                        used_weather = true;
+                        (w, &self.weather_corrector)
+                    }
+                    None => (
+                        clear_sky::clear_sky_pv_w(&self.site, middle),
+                        &self.clear_sky,
+                    ),
+                };
+                let [r10, r50, r90] = corrector.ratios(now_s, middle - now_s);
+                ForecastPoint {
+                    time_s: t,
+                    p10_w: baseline * r10,
+                    p50_w: baseline * r50,
+                    p90_w: baseline * r90,
+                }
+            })
+            .collect();
+        Forecast {
+            made_at_s: now_s,
+            step_s,
+            source: if used_weather {
+                "open-meteo"
+            } else {
+                "clear-sky"
+            }
+            .into(),
+            points,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.1").unwrap()
+    }
+
+    const JUNE_21: f64 = 1_782_000_000.0;
+
+    #[test]
+    fn sites_parse_and_bad_ones_say_which_field() {
+        assert_eq!(site().kwp, 0.1);
+        assert!(
+            Site::parse("latitude=95 longitude=0 kwp=1")
+                .unwrap_err()
+                .contains("latitude")
+        );
+        assert!(
+            Site::parse("latitude=1 longitude=0")
+                .unwrap_err()
+                .contains("kwp")
+        );
+        assert!(
+            Site::parse("lat=1 lon=2 kwp=x")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
+
+    #[test]
+    fn quantiles_are_ordered_and_learn_a_cloudier_sky() {
+        let mut forecaster = Forecaster::new(site());
+        // Three days at 40 % of clear sky, with some spread.
+        for step in 0..(3 * 288) {
+            let t = JUNE_21 + step as f64 * 300.0;
+            let clear = clear_sky::clear_sky_pv_w(forecaster.site(), t);
+            let wobble = 0.3 + 0.2 * ((step % 7) as f64 / 6.0);
+            forecaster.observe(t, clear * wobble);
+        }
+        let now = JUNE_21 + 3.0 * 86_400.0 + 12.0 * 3600.0;
+        let forecast = forecaster.forecast(now, 86_400.0, 900.0);
+        for point in &forecast.points {
+            assert!(
+                point.p10_w <= point.p50_w && point.p50_w <= point.p90_w,
+                "{point:?}"
+            );
+        }
+        let clear = clear_sky::clear_sky_pv_w(forecaster.site(), now + 450.0);
+        let first = forecast.points[0];
+        assert!(
+            (first.p50_w / clear - 0.4).abs() < 0.08,
+            "median follows the learned 40 %: {}",
+            first.p50_w / clear
+        );
+        assert!(
+            first.p10_w / clear > 0.25 && first.p90_w / clear < 0.55,
+            "{first:?}"
+        );
+        assert_eq!(forecast.source, "clear-sky");
+        let night = forecast.power_w(0.1, now + 12.0 * 3600.0);
+        assert_eq!(night, 0.0, "midnight");
+        let total = forecast.energy_wh(0.5, now, now + 86_400.0);
+        assert!(total > 50.0, "{total}");
+    }
+}
