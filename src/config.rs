@@ -35,6 +35,8 @@ pub struct Settings {
     pub node: NodeSettings,
     /// The admission gate.
     pub gate: GateSettings,
+    /// The energy module.
+    pub energy: EnergySettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -175,6 +177,122 @@ pub struct GateSettings {
     pub sim_windows: Vec<String>,
     /// "utc" or "start".
     pub sim_clock: String,
+}
+
+/// The energy module: sources, battery, site, forecast and admission policy.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergySettings {
+    /// Where readings come from.
+    pub source: String,
+    /// Seconds between readings.
+    pub poll_interval_s: f64,
+    /// Persistent estimator state and learned app power.
+    pub state_file: PathBuf,
+    /// Trace file for `source = "trace"`.
+    pub trace_file: PathBuf,
+    /// Trace replay speed.
+    pub trace_speed: f64,
+    /// Whether the trace loops.
+    pub trace_loop: bool,
+    /// I2C bus number.
+    pub i2c_bus: u8,
+    /// INA2xx address.
+    pub ina_address: u16,
+    /// Which line the INA2xx measures.
+    pub ina_role: String,
+    /// Invert the INA2xx current sign.
+    pub ina_invert_current: bool,
+    /// Shunt resistance, ohms.
+    pub shunt_ohms: f64,
+    /// Largest expected current, A.
+    pub max_current_a: f64,
+    /// Whether a Witty Pi 4 is fitted.
+    pub wittypi: bool,
+    /// Witty Pi address.
+    pub wittypi_address: u16,
+    /// VE.Direct serial port.
+    pub serial_port: PathBuf,
+    /// sysfs power_supply root.
+    pub power_supply_root: PathBuf,
+    /// power_supply name.
+    pub power_supply_name: String,
+    /// Power-off command after a low-voltage warning.
+    pub shutdown_command: String,
+    /// Witty Pi daily wake fallback, hours.
+    pub wake_fallback_h: f64,
+    /// The battery.
+    pub battery: BatterySettings,
+    /// The panel's site.
+    pub site: SiteSettings,
+    /// The forecast.
+    pub forecast: ForecastSettings,
+    /// The admission policy.
+    pub policy: PolicySettings,
+}
+
+/// The battery behind the node.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatterySettings {
+    /// "lifepo4" or "lead-acid".
+    pub chemistry: String,
+    /// Usable capacity, Wh.
+    pub capacity_wh: f64,
+    /// Nominal voltage.
+    pub nominal_v: f64,
+    /// Charge efficiency; 0 = the chemistry's default.
+    pub charge_efficiency: f64,
+    /// Night reserve share.
+    pub reserve: f64,
+    /// First-start state of charge.
+    pub initial_soc: f64,
+}
+
+/// Where the panel is.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSettings {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+    /// Panel tilt.
+    pub tilt: f64,
+    /// Panel azimuth.
+    pub azimuth: f64,
+    /// Peak power, kWp.
+    pub kwp: f64,
+    /// System losses.
+    pub losses: f64,
+}
+
+/// The PV forecast.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSettings {
+    /// Use Open-Meteo.
+    pub open_meteo: bool,
+    /// Its endpoint.
+    pub open_meteo_url: String,
+    /// Fetch at most this often, seconds.
+    pub refresh_s: f64,
+    /// Cache file.
+    pub cache_file: PathBuf,
+    /// The planning quantile.
+    pub quantile: f64,
+}
+
+/// The admission policy's power figures.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Idle draw, W.
+    pub idle_w: f64,
+    /// Full-load draw, W.
+    pub busy_w: f64,
+    /// Hysteresis band, share of capacity.
+    pub hysteresis: f64,
 }
 
 /// Logging settings.

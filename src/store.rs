@@ -141,7 +141,8 @@ impl Store {
                      hash TEXT PRIMARY KEY, decision TEXT NOT NULL, detail TEXT, seen_block INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS tasks (
                      task TEXT PRIMARY KEY, deal TEXT NOT NULL, idx INTEGER NOT NULL,
-                     step TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+                     step TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);",
             )
             .map_err(|e| fail(e.to_string()))?;
         Ok(Self {
@@ -155,6 +156,30 @@ impl Store {
             path: self.path.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// Keeps a task's energy receipt (JSON), replacing an earlier one.
+    pub fn put_receipt(&self, task: TaskId, receipt: &str) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO energy_receipts (task, receipt) VALUES (?1, ?2)",
+                rusqlite::params![task.to_string(), receipt],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// A task's energy receipt (JSON), if it has one.
+    pub fn receipt(&self, task: TaskId) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.connection
+            .query_row(
+                "SELECT receipt FROM energy_receipts WHERE task = ?1",
+                [task.to_string()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
     }
 
     /// A stored value.

@@ -274,6 +274,35 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
     }
 }
 
+/// Keeps decisions from flapping: once the check has said no, a yes needs `band_wh` more
+/// headroom (and a battery `band_wh` above its reserve) than staying open does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Hysteresis {
+    /// The extra energy needed to reopen.
+    pub band_wh: f64,
+    /// Whether the last decision was a yes.
+    pub open: bool,
+}
+
+impl Hysteresis {
+    /// Starts closed: the first yes already needs the band.
+    pub fn new(band_wh: f64) -> Self {
+        Self {
+            band_wh,
+            open: false,
+        }
+    }
+
+    /// Runs the check with the margin the current state asks for, and remembers the outcome.
+    pub fn decide(&mut self, input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
+        let mut input = input.clone();
+        input.margin_wh = if self.open { 0.0 } else { self.band_wh };
+        let verdict = check(&input, candidates);
+        self.open = verdict.admit;
+        verdict
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +407,17 @@ mod tests {
         let verdict = check(&with_margin, &[job("a", 1.0, 0.1, 5.0)]);
         assert!(!verdict.admit, "hysteresis keeps it closed until 33 Wh");
         assert!(verdict.reasons[0].contains("hysteresis"));
+    }
+
+    #[test]
+    fn hysteresis_needs_the_band_to_reopen_but_not_to_stay_open() {
+        let sunny = |_t: f64| 10.0;
+        let mut gate = Hysteresis::new(2.0);
+        let candidate = [job("a", 1.0, 0.1, 5.0)];
+        assert!(!gate.decide(&input(31.0, &sunny, &[]), &candidate).admit, "closed: 31 < 30 + 2");
+        assert!(gate.decide(&input(32.5, &sunny, &[]), &candidate).admit);
+        assert!(gate.decide(&input(30.5, &sunny, &[]), &candidate).admit, "open: stays open above 30");
+        assert!(!gate.decide(&input(29.9, &sunny, &[]), &candidate).admit);
+        assert!(!gate.decide(&input(31.0, &sunny, &[]), &candidate).admit);
     }
 }

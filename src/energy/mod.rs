@@ -17,3 +17,5 @@ pub use sample::{BoardReading, EnergySource, RejectCounter, Sample, SourceError}
 pub mod battery;
 pub mod budget;
 pub mod forecast;
+pub mod simulate;
+pub mod gate;

@@ -15,6 +15,8 @@ pub struct TaskEstimate {
     pub volume: u64,
     /// Seconds from now until the work must be contributed.
     pub deadline_in_s: u64,
+    /// The app, when known (the energy gate learns each app's power).
+    pub app: Option<String>,
 }
 
 /// A yes or no, with why.
@@ -48,6 +50,25 @@ impl Decision {
 pub trait AdmissionGate: Send + Sync {
     /// The decision for `estimate` at `now_s`.
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision;
+
+    /// A task of admitted work starts running: the gate counts it against its budget and
+    /// measures it until [`task_finished`](Self::task_finished).
+    fn task_started(&self, _task: &str, _estimate: &TaskEstimate, _now_s: u64) {}
+
+    /// The task's app has stopped; returns its energy receipt (JSON) when the gate keeps them.
+    fn task_finished(&self, _task: &str, _now_s: u64) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Why the node must stop now and power off (a low-voltage warning), if it must.
+    fn power_off_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The gate's state for `pew energy status` and logs.
+    fn status(&self, _now_s: u64) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Admits everything (a node on mains power, or tests).
@@ -130,6 +151,7 @@ mod tests {
             max_runtime_s: runtime,
             volume: 1,
             deadline_in_s: 2100,
+            app: None,
         }
     }
 

@@ -1,0 +1,689 @@
+//! The energy module as the node's admission gate: it keeps the battery estimate, the
+//! forecaster and the work in progress up to date from each [`Sample`], answers the node's
+//! "may I take this work?" with [`budget::check`](super::budget::check), and writes an energy
+//! receipt for every task it measured.
+//!
+//! Time: everything inside runs on the *energy clock*, the time of the samples. For hardware
+//! that is the wall clock; a trace replayed at N times real speed runs N times faster, and the
+//! node's durations (run times, deadlines) are scaled by N on the way in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::battery::{BatterySpec, Estimator};
+use super::budget::{BatteryModel, BudgetInput, Hysteresis, PlannedJob, Verdict};
+use super::forecast::{Forecast, Forecaster, WeatherForecast};
+use super::sample::Sample;
+use crate::scheduler::gate::{AdmissionGate, Decision, TaskEstimate};
+
+/// Maps wall time to energy time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Clock {
+    /// Wall time (unix seconds) of the mapping's origin.
+    pub wall_start_s: f64,
+    /// Energy time at that origin.
+    pub energy_start_s: f64,
+    /// Energy seconds per wall second.
+    pub speed: f64,
+}
+
+impl Clock {
+    /// The wall clock itself (hardware sources).
+    pub fn wall() -> Self {
+        Self {
+            wall_start_s: 0.0,
+            energy_start_s: 0.0,
+            speed: 1.0,
+        }
+    }
+
+    /// Energy time at wall time `wall_s`.
+    pub fn energy_time(&self, wall_s: f64) -> f64 {
+        self.energy_start_s + (wall_s - self.wall_start_s) * self.speed
+    }
+}
+
+/// The fixed figures the gate works with.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateConfig {
+    /// The battery for the estimator.
+    pub spec: BatterySpec,
+    /// The battery for the planner (capacity, reserve, efficiencies).
+    pub model: BatteryModel,
+    /// The node's idle draw.
+    pub idle_w: f64,
+    /// The node's full-load draw (an unknown app's power is `busy_w - idle_w`).
+    pub busy_w: f64,
+    /// The forecast quantile planned with.
+    pub quantile: f64,
+    /// The hysteresis band, Wh.
+    pub hysteresis_wh: f64,
+    /// Samples older than this (energy seconds) are stale: no work is admitted on them.
+    pub stale_after_s: f64,
+}
+
+/// A task being measured for its receipt.
+#[derive(Debug, Clone, Serialize)]
+struct Running {
+    app: Option<String>,
+    power_w: f64,
+    runtime_s: f64,
+    deadline_s: f64,
+    started_s: f64,
+    energy_wh: f64,
+    pv_wh: f64,
+    battery_wh: f64,
+    forecast_wh: f64,
+    forecast_source: String,
+    measured_load_w: f64,
+    measured_samples: u64,
+}
+
+/// What survives a restart: the battery estimate and what each app draws.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PersistentState {
+    /// State of charge, 0..=1.
+    pub soc: Option<f64>,
+    /// Energy time of the estimate.
+    pub time_s: f64,
+    /// Learned power above idle, per app address.
+    pub app_power_w: HashMap<String, f64>,
+}
+
+struct State {
+    estimator: Estimator,
+    forecaster: Option<Forecaster>,
+    forecast: Option<Forecast>,
+    last: Option<Sample>,
+    hysteresis: HashMap<(u64, u64), Hysteresis>,
+    running: HashMap<String, Running>,
+    app_power_w: HashMap<String, f64>,
+    last_decision: Option<Decision>,
+    low_voltage: Option<String>,
+    rejected: u64,
+}
+
+/// The energy admission gate.
+pub struct EnergyGate {
+    config: GateConfig,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+/// Seconds between forecast refreshes (energy time).
+const FORECAST_EVERY_S: f64 = 300.0;
+
+impl EnergyGate {
+    /// A gate starting from `persisted` state (or the configured first-start SoC).
+    pub fn new(
+        config: GateConfig,
+        clock: Clock,
+        forecaster: Option<Forecaster>,
+        persisted: PersistentState,
+        initial_soc: f64,
+    ) -> Self {
+        let estimator = Estimator::new(config.spec, persisted.soc.unwrap_or(initial_soc));
+        Self {
+            config,
+            clock,
+            state: Mutex::new(State {
+                estimator,
+                forecaster,
+                forecast: None,
+                last: None,
+                hysteresis: HashMap::new(),
+                running: HashMap::new(),
+                app_power_w: persisted.app_power_w,
+                last_decision: None,
+                low_voltage: None,
+                rejected: 0,
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The energy clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// What to persist now.
+    pub fn persistent_state(&self) -> PersistentState {
+        let state = self.state();
+        PersistentState {
+            soc: Some(state.estimator.soc()),
+            time_s: state.last.as_ref().map(|s| s.time_s).unwrap_or_default(),
+            app_power_w: state.app_power_w.clone(),
+        }
+    }
+
+    /// Hands in a fresh weather forecast.
+    pub fn set_weather(&self, weather: WeatherForecast) {
+        let mut state = self.state();
+        if let Some(forecaster) = state.forecaster.as_mut() {
+            forecaster.set_weather(weather);
+            state.forecast = None;
+        }
+    }
+
+    /// Records that the source rejected a reading.
+    pub fn note_rejected(&self, total: u64) {
+        self.state().rejected = total;
+    }
+
+    /// A low-voltage warning from the power board: stop bidding, park, power off.
+    pub fn set_low_voltage(&self, warning: Option<String>) {
+        let mut state = self.state();
+        if warning.is_some() && state.low_voltage.is_none() {
+            tracing::warn!(reason = ?warning, "energy: low-voltage warning, no more work");
+        }
+        state.low_voltage = warning;
+    }
+
+    /// The node's power use right now, as best known: measured, or idle plus running tasks.
+    fn load_w(&self, state: &State, sample: &Sample) -> f64 {
+        sample.load_w.unwrap_or_else(|| {
+            self.config.idle_w + state.running.values().map(|r| r.power_w).sum::<f64>()
+        })
+    }
+
+    /// Feeds one sample: battery, forecast learning, receipts, app power.
+    pub fn observe(&self, sample: Sample) {
+        let mut state = self.state();
+        let dt = state
+            .last
+            .as_ref()
+            .map(|last| (sample.time_s - last.time_s).clamp(0.0, 600.0))
+            .unwrap_or(0.0);
+        let load = self.load_w(&state, &sample);
+        let pv = sample.pv_w.unwrap_or(0.0).max(0.0);
+
+        // The battery: measured current, a reported SoC, or the power balance.
+        match (sample.battery_v, sample.battery_a, sample.battery_soc) {
+            (Some(volts), Some(amps), _) => state.estimator.update(sample.time_s, volts, amps),
+            (_, _, Some(soc)) => state.estimator.set_soc(soc),
+            _ if sample.pv_w.is_some() && dt > 0.0 => {
+                let energy = state.estimator.energy_wh();
+                let next = self.config.model.step(energy, pv - load, dt).energy_wh;
+                state
+                    .estimator
+                    .set_soc(next / self.config.model.capacity_wh.max(1e-9));
+            }
+            _ => {}
+        }
+        if let (Some(forecaster), Some(pv_w)) = (state.forecaster.as_mut(), sample.pv_w) {
+            forecaster.observe(sample.time_s, pv_w);
+        }
+
+        // Receipts: PV first feeds the idle draw, then the tasks, the battery gives the rest.
+        if dt > 0.0 && !state.running.is_empty() {
+            let estimated: f64 = state.running.values().map(|r| r.power_w).sum();
+            let tasks_w = match sample.load_w {
+                Some(measured) => (measured - self.config.idle_w).max(0.0),
+                None => estimated,
+            };
+            let pv_for_tasks = (pv - self.config.idle_w).clamp(0.0, tasks_w);
+            let count = state.running.len() as f64;
+            let single = state.running.len() == 1;
+            for task in state.running.values_mut() {
+                let share = if estimated > 0.0 {
+                    task.power_w / estimated
+                } else {
+                    1.0 / count
+                };
+                let energy = share * tasks_w * dt / 3600.0;
+                let from_pv = share * pv_for_tasks * dt / 3600.0;
+                task.energy_wh += energy;
+                task.pv_wh += from_pv;
+                task.battery_wh += energy - from_pv;
+                if single && let Some(measured) = sample.load_w {
+                    task.measured_load_w += measured - self.config.idle_w;
+                    task.measured_samples += 1;
+                }
+            }
+        }
+
+        // Low voltage from the board's own thresholds (with a band, so it does not flap).
+        if let Some(board) = &sample.board
+            && let Some(cut) = board.low_voltage_v
+        {
+            if board.input_v < cut + 0.2 && state.low_voltage.is_none() {
+                let warning = format!(
+                    "battery at {:.2} V, within 0.2 V of the board's {:.1} V cut-off",
+                    board.input_v, cut
+                );
+                tracing::warn!(%warning, "energy: low-voltage warning, no more work");
+                state.low_voltage = Some(warning);
+            } else if board.input_v > cut + 0.5 {
+                state.low_voltage = None;
+            }
+        }
+
+        if state
+            .forecast
+            .as_ref()
+            .is_none_or(|f| sample.time_s - f.made_at_s >= FORECAST_EVERY_S)
+        {
+            let forecast = state
+                .forecaster
+                .as_ref()
+                .map(|f| f.forecast(sample.time_s, 86_400.0, 300.0));
+            state.forecast = forecast;
+        }
+        state.last = Some(sample);
+    }
+
+    /// The check for `estimate` at energy time `now`, without recording a decision.
+    fn verdict(&self, state: &mut State, estimate: &TaskEstimate, now: f64) -> Verdict {
+        let speed = self.clock.speed;
+        let queue: Vec<PlannedJob> = state
+            .running
+            .iter()
+            .map(|(task, r)| PlannedJob {
+                id: task.clone(),
+                power_w: r.power_w,
+                remaining_s: (r.runtime_s - (now - r.started_s)).max(60.0),
+                deadline_s: r.deadline_s,
+                running: true,
+            })
+            .collect();
+        let power = self.app_power(state, estimate.app.as_deref());
+        let candidates: Vec<PlannedJob> = (0..estimate.volume.max(1))
+            .map(|i| PlannedJob {
+                id: format!("new task {}", i + 1),
+                power_w: power,
+                remaining_s: estimate.max_runtime_s as f64 * speed,
+                deadline_s: now + estimate.deadline_in_s as f64 * speed,
+                running: false,
+            })
+            .collect();
+        let forecast = state.forecast.clone();
+        let quantile = self.config.quantile;
+        let pv_now = state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0);
+        let pv = move |t: f64| match &forecast {
+            Some(f) => f.power_w(quantile, t),
+            None if t < now + 3600.0 => pv_now,
+            None => 0.0,
+        };
+        let input = BudgetInput {
+            now_s: now,
+            battery_wh: state.estimator.energy_wh(),
+            battery: self.config.model,
+            idle_w: self.config.idle_w,
+            pv_w: &pv,
+            queue: &queue,
+            step_s: 120.0,
+            horizon_s: 86_400.0,
+            margin_wh: 0.0,
+        };
+        let key = (estimate.category, estimate.volume);
+        let band = self.config.hysteresis_wh;
+        state
+            .hysteresis
+            .entry(key)
+            .or_insert_with(|| Hysteresis::new(band))
+            .decide(&input, &candidates)
+    }
+
+    fn app_power(&self, state: &State, app: Option<&str>) -> f64 {
+        app.and_then(|a| state.app_power_w.get(a).copied())
+            .unwrap_or((self.config.busy_w - self.config.idle_w).max(0.0))
+    }
+
+    /// Everything `pew energy status` shows.
+    pub fn status_at(&self, now_wall_s: f64) -> serde_json::Value {
+        let now = self.clock.energy_time(now_wall_s);
+        let mut state = self.state();
+        let probe = TaskEstimate {
+            category: 0,
+            max_runtime_s: 300,
+            volume: 1,
+            deadline_in_s: 2100,
+            app: None,
+        };
+        // A probe that must not move the real hysteresis state.
+        let saved = state.hysteresis.clone();
+        let verdict = self.verdict(&mut state, &probe, now);
+        state.hysteresis = saved;
+        let soc = state.estimator.soc();
+        let capacity = self.config.model.capacity_wh;
+        let last = state.last.clone();
+        let load = last.as_ref().map(|s| self.load_w(&state, s));
+        let pv = last.as_ref().and_then(|s| s.pv_w);
+        let forecast = state.forecast.as_ref().map(|f| {
+            json!({
+                "source": f.source,
+                "made_at_s": f.made_at_s,
+                "next_24h_wh": {
+                    "p10": round1(f.energy_wh(0.1, now, now + 86_400.0)),
+                    "p50": round1(f.energy_wh(0.5, now, now + 86_400.0)),
+                    "p90": round1(f.energy_wh(0.9, now, now + 86_400.0)),
+                },
+                "hourly_w": (0..24).map(|h| {
+                    let t = now + h as f64 * 3600.0;
+                    json!({"time_s": t, "p10": round1(f.power_w(0.1, t)), "p50": round1(f.power_w(0.5, t)), "p90": round1(f.power_w(0.9, t))})
+                }).collect::<Vec<_>>(),
+            })
+        });
+        json!({
+            "energy_time_s": now,
+            "readings": last,
+            "rejected_readings": state.rejected,
+            "battery": {
+                "soc_pct": round1(soc * 100.0),
+                "energy_wh": round1(soc * capacity),
+                "capacity_wh": capacity,
+                "reserve_wh": round1(self.config.model.floor_wh),
+                "above_reserve_wh": round1(soc * capacity - self.config.model.floor_wh),
+                "anchors": state.estimator.anchors,
+            },
+            "surplus_w": match (pv, load) { (Some(p), Some(l)) => Some(round1(p - l)), _ => None },
+            "forecast": forecast,
+            "budget": {
+                "probe": "one XS task (300 s) of an unknown app",
+                "admit": verdict.admit,
+                "headroom_wh": round1(verdict.headroom_wh),
+                "lowest_battery_wh": round1(verdict.lowest_wh),
+                "task_energy_wh": round1(verdict.candidate_wh),
+            },
+            "decision": {
+                "admit": verdict.admit && state.low_voltage.is_none(),
+                "reasons": low_voltage_first(&state.low_voltage, verdict.reasons),
+            },
+            "last_node_decision": state.last_decision,
+            "running_tasks": state.running.keys().collect::<Vec<_>>(),
+            "app_power_w": state.app_power_w,
+            "low_voltage": state.low_voltage,
+        })
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    if v.is_finite() {
+        (v * 10.0).round() / 10.0
+    } else {
+        v
+    }
+}
+
+fn low_voltage_first(low: &Option<String>, mut reasons: Vec<String>) -> Vec<String> {
+    if let Some(warning) = low {
+        reasons.insert(0, format!("low-voltage warning: {warning}"));
+    }
+    reasons
+}
+
+impl AdmissionGate for EnergyGate {
+    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
+        let now = self.clock.energy_time(now_s as f64);
+        let mut state = self.state();
+        let decision = if let Some(warning) = &state.low_voltage {
+            Decision::no(format!("low-voltage warning: {warning}"))
+        } else if state
+            .last
+            .as_ref()
+            .is_none_or(|s| now - s.time_s > self.config.stale_after_s)
+        {
+            Decision::no("no recent energy reading: not bidding blind")
+        } else {
+            let verdict = self.verdict(&mut state, estimate, now);
+            let mut reasons = verdict.reasons;
+            reasons.push(format!(
+                "battery {:.1} Wh ({:.0} %), reserve {:.1} Wh, PV now {:.1} W, forecast {}",
+                state.estimator.energy_wh(),
+                state.estimator.soc() * 100.0,
+                self.config.model.floor_wh,
+                state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0),
+                state
+                    .forecast
+                    .as_ref()
+                    .map(|f| format!(
+                        "{} P{:.0} {:.1} Wh over 24 h",
+                        f.source,
+                        self.config.quantile * 100.0,
+                        f.energy_wh(self.config.quantile, now, now + 86_400.0)
+                    ))
+                    .unwrap_or_else(|| "none (no site): only PV now counts".into())
+            ));
+            Decision {
+                admit: verdict.admit,
+                reasons,
+            }
+        };
+        let changed = state
+            .last_decision
+            .as_ref()
+            .is_none_or(|d| d.admit != decision.admit);
+        if changed {
+            tracing::info!(admit = decision.admit, reasons = ?decision.reasons, "energy gate decision");
+        } else {
+            tracing::debug!(admit = decision.admit, reasons = ?decision.reasons, "energy gate decision");
+        }
+        state.last_decision = Some(decision.clone());
+        decision
+    }
+
+    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: u64) {
+        let now = self.clock.energy_time(now_s as f64);
+        let speed = self.clock.speed;
+        let mut state = self.state();
+        let runtime_s = estimate.max_runtime_s as f64 * speed;
+        let (forecast_wh, forecast_source) = match &state.forecast {
+            Some(f) => (
+                f.energy_wh(self.config.quantile, now, now + runtime_s),
+                f.source.clone(),
+            ),
+            None => (0.0, "none".to_string()),
+        };
+        let power_w = self.app_power(&state, estimate.app.as_deref());
+        state.running.insert(
+            task.to_string(),
+            Running {
+                app: estimate.app.clone(),
+                power_w,
+                runtime_s,
+                deadline_s: now + estimate.deadline_in_s as f64 * speed,
+                started_s: now,
+                energy_wh: 0.0,
+                pv_wh: 0.0,
+                battery_wh: 0.0,
+                forecast_wh,
+                forecast_source,
+                measured_load_w: 0.0,
+                measured_samples: 0,
+            },
+        );
+    }
+
+    fn task_finished(&self, task: &str, now_s: u64) -> Option<serde_json::Value> {
+        let now = self.clock.energy_time(now_s as f64);
+        let mut state = self.state();
+        let run = state.running.remove(task)?;
+        if run.measured_samples >= 3
+            && let Some(app) = &run.app
+        {
+            let measured = (run.measured_load_w / run.measured_samples as f64).max(0.0);
+            let learned = match state.app_power_w.get(app) {
+                Some(old) => 0.7 * old + 0.3 * measured,
+                None => measured,
+            };
+            state.app_power_w.insert(app.clone(), learned);
+        }
+        let share = |part: f64| {
+            if run.energy_wh > 0.0 {
+                round1(part / run.energy_wh * 100.0)
+            } else {
+                0.0
+            }
+        };
+        Some(json!({
+            "task": task,
+            "app": run.app,
+            "started_s": run.started_s,
+            "finished_s": now,
+            "wh_used": (run.energy_wh * 1000.0).round() / 1000.0,
+            "pv_wh": (run.pv_wh * 1000.0).round() / 1000.0,
+            "battery_wh": (run.battery_wh * 1000.0).round() / 1000.0,
+            "pv_share_pct": share(run.pv_wh),
+            "battery_share_pct": share(run.battery_wh),
+            "measured": run.measured_samples > 0,
+            "forecast": {
+                "source": run.forecast_source,
+                "quantile": self.config.quantile,
+                "pv_wh_for_the_run": (run.forecast_wh * 1000.0).round() / 1000.0,
+                "planned_power_w": run.power_w,
+            },
+        }))
+    }
+
+    fn power_off_reason(&self) -> Option<String> {
+        self.state().low_voltage.clone()
+    }
+
+    fn status(&self, now_s: u64) -> serde_json::Value {
+        self.status_at(now_s as f64)
+    }
+}
+
+impl<T: AdmissionGate> AdmissionGate for Arc<T> {
+    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
+        (**self).admit(estimate, now_s)
+    }
+    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: u64) {
+        (**self).task_started(task, estimate, now_s)
+    }
+    fn task_finished(&self, task: &str, now_s: u64) -> Option<serde_json::Value> {
+        (**self).task_finished(task, now_s)
+    }
+    fn power_off_reason(&self) -> Option<String> {
+        (**self).power_off_reason()
+    }
+    fn status(&self, now_s: u64) -> serde_json::Value {
+        (**self).status(now_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::energy::battery::Chemistry;
+    use crate::energy::forecast::Site;
+
+    fn gate(soc: f64) -> EnergyGate {
+        let config = GateConfig {
+            spec: BatterySpec {
+                chemistry: Chemistry::Lifepo4,
+                capacity_wh: 100.0,
+                nominal_v: 12.8,
+                charge_efficiency: 0.99,
+            },
+            model: BatteryModel {
+                capacity_wh: 100.0,
+                floor_wh: 30.0,
+                charge_efficiency: 0.98,
+                discharge_efficiency: 0.98,
+            },
+            idle_w: 2.7,
+            busy_w: 6.4,
+            quantile: 0.1,
+            hysteresis_wh: 2.0,
+            stale_after_s: 600.0,
+        };
+        let site = Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.05").unwrap();
+        EnergyGate::new(
+            config,
+            Clock::wall(),
+            Some(Forecaster::new(site)),
+            PersistentState::default(),
+            soc,
+        )
+    }
+
+    fn xs(app: Option<&str>) -> TaskEstimate {
+        TaskEstimate {
+            category: 0,
+            max_runtime_s: 300,
+            volume: 1,
+            deadline_in_s: 2100,
+            app: app.map(str::to_string),
+        }
+    }
+
+    const NOON: f64 = 1_782_000_000.0 + 12.0 * 3600.0;
+
+    fn sample(t: f64, pv: f64, load: Option<f64>) -> Sample {
+        let mut s = Sample::at(t);
+        s.pv_w = Some(pv);
+        s.load_w = load;
+        s
+    }
+
+    #[test]
+    fn no_reading_no_work_and_a_sunny_noon_admits_with_reasons() {
+        let gate = gate(0.6);
+        let no = gate.admit(&xs(None), NOON as u64);
+        assert!(!no.admit && no.reasons[0].contains("no recent energy reading"));
+        gate.observe(sample(NOON, 40.0, None));
+        let yes = gate.admit(&xs(None), NOON as u64 + 1);
+        assert!(yes.admit, "{yes:?}");
+        assert!(yes.reasons.iter().any(|r| r.contains("battery 60.0 Wh")), "{yes:?}");
+        let status = gate.status(NOON as u64 + 1);
+        assert_eq!(status["decision"]["admit"], true);
+        assert_eq!(status["battery"]["soc_pct"], 60.0);
+        assert_eq!(status["forecast"]["source"], "clear-sky");
+    }
+
+    #[test]
+    fn under_the_reserve_at_midnight_nothing_is_admitted() {
+        let gate = gate(0.25);
+        let midnight = NOON + 12.0 * 3600.0;
+        gate.observe(sample(midnight, 0.0, None));
+        let no = gate.admit(&xs(None), midnight as u64);
+        assert!(!no.admit);
+        assert!(no.reasons[0].contains("under its reserve"), "{no:?}");
+    }
+
+    #[test]
+    fn a_receipt_splits_pv_and_battery_and_the_app_power_is_learned() {
+        let gate = gate(0.6);
+        // Late afternoon: 4 W of PV, the node draws 2.7 W idle + 3 W for the task.
+        let t0 = NOON + 5.0 * 3600.0;
+        gate.observe(sample(t0, 4.0, Some(2.7)));
+        gate.task_started("0xabc", &xs(Some("0xapp")), t0 as u64);
+        for i in 1..=60 {
+            gate.observe(sample(t0 + i as f64 * 10.0, 4.0, Some(5.7)));
+        }
+        let receipt = gate.task_finished("0xabc", (t0 + 600.0) as u64).unwrap();
+        // 600 s × 3 W = 0.5 Wh; PV gives 4 − 2.7 = 1.3 W of it.
+        assert_eq!(receipt["wh_used"], 0.5);
+        let pv = receipt["pv_wh"].as_f64().unwrap();
+        assert!((pv - 1.3 * 600.0 / 3600.0).abs() < 1e-3, "{receipt}");
+        assert_eq!(receipt["pv_share_pct"], 43.3);
+        assert_eq!(receipt["forecast"]["source"], "clear-sky");
+        assert!((gate.persistent_state().app_power_w["0xapp"] - 3.0).abs() < 1e-9);
+        assert!(gate.task_finished("0xabc", 0).is_none(), "a receipt is given once");
+    }
+
+    #[test]
+    fn a_low_voltage_warning_stops_bidding_and_asks_for_power_off() {
+        let gate = gate(0.9);
+        let mut s = sample(NOON, 40.0, None);
+        s.board = Some(super::super::sample::BoardReading {
+            input_v: 11.7,
+            output_v: 5.1,
+            output_a: 0.6,
+            temperature_c: None,
+            low_voltage_v: Some(11.6),
+            recovery_voltage_v: Some(12.8),
+        });
+        gate.observe(s);
+        assert!(gate.power_off_reason().is_some());
+        assert!(!gate.admit(&xs(None), NOON as u64).admit);
+    }
+}
