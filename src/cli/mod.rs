@@ -8,6 +8,8 @@ mod context;
 mod dataset;
 mod deal;
 mod devnet;
+mod energy;
+mod energy_setup;
 mod pool;
 mod request;
 mod result;
@@ -75,6 +77,10 @@ enum Command {
     /// Download and verify task results.
     #[command(subcommand)]
     Result(result::ResultCommand),
+    /// The energy module: status, setup, calibration, and replaying traces through the
+    /// admission policy.
+    #[command(subcommand)]
+    Energy(energy::EnergyCommand),
     /// Run the node for the workerpool in node.pool: bid when the gate admits work, match
     /// requests, run tasks, contribute. Stops cleanly on SIGTERM or SIGINT.
     Run,
@@ -115,6 +121,9 @@ pub fn main() -> ExitCode {
             Command::Deal(command) => deal::run(command, globals, &settings).await,
             Command::Task(command) => task::run(command, globals, &settings).await,
             Command::Result(command) => result::run(command, globals, &settings).await,
+            Command::Energy(command) => {
+                energy::run(command, globals.json, &settings, cli.config.as_deref()).await
+            }
             Command::Run => run::run(globals, &settings).await,
         }
     });

@@ -414,9 +414,15 @@ mod tests {
         let sunny = |_t: f64| 10.0;
         let mut gate = Hysteresis::new(2.0);
         let candidate = [job("a", 1.0, 0.1, 5.0)];
-        assert!(!gate.decide(&input(31.0, &sunny, &[]), &candidate).admit, "closed: 31 < 30 + 2");
+        assert!(
+            !gate.decide(&input(31.0, &sunny, &[]), &candidate).admit,
+            "closed: 31 < 30 + 2"
+        );
         assert!(gate.decide(&input(32.5, &sunny, &[]), &candidate).admit);
-        assert!(gate.decide(&input(30.5, &sunny, &[]), &candidate).admit, "open: stays open above 30");
+        assert!(
+            gate.decide(&input(30.5, &sunny, &[]), &candidate).admit,
+            "open: stays open above 30"
+        );
         assert!(!gate.decide(&input(29.9, &sunny, &[]), &candidate).admit);
         assert!(!gate.decide(&input(31.0, &sunny, &[]), &candidate).admit);
     }

@@ -63,6 +63,8 @@ pub struct GateConfig {
     pub hysteresis_wh: f64,
     /// Samples older than this (energy seconds) are stale: no work is admitted on them.
     pub stale_after_s: f64,
+    /// A gap between samples longer than this (energy seconds) is not integrated.
+    pub max_gap_s: f64,
 }
 
 /// A task being measured for its receipt.
@@ -199,7 +201,7 @@ impl EnergyGate {
         let dt = state
             .last
             .as_ref()
-            .map(|last| (sample.time_s - last.time_s).clamp(0.0, 600.0))
+            .map(|last| (sample.time_s - last.time_s).clamp(0.0, self.config.max_gap_s))
             .unwrap_or(0.0);
         let load = self.load_w(&state, &sample);
         let pv = sample.pv_w.unwrap_or(0.0).max(0.0);
@@ -594,6 +596,7 @@ mod tests {
             quantile: 0.1,
             hysteresis_wh: 2.0,
             stale_after_s: 600.0,
+            max_gap_s: 600.0,
         };
         let site = Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.05").unwrap();
         EnergyGate::new(
@@ -632,7 +635,10 @@ mod tests {
         gate.observe(sample(NOON, 40.0, None));
         let yes = gate.admit(&xs(None), NOON as u64 + 1);
         assert!(yes.admit, "{yes:?}");
-        assert!(yes.reasons.iter().any(|r| r.contains("battery 60.0 Wh")), "{yes:?}");
+        assert!(
+            yes.reasons.iter().any(|r| r.contains("battery 60.0 Wh")),
+            "{yes:?}"
+        );
         let status = gate.status(NOON as u64 + 1);
         assert_eq!(status["decision"]["admit"], true);
         assert_eq!(status["battery"]["soc_pct"], 60.0);
@@ -667,7 +673,10 @@ mod tests {
         assert_eq!(receipt["pv_share_pct"], 43.3);
         assert_eq!(receipt["forecast"]["source"], "clear-sky");
         assert!((gate.persistent_state().app_power_w["0xapp"] - 3.0).abs() < 1e-9);
-        assert!(gate.task_finished("0xabc", 0).is_none(), "a receipt is given once");
+        assert!(
+            gate.task_finished("0xabc", 0).is_none(),
+            "a receipt is given once"
+        );
     }
 
     #[test]

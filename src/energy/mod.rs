@@ -17,5 +17,6 @@ pub use sample::{BoardReading, EnergySource, RejectCounter, Sample, SourceError}
 pub mod battery;
 pub mod budget;
 pub mod forecast;
-pub mod simulate;
 pub mod gate;
+pub mod runtime;
+pub mod simulate;

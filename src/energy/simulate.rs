@@ -148,7 +148,9 @@ pub fn parse_jobs(text: &str, name: &str) -> Result<Vec<Job>, String> {
         });
     }
     if !header_seen {
-        return Err(format!("jobs {name}: empty (needs the header `arrival,category,runtime_s`)"));
+        return Err(format!(
+            "jobs {name}: empty (needs the header `arrival,category,runtime_s`)"
+        ));
     }
     jobs.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
     Ok(jobs)
@@ -336,11 +338,13 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             if down {
                 continue; // a browned-out node answers nothing
             }
-            let busy = running.is_some() || admitted.iter().any(|a| a.finished_s.is_none() && !a.lost);
+            let busy =
+                running.is_some() || admitted.iter().any(|a| a.finished_s.is_none() && !a.lost);
             let decision = match policy {
                 Policy::Always => Some(None),
-                Policy::Threshold => (energy >= battery.floor_wh + 0.2 * config.battery_wh)
-                    .then_some(None),
+                Policy::Threshold => {
+                    (energy >= battery.floor_wh + 0.2 * config.battery_wh).then_some(None)
+                }
                 Policy::NoForecast => (!busy && pv - config.idle_w >= job_w).then_some(None),
                 Policy::Oracle => oracle_slot(trace, &admitted, &job, config, job_w).map(Some),
                 Policy::Pew => {
@@ -470,7 +474,8 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             let job = &mut admitted[index];
             let delivered = pv_for_job * dt / 3600.0 + job_draw * battery.discharge_efficiency;
             job.energy_wh += delivered;
-            job.green_wh += pv_for_job * dt / 3600.0 + job_green_draw * battery.discharge_efficiency;
+            job.green_wh +=
+                pv_for_job * dt / 3600.0 + job_green_draw * battery.discharge_efficiency;
             if job_draw > 1e-12 && energy < battery.floor_wh - 1e-9 {
                 job.violated = true;
             }
@@ -552,7 +557,9 @@ fn oracle_slot(
     let mut start = first;
     while start + job.runtime_s <= deadline.min(trace.end_s()) {
         let end = start + job.runtime_s;
-        if let Some((_, busy_end)) = busy.iter().find(|(s, e)| start < *e + step && *s < end + step)
+        if let Some((_, busy_end)) = busy
+            .iter()
+            .find(|(s, e)| start < *e + step && *s < end + step)
         {
             start = trace.start_s() + ((busy_end - trace.start_s()) / step).ceil() * step + step;
             continue;
@@ -634,7 +641,10 @@ mod tests {
         };
         let always = simulate(&trace, &offers(), Policy::Always, &config);
         let pew = simulate(&trace, &offers(), Policy::Pew, &config);
-        assert!(always.jobs_accepted > pew.jobs_accepted, "{always:?} {pew:?}");
+        assert!(
+            always.jobs_accepted > pew.jobs_accepted,
+            "{always:?} {pew:?}"
+        );
         assert!(always.floor_violations > 0, "{always:?}");
         assert!(always.green_share_pct < 99.0, "{always:?}");
         assert_eq!(pew.floor_violations, 0, "{pew:?}");
@@ -656,7 +666,10 @@ mod tests {
         assert!(oracle.jobs_accepted <= 3 * 21, "{oracle:?}");
         assert!(oracle.jobs_accepted >= 3 * 15, "{oracle:?}");
         let naive = simulate(&trace, &offers(), Policy::NoForecast, &SimConfig::default());
-        assert!(naive.jobs_accepted <= oracle.jobs_accepted + 3, "{naive:?} vs {oracle:?}");
+        assert!(
+            naive.jobs_accepted <= oracle.jobs_accepted + 3,
+            "{naive:?} vs {oracle:?}"
+        );
     }
 
     #[test]

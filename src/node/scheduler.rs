@@ -72,7 +72,9 @@ fn new_order(node: &Node, category: Category, trust: u64, volume: u64) -> Worker
 /// Opens a bid when the gate admits work and none is open; closes it when the gate says no.
 pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
     let volume = node.settings.node.volume.max(1);
-    let decision = node.gate.admit(&estimate(node.category, volume, None), now_s());
+    let decision = node
+        .gate
+        .admit(&estimate(node.category, volume, None), now_s());
     let bid = open_bid(node)?;
     let left = match &bid {
         Some(order) => remaining(node, order).await?,
@@ -192,7 +194,8 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     }
     let category = Category::standard(request.category.saturating_to()).expect("checked above");
     let volume: u64 = left.saturating_to();
-    let decision = node.gate
+    let decision = node
+        .gate
         .admit(&estimate(category, volume, Some(request.app)), now_s());
     if !decision.admit {
         tracing::debug!(request = %hash, reasons = ?decision.reasons, "gate says not now");

@@ -149,6 +149,8 @@ impl Forecast {
 const HISTORY_HOURS: usize = 14 * 24;
 /// How fast the recent ratio forgets (seconds).
 const RECENT_TIME_CONSTANT_S: f64 = 3600.0;
+/// Share of the two-week spread kept for the very next minutes.
+const NEAR_SPREAD: f64 = 0.35;
 /// How fast a forecast point moves from the recent ratio to the two-week distribution.
 const PERSISTENCE_HORIZON_S: f64 = 2.0 * 3600.0;
 
@@ -226,15 +228,19 @@ impl Corrector {
         [pick(0.1), pick(0.5), pick(0.9)]
     }
 
-    /// Ratios for a point `ahead_s` from now: the two-week quantiles shifted towards today's
-    /// recent ratio, more so the nearer the point.
+    /// Ratios for a point `ahead_s` from now. The centre moves from today's recent ratio to
+    /// the two-week median as the point gets further away, and the spread widens from a
+    /// third of the two-week spread (the next minutes are much like the last hour) to all of
+    /// it.
     pub fn ratios(&self, now_s: f64, ahead_s: f64) -> [f64; 3] {
         let [q10, q50, q90] = self.quantiles();
-        let shift = match self.recent(now_s) {
-            Some(recent) => (-ahead_s.max(0.0) / PERSISTENCE_HORIZON_S).exp() * (recent - q50),
-            None => 0.0,
+        let Some(recent) = self.recent(now_s) else {
+            return [q10, q50, q90];
         };
-        [q10, q50, q90].map(|q| (q + shift).max(0.0))
+        let near = (-ahead_s.max(0.0) / PERSISTENCE_HORIZON_S).exp();
+        let centre = near * recent + (1.0 - near) * q50;
+        let width = NEAR_SPREAD + (1.0 - NEAR_SPREAD) * (1.0 - near);
+        [q10, q50, q90].map(|q| (centre + (q - q50) * width).max(0.0))
     }
 }
 

@@ -1,3 +1,9 @@
 //! Every place pew can read energy from, each behind [`EnergySource`](super::EnergySource).
 
+pub mod fakes;
+pub mod ina;
+pub mod open;
+pub mod power_supply;
 pub mod trace;
+pub mod vedirect;
+pub mod wittypi;

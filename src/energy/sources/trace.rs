@@ -124,8 +124,8 @@ impl Trace {
                 load_w: None,
                 battery_soc: None,
             };
-            for i in 2..columns.len() {
-                match columns[i].as_str() {
+            for (i, column) in columns.iter().enumerate().skip(2) {
+                match column.as_str() {
                     "load_w" => point.load_w = number(i)?,
                     _ => {
                         point.battery_soc = number(i)?;

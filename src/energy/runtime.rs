@@ -1,0 +1,310 @@
+//! Wires the energy module from configuration: opens the source, restores the persisted
+//! battery estimate and learned app power, builds the gate, and runs the monitor thread that
+//! feeds it a sample every `poll_interval_s` (and the Open-Meteo refresher beside it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use super::battery::{BatterySpec, Chemistry};
+use super::budget::BatteryModel;
+use super::forecast::open_meteo::OpenMeteo;
+use super::forecast::{Forecaster, Site};
+use super::gate::{Clock, EnergyGate, GateConfig, PersistentState};
+use super::sample::{EnergySource, Sample, SourceError, unix_now};
+use super::sources;
+use crate::config::{EnergySettings, Settings};
+
+/// The site in the configuration.
+pub fn configured_site(settings: &EnergySettings) -> anyhow::Result<Site> {
+    let site = Site {
+        latitude: settings.site.latitude,
+        longitude: settings.site.longitude,
+        tilt_deg: settings.site.tilt,
+        azimuth_deg: settings.site.azimuth,
+        kwp: settings.site.kwp,
+        losses: settings.site.losses,
+    };
+    site.validate().map_err(|e| anyhow!("energy.site: {e}"))?;
+    Ok(site)
+}
+
+/// The battery and policy figures in the configuration, checked.
+pub fn gate_config(settings: &EnergySettings, speed: f64) -> anyhow::Result<GateConfig> {
+    let battery = &settings.battery;
+    let chemistry: Chemistry = battery
+        .chemistry
+        .parse()
+        .map_err(|e: String| anyhow!("energy.battery.chemistry: {e}"))?;
+    if !(battery.capacity_wh > 0.0 && battery.capacity_wh.is_finite()) {
+        bail!("energy.battery.capacity_wh must be > 0 (the usable Wh of the battery)");
+    }
+    if !(0.0..1.0).contains(&battery.reserve) {
+        bail!("energy.battery.reserve must be within 0..1 (a share of capacity, e.g. 0.3)");
+    }
+    let policy = &settings.policy;
+    if !(policy.idle_w >= 0.0 && policy.busy_w >= policy.idle_w) {
+        bail!("energy.policy: need 0 <= idle_w <= busy_w (run `pew energy calibrate`)");
+    }
+    let quantile = settings.forecast.quantile;
+    if !(0.0..=1.0).contains(&quantile) {
+        bail!("energy.forecast.quantile must be within 0..=1 (0.1 = P10)");
+    }
+    let charge_efficiency = if battery.charge_efficiency > 0.0 {
+        battery.charge_efficiency.min(1.0)
+    } else {
+        chemistry.default_charge_efficiency()
+    };
+    Ok(GateConfig {
+        spec: BatterySpec {
+            chemistry,
+            capacity_wh: battery.capacity_wh,
+            nominal_v: battery.nominal_v,
+            charge_efficiency,
+        },
+        model: BatteryModel {
+            capacity_wh: battery.capacity_wh,
+            floor_wh: battery.reserve * battery.capacity_wh,
+            charge_efficiency,
+            discharge_efficiency: 0.98,
+        },
+        idle_w: policy.idle_w,
+        busy_w: policy.busy_w,
+        quantile,
+        hysteresis_wh: policy.hysteresis.max(0.0) * battery.capacity_wh,
+        stale_after_s: (settings.poll_interval_s * 10.0).max(120.0) * speed,
+        max_gap_s: 600.0 * speed,
+    })
+}
+
+/// An opened source, with the clock its samples run on and the site it may name.
+pub struct OpenedSource {
+    /// The source.
+    pub source: Box<dyn EnergySource>,
+    /// How wall time maps to the samples' time.
+    pub clock: Clock,
+    /// A site the source itself names (a trace's `# site:` line).
+    pub site: Option<Site>,
+}
+
+/// Opens the source `energy.source` names.
+pub fn open_source(settings: &EnergySettings) -> anyhow::Result<OpenedSource> {
+    match settings.source.as_str() {
+        "trace" => {
+            if settings.trace_file.as_os_str().is_empty() {
+                bail!("energy.source is \"trace\" but energy.trace_file is empty");
+            }
+            let source = sources::trace::TraceSource::open(
+                &settings.trace_file,
+                settings.trace_speed,
+                settings.trace_loop,
+            )?;
+            let clock = source.clock();
+            let site = source.trace().site.clone();
+            Ok(OpenedSource {
+                source: Box::new(source),
+                clock: Clock {
+                    wall_start_s: clock.wall_start_s,
+                    energy_start_s: clock.trace_start_s,
+                    speed: clock.speed,
+                },
+                site,
+            })
+        }
+        other => sources::open::open_hardware(other, settings).map(|source| OpenedSource {
+            source,
+            clock: Clock::wall(),
+            site: None,
+        }),
+    }
+}
+
+/// Reads the persisted state; a missing file is a first start, a corrupt one is reported and
+/// ignored (the estimate re-anchors at the next full charge).
+pub fn load_state(path: &Path) -> PersistentState {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+            tracing::warn!(path = %path.display(), %error, "energy state unreadable; starting from the configured SoC");
+            PersistentState::default()
+        }),
+        Err(_) => PersistentState::default(),
+    }
+}
+
+/// Writes the persisted state atomically.
+pub fn save_state(path: &Path, state: &PersistentState) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(state)?)?;
+    std::fs::rename(temporary, path)
+}
+
+/// The running energy module: the gate and the thread feeding it.
+pub struct EnergyRuntime {
+    /// The gate (shared with the node).
+    pub gate: Arc<EnergyGate>,
+    stop: Arc<AtomicBool>,
+    monitor: Option<std::thread::JoinHandle<()>>,
+    state_file: PathBuf,
+    open_meteo: Option<OpenMeteo>,
+}
+
+impl EnergyRuntime {
+    /// Opens the source, takes a first reading (so a wiring mistake shows at start), and
+    /// starts the monitor.
+    pub fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let energy = &settings.energy;
+        let opened = open_source(energy)?;
+        let mut source = opened.source;
+        let site = match opened.site {
+            Some(site) => site,
+            None => configured_site(energy)?,
+        };
+        let config = gate_config(energy, opened.clock.speed)?;
+        let persisted = load_state(&energy.state_file);
+        let gate = Arc::new(EnergyGate::new(
+            config,
+            opened.clock,
+            Some(Forecaster::new(site.clone())),
+            persisted,
+            energy.battery.initial_soc,
+        ));
+        let first = first_reading(source.as_mut())
+            .with_context(|| format!("energy source {} gives no reading", source.name()))?;
+        gate.observe(first);
+        let open_meteo = energy.forecast.open_meteo.then(|| {
+            OpenMeteo::new(
+                &energy.forecast.open_meteo_url,
+                site,
+                energy.forecast.cache_file.clone(),
+                energy.forecast.refresh_s,
+            )
+        });
+        if let Some(cached) = open_meteo.as_ref().and_then(OpenMeteo::cached) {
+            gate.set_weather(cached);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let poll = Duration::from_secs_f64(energy.poll_interval_s.max(0.05));
+        let monitor = {
+            let gate = gate.clone();
+            let stop = stop.clone();
+            let state_file = energy.state_file.clone();
+            std::thread::Builder::new()
+                .name("pew-energy".into())
+                .spawn(move || monitor(source, gate, stop, poll, state_file))
+                .context("the energy monitor thread cannot start")?
+        };
+        tracing::info!(source = %energy.source, "energy module started");
+        Ok(Self {
+            gate,
+            stop,
+            monitor: Some(monitor),
+            state_file: energy.state_file.clone(),
+            open_meteo,
+        })
+    }
+
+    /// Refreshes the Open-Meteo forecast now and then, until the process ends (run it as a
+    /// task on the node's runtime).
+    pub fn weather_task(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let mut open_meteo = self.open_meteo.clone()?;
+        let gate = self.gate.clone();
+        let stop = self.stop.clone();
+        Some(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (forecast, error) = open_meteo.refresh(&client, unix_now()).await;
+                if let Some(error) = error {
+                    tracing::info!(%error, "Open-Meteo forecast not refreshed; the clear-sky model and the cache carry on");
+                }
+                if let Some(forecast) = forecast {
+                    gate.set_weather(forecast);
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    }
+
+    /// Stops the monitor and persists the estimate.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.monitor.take() {
+            let _ = handle.join();
+        }
+        if let Err(error) = save_state(&self.state_file, &self.gate.persistent_state()) {
+            tracing::warn!(%error, path = %self.state_file.display(), "energy state not saved");
+        }
+    }
+}
+
+impl Drop for EnergyRuntime {
+    fn drop(&mut self) {
+        if self.monitor.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// A first reading, retrying rejected ones a few times (a frame may be cut at start).
+pub fn first_reading(source: &mut dyn EnergySource) -> anyhow::Result<Sample> {
+    let mut last_error = None;
+    for _ in 0..5 {
+        match source.read() {
+            Ok(sample) => return Ok(sample),
+            Err(error @ SourceError::Rejected { .. }) => {
+                last_error = Some(error);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(last_error
+        .map(Into::into)
+        .unwrap_or_else(|| anyhow!("no reading")))
+}
+
+fn monitor(
+    mut source: Box<dyn EnergySource>,
+    gate: Arc<EnergyGate>,
+    stop: Arc<AtomicBool>,
+    poll: Duration,
+    state_file: PathBuf,
+) {
+    let mut last_saved = std::time::Instant::now();
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        match source.read() {
+            Ok(sample) => {
+                if failing {
+                    tracing::info!(source = %source.name(), "energy readings are back");
+                    failing = false;
+                }
+                gate.observe(sample);
+            }
+            Err(SourceError::Rejected { .. }) => {} // counted and logged by the source
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "energy reading failed; no work is admitted on stale readings");
+                    failing = true;
+                }
+            }
+        }
+        gate.note_rejected(source.rejected());
+        if last_saved.elapsed() > Duration::from_secs(300) {
+            if let Err(error) = save_state(&state_file, &gate.persistent_state()) {
+                tracing::warn!(%error, "energy state not saved");
+            }
+            last_saved = std::time::Instant::now();
+        }
+        // Sleep in short slices so a stop is quick.
+        while started.elapsed() < poll && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(poll));
+        }
+    }
+}
