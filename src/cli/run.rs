@@ -27,7 +27,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     let pool = parse_address("node.pool", &settings.node.pool)?;
     let price: Nrlc = settings.node.price.parse().context("node.price")?;
     let category: Category = settings.node.category.parse().context("node.category")?;
-    let gate = node::gate_from_settings(settings, node::now_s())?;
+    let node::GateChoice { gate, mut energy } = node::gate_from_settings(settings, node::now_s())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Registered before anything else happens, so no signal finds the default action.
@@ -35,14 +35,41 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         .context("cannot listen for SIGINT")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+    let power_off = Arc::new(Mutex::new(None::<String>));
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("stop signal received");
+            let _ = stop_tx.send(true);
+        });
+    }
+    if let Some(runtime) = &energy {
+        if let Some(weather) = runtime.weather_task() {
+            tokio::spawn(weather);
         }
-        tracing::info!("stop signal received");
-        let _ = stop_tx.send(true);
-    });
+        // A low-voltage warning (or the reserve reached with a board to wake us) stops the
+        // node like a signal does: bid closed, tasks parked in the journal; then power off.
+        let gate = runtime.gate.clone();
+        let power_off = power_off.clone();
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Some(reason) =
+                    crate::scheduler::gate::AdmissionGate::power_off_reason(&*gate)
+                {
+                    tracing::warn!(%reason, "energy: stopping the node to power off");
+                    *power_off.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                    let _ = stop_tx.send(true);
+                    break;
+                }
+            }
+        });
+    }
 
     // The RPC node may be down at boot: wait for it rather than exit.
     let mut announced = false;
@@ -116,5 +143,35 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         let _ = stop.wait_for(|stopped| *stopped).await;
     })
     .await?;
+    if let Some(runtime) = energy.as_mut() {
+        runtime.stop();
+    }
+    let reason = power_off.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(reason) = reason {
+        power_off_now(&settings.energy.shutdown_command, &reason)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the configured power-off command (after the node has parked everything).
+fn power_off_now(command: &str, reason: &str) -> anyhow::Result<()> {
+    if command.trim().is_empty() {
+        tracing::warn!(
+            reason,
+            "energy.shutdown_command is empty: the node stopped but stays powered"
+        );
+        return Ok(());
+    }
+    tracing::warn!(reason, command, "powering off");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .with_context(|| format!("energy.shutdown_command `{command}` cannot be run"))?;
+    if !status.success() {
+        bail!(
+            "energy.shutdown_command `{command}` failed ({status}); the node is stopped but powered"
+        );
+    }
+    Ok(())
 }

@@ -105,6 +105,7 @@ struct State {
     app_power_w: HashMap<String, f64>,
     last_decision: Option<Decision>,
     low_voltage: Option<String>,
+    power_off: Option<String>,
     rejected: u64,
 }
 
@@ -141,6 +142,7 @@ impl EnergyGate {
                 app_power_w: persisted.app_power_w,
                 last_decision: None,
                 low_voltage: None,
+                power_off: None,
                 rejected: 0,
             }),
         }
@@ -186,6 +188,29 @@ impl EnergyGate {
             tracing::warn!(reason = ?warning, "energy: low-voltage warning, no more work");
         }
         state.low_voltage = warning;
+    }
+
+    /// Asks the node to stop and power off (the board will wake it).
+    pub fn request_power_off(&self, reason: String) {
+        let mut state = self.state();
+        if state.power_off.is_none() {
+            tracing::warn!(%reason, "energy: power-off requested");
+            state.power_off = Some(reason);
+        }
+    }
+
+    /// When to wake and whether to power off, from the forecast and the battery now.
+    pub fn power_plan(&self, now_wall_s: f64) -> super::power::PowerPlan {
+        let now = self.clock.energy_time(now_wall_s);
+        let state = self.state();
+        super::power::plan(
+            state.forecast.as_ref(),
+            state.estimator.energy_wh(),
+            self.config.model.floor_wh,
+            self.config.idle_w,
+            self.config.busy_w,
+            now,
+        )
     }
 
     /// The node's power use right now, as best known: measured, or idle plus running tasks.
@@ -545,7 +570,11 @@ impl AdmissionGate for EnergyGate {
     }
 
     fn power_off_reason(&self) -> Option<String> {
-        self.state().low_voltage.clone()
+        let state = self.state();
+        state
+            .low_voltage
+            .clone()
+            .or_else(|| state.power_off.clone())
     }
 
     fn status(&self, now_s: u64) -> serde_json::Value {
@@ -572,12 +601,12 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::energy::battery::Chemistry;
     use crate::energy::forecast::Site;
 
-    fn gate(soc: f64) -> EnergyGate {
+    pub(crate) fn gate(soc: f64) -> EnergyGate {
         let config = GateConfig {
             spec: BatterySpec {
                 chemistry: Chemistry::Lifepo4,

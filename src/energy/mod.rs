@@ -18,5 +18,6 @@ pub mod battery;
 pub mod budget;
 pub mod forecast;
 pub mod gate;
+pub mod power;
 pub mod runtime;
 pub mod simulate;

@@ -190,13 +190,29 @@ impl EnergyRuntime {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let poll = Duration::from_secs_f64(energy.poll_interval_s.max(0.05));
+        // The board that wakes the node after a power-off, when one is fitted.
+        let board = if energy.wittypi {
+            let device = crate::energy::i2c::LinuxI2c::open(energy.i2c_bus, energy.wittypi_address)
+                .with_context(|| {
+                    format!(
+                        "the Witty Pi at I2C bus {} address 0x{:02x} cannot be opened",
+                        energy.i2c_bus, energy.wittypi_address
+                    )
+                })?;
+            Some(Board {
+                device: sources::wittypi::WittyPi::new(device),
+                fallback_hours: energy.wake_fallback_h.clamp(0.0, 127.0 * 24.0) as u32,
+            })
+        } else {
+            None
+        };
         let monitor = {
             let gate = gate.clone();
             let stop = stop.clone();
             let state_file = energy.state_file.clone();
             std::thread::Builder::new()
                 .name("pew-energy".into())
-                .spawn(move || monitor(source, gate, stop, poll, state_file))
+                .spawn(move || monitor(source, board, gate, stop, poll, state_file))
                 .context("the energy monitor thread cannot start")?
         };
         tracing::info!(source = %energy.source, "energy module started");
@@ -268,14 +284,51 @@ pub fn first_reading(source: &mut dyn EnergySource) -> anyhow::Result<Sample> {
         .unwrap_or_else(|| anyhow!("no reading")))
 }
 
+/// A Witty Pi the monitor programs.
+pub struct Board<D: crate::energy::i2c::I2cDevice> {
+    /// The board.
+    pub device: sources::wittypi::WittyPi<D>,
+    /// The guaranteed wake, hours.
+    pub fallback_hours: u32,
+}
+
+/// Checks the board's low-voltage warning, and every `every` programs its alarms from the
+/// power plan (asking the node to power off when the plan says so).
+pub fn tend_board<D: crate::energy::i2c::I2cDevice>(
+    board: &mut Board<D>,
+    gate: &EnergyGate,
+    program: bool,
+) {
+    match board.device.low_voltage_warning() {
+        Ok(true) => gate.set_low_voltage(Some(
+            "the Witty Pi reports its input near the low-voltage cut-off".into(),
+        )),
+        Ok(false) => {}
+        Err(error) => tracing::debug!(%error, "Witty Pi low-voltage check failed"),
+    }
+    if program {
+        let plan = gate.power_plan(unix_now());
+        if let Err(error) = super::power::program(&mut board.device, &plan, board.fallback_hours) {
+            tracing::warn!(%error, "Witty Pi alarms not programmed");
+            return; // never power off without a wake-up in place
+        }
+        tracing::debug!(?plan, "Witty Pi alarms programmed");
+        if let Some(reason) = plan.power_off {
+            gate.request_power_off(reason);
+        }
+    }
+}
+
 fn monitor(
     mut source: Box<dyn EnergySource>,
+    mut board: Option<Board<crate::energy::i2c::LinuxI2c>>,
     gate: Arc<EnergyGate>,
     stop: Arc<AtomicBool>,
     poll: Duration,
     state_file: PathBuf,
 ) {
     let mut last_saved = std::time::Instant::now();
+    let mut last_programmed: Option<std::time::Instant> = None;
     let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
         let started = std::time::Instant::now();
@@ -296,6 +349,13 @@ fn monitor(
             }
         }
         gate.note_rejected(source.rejected());
+        if let Some(board) = board.as_mut() {
+            let due = last_programmed.is_none_or(|t| t.elapsed() > Duration::from_secs(600));
+            tend_board(board, &gate, due);
+            if due {
+                last_programmed = Some(std::time::Instant::now());
+            }
+        }
         if last_saved.elapsed() > Duration::from_secs(300) {
             if let Err(error) = save_state(&state_file, &gate.persistent_state()) {
                 tracing::warn!(%error, "energy state not saved");
@@ -306,5 +366,73 @@ fn monitor(
         while started.elapsed() < poll && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50).min(poll));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::energy::sources::fakes::FakeWittyPi;
+    use crate::energy::sources::wittypi::WittyPi;
+    use crate::scheduler::gate::AdmissionGate;
+
+    #[test]
+    fn the_board_gets_its_fallback_and_a_low_voltage_flag_stops_the_node() {
+        let gate = crate::energy::gate::tests::gate(0.6);
+        let fake = FakeWittyPi::new();
+        let mut board = Board {
+            device: WittyPi::new(fake.clone()),
+            fallback_hours: 24,
+        };
+        tend_board(&mut board, &gate, true);
+        assert_eq!(fake.register(49), 24);
+        assert!(gate.power_off_reason().is_none());
+        fake.set(8, 1); // the board's low-voltage flag
+        tend_board(&mut board, &gate, false);
+        let reason = gate.power_off_reason().expect("asks to power off");
+        assert!(reason.contains("low-voltage"), "{reason}");
+    }
+
+    #[test]
+    fn bad_energy_settings_name_the_key() {
+        let mut settings = Settings::load_from(None, &[]).unwrap().energy;
+        settings.battery.reserve = 1.5;
+        let error = gate_config(&settings, 1.0).unwrap_err().to_string();
+        assert!(error.contains("energy.battery.reserve"), "{error}");
+        settings.battery.reserve = 0.3;
+        settings.battery.chemistry = "nicd".into();
+        let error = gate_config(&settings, 1.0).unwrap_err().to_string();
+        assert!(error.contains("chemistry"), "{error}");
+        settings.battery.chemistry = "lead-acid".into();
+        let config = gate_config(&settings, 60.0).unwrap();
+        assert_eq!(
+            config.spec.charge_efficiency, 0.95,
+            "the chemistry's default"
+        );
+        assert_eq!(
+            config.max_gap_s, 36_000.0,
+            "gaps scale with the replay speed"
+        );
+        settings.source = "trace".into();
+        let error = open_source(&settings).err().unwrap().to_string();
+        assert!(error.contains("trace_file"), "{error}");
+    }
+
+    #[test]
+    fn state_survives_a_restart_and_a_corrupt_file_is_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = PersistentState {
+            soc: Some(0.42),
+            time_s: 5.0,
+            ..Default::default()
+        };
+        state.app_power_w.insert("0xapp".into(), 3.5);
+        save_state(&path, &state).unwrap();
+        let back = load_state(&path);
+        assert_eq!(back.soc, Some(0.42));
+        assert_eq!(back.app_power_w["0xapp"], 3.5);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(load_state(&path).soc, None);
     }
 }

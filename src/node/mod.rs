@@ -58,13 +58,38 @@ pub struct Node {
     pub timings: Mutex<Timings>,
 }
 
-/// Builds the gate the configuration names.
-pub fn gate_from_settings(
-    settings: &Settings,
-    started_s: u64,
-) -> anyhow::Result<Box<dyn AdmissionGate>> {
-    match settings.gate.source.as_str() {
-        "always" => Ok(Box::new(AlwaysGate)),
+/// The gate the configuration names, and the energy module behind it when it is the
+/// energy gate (kept alive, and stopped, by whoever runs the node).
+pub struct GateChoice {
+    /// The gate.
+    pub gate: Box<dyn AdmissionGate>,
+    /// The running energy module, for `gate.source = "energy"`.
+    pub energy: Option<crate::energy::runtime::EnergyRuntime>,
+}
+
+/// Builds the gate the configuration names; `auto` is the energy gate when an energy source
+/// is configured, else the simulated sun.
+pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result<GateChoice> {
+    let source = match settings.gate.source.as_str() {
+        "auto" if settings.energy.source != "none" => "energy",
+        "auto" => "sim",
+        other => other,
+    };
+    let simple = |gate: Box<dyn AdmissionGate>| GateChoice { gate, energy: None };
+    match source {
+        "always" => Ok(simple(Box::new(AlwaysGate))),
+        "energy" => {
+            if settings.energy.source == "none" {
+                return Err(anyhow::anyhow!(
+                    "gate.source is \"energy\" but energy.source is \"none\": run `pew energy setup`"
+                ));
+            }
+            let runtime = crate::energy::runtime::EnergyRuntime::start(settings)?;
+            Ok(GateChoice {
+                gate: Box::new(runtime.gate.clone()),
+                energy: Some(runtime),
+            })
+        }
         "sim" => {
             let period = settings.gate.sim_period_s.max(1);
             let windows = SimGate::parse_windows(&settings.gate.sim_windows, period)?;
@@ -77,14 +102,14 @@ pub fn gate_from_settings(
                     ));
                 }
             };
-            Ok(Box::new(SimGate {
+            Ok(simple(Box::new(SimGate {
                 period_s: period,
                 windows,
                 epoch_s,
-            }))
+            })))
         }
         other => Err(anyhow::anyhow!(
-            "gate.source `{other}` is not `always` or `sim`"
+            "gate.source `{other}` is not `auto`, `always`, `sim` or `energy`"
         )),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 
-use super::Node;
+use super::{Node, now_s};
 use crate::chain::poco::status;
 use crate::executor::env::TaskContext;
 use crate::executor::{AppRun, DatasetInput};
@@ -165,7 +165,16 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
         task_dir: task_dir(node, record),
     };
     failpoint::hit("before-run");
-    let result = node.executor.execute(&run).await?;
+    let key = record.task.to_string();
+    if let Some(category) = Category::standard(deal.category.saturating_to()) {
+        let estimate = super::scheduler::estimate(category, 1, Some(deal.app.pointer));
+        node.gate.task_started(&key, &estimate, now_s());
+    }
+    let executed = node.executor.execute(&run).await;
+    if let Some(receipt) = node.gate.task_finished(&key, now_s()) {
+        keep_receipt(node, record, &receipt);
+    }
+    let result = executed?;
     node.timings
         .lock()
         .expect("not poisoned")
@@ -181,6 +190,21 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
             reason: result.error.unwrap_or_else(|| "no result digest".into()),
         }),
     }
+}
+
+/// Keeps a task's energy receipt in the journal and as `energy.json` beside its output.
+fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
+    let text = receipt.to_string();
+    if let Err(error) = node.store().put_receipt(record.task, &text) {
+        tracing::warn!(task = %record.task, %error, "energy receipt not journaled");
+    }
+    let folder = task_dir(node, record).join("output");
+    let written = std::fs::create_dir_all(&folder)
+        .and_then(|_| std::fs::write(folder.join("energy.json"), &text));
+    if let Err(error) = written {
+        tracing::warn!(task = %record.task, %error, "energy.json not written");
+    }
+    tracing::info!(task = %record.task, wh = %receipt["wh_used"], pv_share_pct = %receipt["pv_share_pct"], "task energy");
 }
 
 /// Waits until none of our transactions is pending, so the chain tells the whole truth.
