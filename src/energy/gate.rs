@@ -80,8 +80,9 @@ struct Running {
     battery_wh: f64,
     forecast_wh: f64,
     forecast_source: String,
+    accounted_until_s: f64,
     measured_load_w: f64,
-    measured_samples: u64,
+    measured_s: f64,
 }
 
 /// What survives a restart: the battery estimate and what each app draws.
@@ -116,6 +117,8 @@ pub struct EnergyGate {
     state: Mutex<State>,
 }
 
+/// Seconds of measured load a run needs before it teaches the gate its app's power.
+const MIN_LEARNING_S: f64 = 20.0;
 /// Seconds between forecast refreshes (energy time).
 const FORECAST_EVERY_S: f64 = 300.0;
 
@@ -248,33 +251,7 @@ impl EnergyGate {
             forecaster.observe(sample.time_s, pv_w);
         }
 
-        // Receipts: PV first feeds the idle draw, then the tasks, the battery gives the rest.
-        if dt > 0.0 && !state.running.is_empty() {
-            let estimated: f64 = state.running.values().map(|r| r.power_w).sum();
-            let tasks_w = match sample.load_w {
-                Some(measured) => (measured - self.config.idle_w).max(0.0),
-                None => estimated,
-            };
-            let pv_for_tasks = (pv - self.config.idle_w).clamp(0.0, tasks_w);
-            let count = state.running.len() as f64;
-            let single = state.running.len() == 1;
-            for task in state.running.values_mut() {
-                let share = if estimated > 0.0 {
-                    task.power_w / estimated
-                } else {
-                    1.0 / count
-                };
-                let energy = share * tasks_w * dt / 3600.0;
-                let from_pv = share * pv_for_tasks * dt / 3600.0;
-                task.energy_wh += energy;
-                task.pv_wh += from_pv;
-                task.battery_wh += energy - from_pv;
-                if single && let Some(measured) = sample.load_w {
-                    task.measured_load_w += measured - self.config.idle_w;
-                    task.measured_samples += 1;
-                }
-            }
-        }
+        self.account(&mut state.running, &sample, sample.time_s);
 
         // Low voltage from the board's own thresholds (with a band, so it does not flap).
         if let Some(board) = &sample.board
@@ -304,6 +281,45 @@ impl EnergyGate {
             state.forecast = forecast;
         }
         state.last = Some(sample);
+    }
+
+    /// Adds each running task's share of the power flow from where its receipt was last
+    /// brought up to date until `until_s`, at the powers `sample` shows. PV first feeds the idle
+    /// draw, then the tasks; the battery gives the rest.
+    fn account(&self, running: &mut HashMap<String, Running>, sample: &Sample, until_s: f64) {
+        if running.is_empty() {
+            return;
+        }
+        let pv = sample.pv_w.unwrap_or(0.0).max(0.0);
+        let estimated: f64 = running.values().map(|r| r.power_w).sum();
+        let tasks_w = match sample.load_w {
+            Some(measured) => (measured - self.config.idle_w).max(0.0),
+            None => estimated,
+        };
+        let pv_for_tasks = (pv - self.config.idle_w).clamp(0.0, tasks_w);
+        let count = running.len() as f64;
+        let single = running.len() == 1;
+        for task in running.values_mut() {
+            let dt = (until_s - task.accounted_until_s).clamp(0.0, self.config.max_gap_s);
+            if dt <= 0.0 {
+                continue;
+            }
+            task.accounted_until_s = until_s;
+            let share = if estimated > 0.0 {
+                task.power_w / estimated
+            } else {
+                1.0 / count
+            };
+            let energy = share * tasks_w * dt / 3600.0;
+            let from_pv = share * pv_for_tasks * dt / 3600.0;
+            task.energy_wh += energy;
+            task.pv_wh += from_pv;
+            task.battery_wh += energy - from_pv;
+            if single && let Some(measured) = sample.load_w {
+                task.measured_load_w += (measured - self.config.idle_w) * dt;
+                task.measured_s += dt;
+            }
+        }
     }
 
     /// The check for `estimate` at energy time `now`, without recording a decision.
@@ -496,8 +512,8 @@ impl AdmissionGate for EnergyGate {
         decision
     }
 
-    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: u64) {
-        let now = self.clock.energy_time(now_s as f64);
+    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+        let now = self.clock.energy_time(now_s);
         let speed = self.clock.speed;
         let mut state = self.state();
         let runtime_s = estimate.max_runtime_s as f64 * speed;
@@ -522,20 +538,27 @@ impl AdmissionGate for EnergyGate {
                 battery_wh: 0.0,
                 forecast_wh,
                 forecast_source,
+                accounted_until_s: now,
                 measured_load_w: 0.0,
-                measured_samples: 0,
+                measured_s: 0.0,
             },
         );
     }
 
-    fn task_finished(&self, task: &str, now_s: u64) -> Option<serde_json::Value> {
-        let now = self.clock.energy_time(now_s as f64);
+    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
+        let now = self.clock.energy_time(now_s);
         let mut state = self.state();
+        // Up to now, at the last powers seen.
+        if let Some(last) = state.last.clone() {
+            let mut running = std::mem::take(&mut state.running);
+            self.account(&mut running, &last, now);
+            state.running = running;
+        }
         let run = state.running.remove(task)?;
-        if run.measured_samples >= 3
+        if run.measured_s >= MIN_LEARNING_S
             && let Some(app) = &run.app
         {
-            let measured = (run.measured_load_w / run.measured_samples as f64).max(0.0);
+            let measured = (run.measured_load_w / run.measured_s).max(0.0);
             let learned = match state.app_power_w.get(app) {
                 Some(old) => 0.7 * old + 0.3 * measured,
                 None => measured,
@@ -559,7 +582,7 @@ impl AdmissionGate for EnergyGate {
             "battery_wh": (run.battery_wh * 1000.0).round() / 1000.0,
             "pv_share_pct": share(run.pv_wh),
             "battery_share_pct": share(run.battery_wh),
-            "measured": run.measured_samples > 0,
+            "measured": run.measured_s > 0.0,
             "forecast": {
                 "source": run.forecast_source,
                 "quantile": self.config.quantile,
@@ -586,10 +609,10 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
         (**self).admit(estimate, now_s)
     }
-    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: u64) {
+    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
         (**self).task_started(task, estimate, now_s)
     }
-    fn task_finished(&self, task: &str, now_s: u64) -> Option<serde_json::Value> {
+    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
         (**self).task_finished(task, now_s)
     }
     fn power_off_reason(&self) -> Option<String> {
@@ -690,11 +713,11 @@ pub(crate) mod tests {
         // Late afternoon: 4 W of PV, the node draws 2.7 W idle + 3 W for the task.
         let t0 = NOON + 5.0 * 3600.0;
         gate.observe(sample(t0, 4.0, Some(2.7)));
-        gate.task_started("0xabc", &xs(Some("0xapp")), t0 as u64);
+        gate.task_started("0xabc", &xs(Some("0xapp")), t0);
         for i in 1..=60 {
             gate.observe(sample(t0 + i as f64 * 10.0, 4.0, Some(5.7)));
         }
-        let receipt = gate.task_finished("0xabc", (t0 + 600.0) as u64).unwrap();
+        let receipt = gate.task_finished("0xabc", t0 + 600.0).unwrap();
         // 600 s × 3 W = 0.5 Wh; PV gives 4 − 2.7 = 1.3 W of it.
         assert_eq!(receipt["wh_used"], 0.5);
         let pv = receipt["pv_wh"].as_f64().unwrap();
@@ -703,7 +726,7 @@ pub(crate) mod tests {
         assert_eq!(receipt["forecast"]["source"], "clear-sky");
         assert!((gate.persistent_state().app_power_w["0xapp"] - 3.0).abs() < 1e-9);
         assert!(
-            gate.task_finished("0xabc", 0).is_none(),
+            gate.task_finished("0xabc", 0.0).is_none(),
             "a receipt is given once"
         );
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 
-use super::{Node, now_s};
+use super::Node;
 use crate::chain::poco::status;
 use crate::executor::env::TaskContext;
 use crate::executor::{AppRun, DatasetInput};
@@ -65,8 +65,15 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
             tracing::warn!(%task, reason, "task failed on this node");
         }
         if next.is_final() {
-            // The task is final on chain: its files are no longer needed.
-            let _ = std::fs::remove_dir_all(task_dir(node, &record));
+            // The task is final on chain: its files are no longer needed, except its energy
+            // receipt, which stays as the task's record of where its energy came from.
+            let folder = task_dir(node, &record);
+            let _ = std::fs::remove_dir_all(&folder);
+            if let Ok(Some(receipt)) = node.store().receipt(record.task) {
+                let output = folder.join("output");
+                let _ = std::fs::create_dir_all(&output)
+                    .and_then(|_| std::fs::write(output.join("energy.json"), receipt));
+            }
         }
         step = next;
     }
@@ -168,10 +175,14 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
     let key = record.task.to_string();
     if let Some(category) = Category::standard(deal.category.saturating_to()) {
         let estimate = super::scheduler::estimate(category, 1, Some(deal.app.pointer));
-        node.gate.task_started(&key, &estimate, now_s());
+        node.gate
+            .task_started(&key, &estimate, crate::energy::sample::unix_now());
     }
     let executed = node.executor.execute(&run).await;
-    if let Some(receipt) = node.gate.task_finished(&key, now_s()) {
+    if let Some(receipt) = node
+        .gate
+        .task_finished(&key, crate::energy::sample::unix_now())
+    {
         keep_receipt(node, record, &receipt);
     }
     let result = executed?;

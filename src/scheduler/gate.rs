@@ -53,10 +53,10 @@ pub trait AdmissionGate: Send + Sync {
 
     /// A task of admitted work starts running: the gate counts it against its budget and
     /// measures it until [`task_finished`](Self::task_finished).
-    fn task_started(&self, _task: &str, _estimate: &TaskEstimate, _now_s: u64) {}
+    fn task_started(&self, _task: &str, _estimate: &TaskEstimate, _now_s: f64) {}
 
     /// The task's app has stopped; returns its energy receipt (JSON) when the gate keeps them.
-    fn task_finished(&self, _task: &str, _now_s: u64) -> Option<serde_json::Value> {
+    fn task_finished(&self, _task: &str, _now_s: f64) -> Option<serde_json::Value> {
         None
     }
 

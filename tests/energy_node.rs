@@ -1,0 +1,233 @@
+//! `pew run` with `energy.source = "trace"` on the devnet: the node presigns workerpool orders
+//! and matches requests only while the replayed trace gives a surplus, and leaves an energy
+//! receipt for each task it ran.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use common::deals::*;
+use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::poco::OrderHash;
+
+/// A trace in three acts, one trace minute per row: 20 minutes of night with the battery under
+/// its reserve, 30 minutes of sun with the battery well above it, then night again.
+fn write_trace(path: &Path) {
+    let mut text = String::from("time,pv_w,load_w,battery_soc\n");
+    for minute in 0..=180 {
+        let (pv, soc) = if (20..50).contains(&minute) {
+            (150.0, 0.6)
+        } else {
+            (0.0, 0.25)
+        };
+        text.push_str(&format!("{},{pv},3.0,{soc}\n", 1_780_272_000 + minute * 60));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+async fn logs_of(t: &common::TestDevnet, signature: alloy::primitives::B256) -> usize {
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(signature)
+        .from_block(0);
+    t.reader().get_logs(&filter).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn the_node_bids_and_matches_only_inside_the_traces_surplus_window() {
+    let t = common::devnet(true).await;
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "writer").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(
+        APP_OWNER,
+        &[
+            "app",
+            "publish",
+            "--app",
+            &app.to_string(),
+            "--volume",
+            "100",
+        ],
+    );
+    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "solar"]);
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+
+    let dir = t.dir.path();
+    let trace = dir.join("trace.csv");
+    write_trace(&trace);
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[node]
+pool = "{pool}"
+journal = "{journal}"
+poll_interval_ms = 200
+volume = 1
+stop_grace_s = 30
+
+[executor]
+work_dir = "{work}"
+
+[energy]
+source = "trace"
+trace_file = "{trace}"
+trace_speed = 60.0
+trace_loop = false
+poll_interval_s = 0.5
+state_file = "{state}"
+
+[energy.battery]
+capacity_wh = 1000.0
+reserve = 0.3
+
+[energy.forecast]
+open_meteo = false
+"#,
+            journal = dir.join("journal.sqlite").display(),
+            work = dir.join("work").display(),
+            trace = trace.display(),
+            state = dir.join("energy-state.json").display(),
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let keystore = t.keystore(POOL_OWNER);
+    let mut node = t
+        .pew()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--keystore", keystore.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+
+    // Act one: night, battery under its reserve. A request waits; nothing is presigned.
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            "sunny",
+        ],
+    );
+    let first: OrderHash = hash_of(&submitted);
+    let sdk = t.sdk(REQUESTER).await;
+    while started.elapsed() < Duration::from_secs(12) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        sdk.poco().consumed(first).await.unwrap(),
+        U256::ZERO,
+        "{}",
+        node_log()
+    );
+    assert_eq!(
+        logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await,
+        0,
+        "{}",
+        node_log()
+    );
+
+    // Act two: the sun is up (trace minute 20 = 20 s in). The request is matched and done.
+    let task = loop {
+        let status = sdk.request_status(first).await.unwrap();
+        if let Some(task) = status.deals.first().and_then(|d| d.tasks.first())
+            && task.status == "COMPLETED"
+        {
+            break task.task_id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(48),
+            "not completed inside the window:\n{}",
+            node_log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        started.elapsed() > Duration::from_secs(15),
+        "matched before the window"
+    );
+    assert!(logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await >= 1);
+
+    // Act three: night again. The open bid is withdrawn and a new request waits.
+    while started.elapsed() < Duration::from_secs(56) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            "dark",
+        ],
+    );
+    let second: OrderHash = hash_of(&submitted);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        sdk.poco().consumed(second).await.unwrap(),
+        U256::ZERO,
+        "{}",
+        node_log()
+    );
+    assert!(
+        logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await >= 1,
+        "the bid opened in the window is closed after it:\n{}",
+        node_log()
+    );
+    assert!(node_log().contains("under its reserve"), "{}", node_log());
+
+    // The task's energy receipt: in the journal and as energy.json beside its output.
+    let receipt_path = dir
+        .join("work/tasks")
+        .join(task.to_string())
+        .join("output/energy.json");
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&receipt_path).unwrap()).unwrap();
+    assert_eq!(receipt["task"], task.to_string());
+    // In the window the panel gives 150 W: whatever the task drew above idle came from it.
+    if receipt["wh_used"].as_f64().unwrap() > 0.0 {
+        assert_eq!(receipt["pv_share_pct"], 100.0, "{receipt}");
+    }
+    assert_eq!(receipt["measured"], true, "{receipt}");
+    assert_eq!(receipt["app"], app.to_string());
+
+    // SAFETY: plain kill(2) of our own child.
+    unsafe {
+        libc::kill(node.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{}", node_log());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("energy-state.json")).unwrap())
+            .unwrap();
+    assert!(
+        state["soc"].as_f64().is_some(),
+        "the estimate is saved at stop: {state}"
+    );
+}
