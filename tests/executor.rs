@@ -348,3 +348,31 @@ async fn pew_app_test_prints_the_documented_json_and_exit_status() {
     assert_eq!(json["digest"], serde_json::Value::Null);
     assert!(json["error"].as_str().unwrap().contains("symbolic link"));
 }
+
+#[tokio::test]
+async fn a_running_app_can_be_frozen_and_thawed_and_still_completes() {
+    let work = tempfile::tempdir().unwrap();
+    let executor = std::sync::Arc::new(executor(work.path(), |_| {}).await);
+    let running = {
+        let executor = executor.clone();
+        let work = work.path().to_path_buf();
+        tokio::spawn(async move { run(&executor, &work, "napper", Some("3"), 60).await })
+    };
+    // Wait for the container to run, then freeze it.
+    let mut frozen = 0;
+    for _ in 0..100 {
+        frozen = executor.set_paused(true).await;
+        if frozen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(frozen, 1, "the napper was found running and paused");
+    let frozen_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!running.is_finished(), "a frozen app does not finish");
+    assert_eq!(executor.set_paused(false).await, 1);
+    let result = running.await.unwrap();
+    assert!(result.is_valid(), "{result:?}");
+    assert!(frozen_at.elapsed() >= Duration::from_secs(4));
+}

@@ -89,7 +89,16 @@ enum Command {
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    // `pew energy setup` may be the one creating the config file it is given.
+    let creates_config = matches!(
+        cli.command,
+        Command::Energy(energy::EnergyCommand::Setup(_))
+    );
+    let config = cli
+        .config
+        .as_deref()
+        .filter(|path| !(creates_config && !path.exists()));
+    let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("error: {err}");

@@ -107,6 +107,7 @@ struct State {
     last_decision: Option<Decision>,
     low_voltage: Option<String>,
     power_off: Option<String>,
+    paused: bool,
     rejected: u64,
 }
 
@@ -146,6 +147,7 @@ impl EnergyGate {
                 last_decision: None,
                 low_voltage: None,
                 power_off: None,
+                paused: false,
                 rejected: 0,
             }),
         }
@@ -592,6 +594,30 @@ impl AdmissionGate for EnergyGate {
         }))
     }
 
+    fn pause_reason(&self) -> Option<String> {
+        let mut state = self.state();
+        let running_w: f64 = state.running.values().map(|r| r.power_w).sum();
+        let last = state.last.as_ref()?;
+        if running_w <= 0.0 {
+            state.paused = false;
+            return None;
+        }
+        let battery = state.estimator.energy_wh();
+        let floor = self.config.model.floor_wh;
+        let surplus = last.pv_w.unwrap_or(0.0) - self.config.idle_w;
+        // Pause under the reserve when PV falls short; resume with a band on both.
+        let short = battery < floor && surplus < running_w;
+        let plenty =
+            battery >= floor + self.config.hysteresis_wh / 2.0 || surplus >= running_w + 0.5;
+        state.paused = if state.paused { !plenty } else { short };
+        state.paused.then(|| {
+            format!(
+                "battery {battery:.1} Wh under its {floor:.1} Wh reserve and PV surplus {surplus:.1} W \
+                 short of the {running_w:.1} W the running apps need"
+            )
+        })
+    }
+
     fn power_off_reason(&self) -> Option<String> {
         let state = self.state();
         state
@@ -617,6 +643,9 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     }
     fn power_off_reason(&self) -> Option<String> {
         (**self).power_off_reason()
+    }
+    fn pause_reason(&self) -> Option<String> {
+        (**self).pause_reason()
     }
     fn status(&self, now_s: u64) -> serde_json::Value {
         (**self).status(now_s)
@@ -729,6 +758,28 @@ pub(crate) mod tests {
             gate.task_finished("0xabc", 0.0).is_none(),
             "a receipt is given once"
         );
+    }
+
+    #[test]
+    fn running_work_pauses_under_the_reserve_when_pv_falls_short_and_resumes_with_a_band() {
+        let gate = gate(0.29);
+        let t0 = NOON;
+        gate.observe(sample(t0, 10.0, None));
+        assert!(gate.pause_reason().is_none(), "nothing runs");
+        gate.task_started("0x1", &xs(None), t0);
+        assert!(
+            gate.pause_reason().is_none(),
+            "10 W of PV carries 2.7 + 3.7 W"
+        );
+        gate.observe(sample(t0 + 10.0, 5.0, None));
+        assert!(gate.pause_reason().unwrap().contains("under its"));
+        gate.observe(sample(t0 + 20.0, 6.5, None));
+        assert!(
+            gate.pause_reason().is_some(),
+            "6.5 W: not yet 0.5 W above what it needs"
+        );
+        gate.observe(sample(t0 + 30.0, 7.0, None));
+        assert!(gate.pause_reason().is_none(), "resumed");
     }
 
     #[test]

@@ -260,6 +260,8 @@ pub struct SimReport {
     pub curtailed_wh: f64,
     /// Seconds the node was browned out.
     pub brownout_s: f64,
+    /// Seconds a running job was paused to spare the reserve (pew only).
+    pub paused_s: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +312,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         pv_wh: 0.0,
         curtailed_wh: 0.0,
         brownout_s: 0.0,
+        paused_s: 0.0,
     };
     let dt = config.step_s;
     let mut t = trace.start_s();
@@ -452,7 +455,17 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             t += dt;
             continue;
         }
+        // pew pauses its running job (as the node does with `docker pause`) while the battery
+        // is under its reserve and PV cannot carry the job: the job never draws the reserve.
+        let paused = policy == Policy::Pew
+            && running.is_some()
+            && energy < battery.floor_wh
+            && pv - config.idle_w < job_w;
+        if paused {
+            report.paused_s += dt;
+        }
         let run_s = running
+            .filter(|_| !paused)
             .map(|i| (admitted[i].job.runtime_s - admitted[i].done_s).min(dt))
             .unwrap_or(0.0);
         let job_now_w = job_w * run_s / dt;

@@ -137,6 +137,11 @@ impl Executor {
         })
     }
 
+    /// Freezes or thaws this executor's running apps (see [`run::set_paused`]).
+    pub async fn set_paused(&self, paused: bool) -> usize {
+        run::set_paused(&self.docker, &self.limits.owner, paused).await
+    }
+
     /// Replaces the limits (tests use small caps).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

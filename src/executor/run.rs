@@ -19,6 +19,9 @@ use super::env::{CONTAINER_IN, CONTAINER_OUT};
 
 /// The label every app container carries, so containers a crash left behind can be found.
 pub const CONTAINER_LABEL: &str = "pew.app";
+/// Label naming the executor (its work folder) that started a container, so one node's pause
+/// never touches another's apps.
+pub const OWNER_LABEL: &str = "pew.work";
 
 /// Removes app containers left behind by an earlier run of the node (a power cut during a
 /// task leaves its container running). Returns how many were removed.
@@ -44,6 +47,47 @@ pub async fn remove_orphans(docker: &Docker) -> usize {
     removed
 }
 
+/// Freezes (`docker pause`) or thaws the running app containers `owner` started; returns how many
+/// changed. The energy gate asks for this while the battery is under its reserve and PV cannot
+/// carry the work: a frozen app draws nothing and resumes where it stopped.
+pub async fn set_paused(docker: &Docker, owner: &str, paused: bool) -> usize {
+    let filters = HashMap::from([
+        (
+            "label".to_string(),
+            vec![
+                CONTAINER_LABEL.to_string(),
+                format!("{OWNER_LABEL}={owner}"),
+            ],
+        ),
+        (
+            "status".to_string(),
+            vec![if paused { "running" } else { "paused" }.to_string()],
+        ),
+    ]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default();
+    let mut changed = 0;
+    for id in containers.into_iter().filter_map(|c| c.id) {
+        let done = if paused {
+            docker.pause_container(&id).await
+        } else {
+            docker.unpause_container(&id).await
+        };
+        match done {
+            Ok(()) => changed += 1,
+            Err(error) => {
+                tracing::warn!(container = %id, %error, paused, "app container not (un)paused")
+            }
+        }
+    }
+    changed
+}
+
 /// Limits applied to every app container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -66,6 +110,8 @@ pub struct Limits {
     /// Enforce the output cap in the kernel (a size-limited tmpfs as `/iexec_out`, copied to
     /// disk after the run). Needs root; without it the cap is enforced by watching the folder.
     pub kernel_output_cap: bool,
+    /// The executor's identity on its containers (its absolute work folder).
+    pub owner: String,
 }
 
 impl Limits {
@@ -89,6 +135,10 @@ impl Limits {
             log_tail_bytes: (settings.log_tail_kib * 1024) as usize,
             // SAFETY: geteuid cannot fail.
             kernel_output_cap: unsafe { libc::geteuid() } == 0,
+            owner: std::path::absolute(&settings.work_dir)
+                .unwrap_or_else(|_| settings.work_dir.clone())
+                .display()
+                .to_string(),
         }
     }
 }
@@ -266,10 +316,10 @@ async fn run_in(
         },
         env: Some(spec.env.clone()),
         user: (!limits.user.is_empty()).then(|| limits.user.clone()),
-        labels: Some(HashMap::from([(
-            CONTAINER_LABEL.to_string(),
-            "app".to_string(),
-        )])),
+        labels: Some(HashMap::from([
+            (CONTAINER_LABEL.to_string(), "app".to_string()),
+            (OWNER_LABEL.to_string(), limits.owner.clone()),
+        ])),
         network_disabled: Some(!limits.allow_network),
         host_config: Some(host_config),
         ..Default::default()

@@ -157,6 +157,7 @@ impl Node {
         tokio::pin!(stop);
         tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
         let mut rounds: u64 = 0;
+        let mut paused = false;
         loop {
             rounds += 1;
             tokio::select! {
@@ -169,6 +170,7 @@ impl Node {
             if rounds % 60 == 1 {
                 self.free_disk().await;
             }
+            self.follow_pause(&mut paused).await;
             // Start every unfinished task that is not running yet, within the bound.
             let unfinished = match self.store().tasks(true) {
                 Ok(tasks) => tasks,
@@ -234,6 +236,21 @@ impl Node {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// Freezes or thaws running apps as the gate asks (see `AdmissionGate::pause_reason`).
+    async fn follow_pause(&self, paused: &mut bool) {
+        let reason = self.gate.pause_reason();
+        if reason.is_some() != *paused {
+            *paused = reason.is_some();
+            let changed = self.executor.set_paused(*paused).await;
+            match reason {
+                Some(reason) => {
+                    tracing::warn!(%reason, apps = changed, "apps paused to spare the battery")
+                }
+                None => tracing::info!(apps = changed, "apps resumed"),
+            }
+        }
     }
 
     /// Removes images the node pulled, least recently used first, while free disk is under

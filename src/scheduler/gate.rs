@@ -60,6 +60,12 @@ pub trait AdmissionGate: Send + Sync {
         None
     }
 
+    /// Why running apps should be frozen now (the battery under its reserve and PV short), if
+    /// they should; `None` lets them run.
+    fn pause_reason(&self) -> Option<String> {
+        None
+    }
+
     /// Why the node must stop now and power off (a low-voltage warning), if it must.
     fn power_off_reason(&self) -> Option<String> {
         None
