@@ -97,7 +97,7 @@ pub fn main() -> ExitCode {
     let config = cli
         .config
         .as_deref()
-        .filter(|path| !(creates_config && !path.exists()));
+        .filter(|path| !creates_config || path.exists());
     let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(err) => {
