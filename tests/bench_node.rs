@@ -8,7 +8,6 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::Address;
 use alloy::providers::Provider;
 use common::deals::*;
 
@@ -57,23 +56,7 @@ async fn bench_node() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let t = common::devnet(true).await;
-    let docker = common::docker().await;
-    let image = common::app_image(&docker, "writer").await;
-    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
-    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(
-        APP_OWNER,
-        &[
-            "app",
-            "publish",
-            "--app",
-            &app.to_string(),
-            "--volume",
-            "1000",
-        ],
-    );
-    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "bench"]);
-    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    let (app, pool) = common::node::writer_app_and_pool(&t, 1000, "bench").await;
     let config = t.dir.path().join("node.toml");
     std::fs::write(
         &config,

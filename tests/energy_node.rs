@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
@@ -42,24 +42,7 @@ async fn logs_of(t: &common::TestDevnet, signature: alloy::primitives::B256) -> 
 #[tokio::test]
 async fn the_node_bids_and_matches_only_inside_the_traces_surplus_window() {
     let t = common::devnet(true).await;
-    let docker = common::docker().await;
-    let image = common::app_image(&docker, "writer").await;
-    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
-    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(
-        APP_OWNER,
-        &[
-            "app",
-            "publish",
-            "--app",
-            &app.to_string(),
-            "--volume",
-            "100",
-        ],
-    );
-    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "solar"]);
-    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    let (app, pool) = common::node::writer_app_and_pool(&t, 100, "solar").await;
 
     let dir = t.dir.path();
     let trace = dir.join("trace.csv");
@@ -210,18 +193,7 @@ open_meteo = false
     assert_eq!(receipt["measured"], true, "{receipt}");
     assert_eq!(receipt["app"], app.to_string());
 
-    // SAFETY: plain kill(2) of our own child.
-    unsafe {
-        libc::kill(node.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = node.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the node did not stop");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = common::node::sigterm_and_wait(&mut node, Duration::from_secs(90)).await;
     assert!(status.success(), "{}", node_log());
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("energy-state.json")).unwrap())

@@ -72,31 +72,8 @@ fn node_log(t: &TestDevnet) -> String {
     std::fs::read_to_string(t.dir.path().join("node.log")).unwrap_or_default()
 }
 
-/// Registers the writer app with its real image digest, publishes a free app order, creates
-/// the pool and backs it with stake.
 async fn prepare(t: &TestDevnet) -> (Address, Address) {
-    let docker = common::docker().await;
-    let image = common::app_image(&docker, "writer").await;
-    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
-    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(
-        APP_OWNER,
-        &[
-            "app",
-            "publish",
-            "--app",
-            &app.to_string(),
-            "--volume",
-            "100",
-        ],
-    );
-    let pool = t.pew_as(
-        POOL_OWNER,
-        &["pool", "create", "--description", "pew node test"],
-    );
-    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
-    (app, pool)
+    common::node::writer_app_and_pool(t, 100, "pew node test").await
 }
 
 fn submit(t: &TestDevnet, app: Address, args: &str) -> OrderHash {
@@ -144,24 +121,9 @@ async fn contributions(t: &TestDevnet, task: TaskId) -> usize {
 }
 
 async fn stop(mut child: Child) -> std::process::ExitStatus {
-    // SAFETY: plain kill(2) of our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
     // Bounded by the node's own limits: 20 s to close the bid, stop_grace_s (30) for tasks, and
-    // 30 s RPC timeouts when the RPC node hangs. The wait yields, so the test's own tasks (the
-    // RPC relay) keep running.
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // 30 s RPC timeouts when the RPC node hangs.
+    common::node::sigterm_and_wait(&mut child, Duration::from_secs(150)).await
 }
 
 #[tokio::test]

@@ -105,7 +105,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     let executor = Executor::new(&settings.executor, Some(ipfs.clone())).await?;
-    let orphans = crate::executor::run::remove_orphans(executor.docker()).await;
+    let orphans = executor.remove_orphans().await;
     if orphans > 0 {
         tracing::info!(orphans, "removed app containers left by an earlier run");
     }

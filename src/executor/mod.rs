@@ -137,6 +137,11 @@ impl Executor {
         })
     }
 
+    /// Removes the containers this executor left behind (see [`run::remove_orphans`]).
+    pub async fn remove_orphans(&self) -> usize {
+        run::remove_orphans(&self.docker, &self.limits.owner).await
+    }
+
     /// Freezes or thaws this executor's running apps (see [`run::set_paused`]).
     pub async fn set_paused(&self, paused: bool) -> usize {
         run::set_paused(&self.docker, &self.limits.owner, paused).await

@@ -23,56 +23,55 @@ pub const CONTAINER_LABEL: &str = "pew.app";
 /// never touches another's apps.
 pub const OWNER_LABEL: &str = "pew.work";
 
-/// Removes app containers left behind by an earlier run of the node (a power cut during a
-/// task leaves its container running). Returns how many were removed.
-pub async fn remove_orphans(docker: &Docker) -> usize {
-    let filters = HashMap::from([("label".to_string(), vec![CONTAINER_LABEL.to_string()])]);
+/// Removes app containers `owner` left behind in an earlier run (a power cut during a task
+/// leaves its container running); other nodes' containers on the same engine are not touched.
+/// Returns how many were removed.
+pub async fn remove_orphans(docker: &Docker, owner: &str) -> usize {
+    let labels = [
+        CONTAINER_LABEL.to_string(),
+        format!("{OWNER_LABEL}={owner}"),
+    ];
+    let mut removed = 0;
+    for id in app_containers(docker, &labels, None).await {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        if docker.remove_container(&id, Some(options)).await.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Ids of the containers carrying every one of `labels` (and in `status`, when given); an
+/// engine that does not answer has none.
+async fn app_containers(docker: &Docker, labels: &[String], status: Option<&str>) -> Vec<String> {
+    let mut filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+    if let Some(status) = status {
+        filters.insert("status".to_string(), vec![status.to_string()]);
+    }
     let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)
         .build();
-    let containers = docker
+    docker
         .list_containers(Some(options))
         .await
-        .unwrap_or_default();
-    let mut removed = 0;
-    for container in containers {
-        if let Some(id) = container.id {
-            let options = RemoveContainerOptionsBuilder::new().force(true).build();
-            if docker.remove_container(&id, Some(options)).await.is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
 }
 
 /// Freezes (`docker pause`) or thaws the running app containers `owner` started; returns how many
 /// changed. The energy gate asks for this while the battery is under its reserve and PV cannot
 /// carry the work: a frozen app draws nothing and resumes where it stopped.
 pub async fn set_paused(docker: &Docker, owner: &str, paused: bool) -> usize {
-    let filters = HashMap::from([
-        (
-            "label".to_string(),
-            vec![
-                CONTAINER_LABEL.to_string(),
-                format!("{OWNER_LABEL}={owner}"),
-            ],
-        ),
-        (
-            "status".to_string(),
-            vec![if paused { "running" } else { "paused" }.to_string()],
-        ),
-    ]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let containers = docker
-        .list_containers(Some(options))
-        .await
-        .unwrap_or_default();
+    let labels = [
+        CONTAINER_LABEL.to_string(),
+        format!("{OWNER_LABEL}={owner}"),
+    ];
+    let status = if paused { "running" } else { "paused" };
     let mut changed = 0;
-    for id in containers.into_iter().filter_map(|c| c.id) {
+    for id in app_containers(docker, &labels, Some(status)).await {
         let done = if paused {
             docker.pause_container(&id).await
         } else {
