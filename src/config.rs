@@ -163,6 +163,10 @@ pub struct NodeSettings {
     pub trust: u64,
     /// Stop grace period.
     pub stop_grace_s: u64,
+    /// A separate worker key file (empty: the owner key).
+    pub worker_keystore: PathBuf,
+    /// The worker key file's password file (empty: the owner's password source).
+    pub worker_password_file: PathBuf,
 }
 
 /// The admission gate.

@@ -480,3 +480,42 @@ async fn start_up_mistakes_are_one_clear_line_with_the_fix() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_separate_worker_key_sends_the_contribution_the_owner_authorized() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let worker_keystore = t.keystore(WORKERS[0]);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[node]\n",
+        &format!(
+            "[node]\nworker_keystore = \"{}\"\n",
+            worker_keystore.display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let node = start_node(&t, &config, None);
+    let request = submit(&t, app, "from the worker");
+    let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(Hub::TaskContribute::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = t.reader().get_logs(&filter).await.unwrap();
+    assert_eq!(logs.len(), 1);
+    let contribution = Hub::TaskContribute::decode_log(&logs[0].inner).unwrap();
+    assert_eq!(contribution.taskid, task.0);
+    assert_eq!(
+        contribution.worker,
+        address(&t, WORKERS[0]),
+        "sent by the worker key"
+    );
+    assert_ne!(contribution.worker, address(&t, POOL_OWNER));
+    assert!(stop(node).await.success());
+    assert!(
+        node_log(&t).contains("separate worker key"),
+        "{}",
+        node_log(&t)
+    );
+}

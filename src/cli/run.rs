@@ -122,9 +122,15 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         start_block: latest.saturating_sub(settings.node.lookback_blocks),
     };
     let owner = crate::wallet::unlock(&globals.keystore_path(settings), &globals.password(false)?)?;
+    let worker = worker_sdk(globals, settings, &stop_rx).await?;
+    if let Some(worker) = &worker {
+        let address = worker.sender()?.address();
+        tracing::info!(worker = %address, "contributions are sent by the separate worker key");
+    }
     let node = Arc::new(Node {
         sdk,
         owner,
+        worker,
         pool,
         store: Mutex::new(store),
         executor,
@@ -174,4 +180,53 @@ fn power_off_now(command: &str, reason: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The worker's own chain access when `node.worker_keystore` names a key file; waits until the
+/// worker can pay for gas.
+async fn worker_sdk(
+    globals: &Globals,
+    settings: &Settings,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<crate::sdk::Sdk>> {
+    let path = &settings.node.worker_keystore;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let password_file = &settings.node.worker_password_file;
+    let password = if password_file.as_os_str().is_empty() {
+        globals.password(false)?
+    } else {
+        let text = std::fs::read_to_string(password_file).with_context(|| {
+            format!(
+                "node.worker_password_file {} cannot be read",
+                password_file.display()
+            )
+        })?;
+        text.lines().next().unwrap_or_default().to_string()
+    };
+    let signer = crate::wallet::unlock(path, &password)
+        .with_context(|| format!("node.worker_keystore {}", path.display()))?;
+    let address = signer.address();
+    let chain = crate::chain::client::connect(globals.target(settings)?).await?;
+    let sender = chain.sender(signer, super::context::send_policy(settings));
+    let mut sdk = crate::sdk::Sdk::new(chain, Some(sender));
+    sdk.log_from_block = settings.chain.log_from_block;
+    sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
+    let mut announced = false;
+    loop {
+        match sdk.balances(address).await {
+            Ok(balances) if !balances.eth_wei.is_zero() => return Ok(Some(sdk)),
+            Ok(_) if !announced => {
+                tracing::warn!(worker = %address, "the worker key has no ETH to pay for gas: send it some; waiting");
+                announced = true;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "worker balance unreadable; retrying"),
+        }
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

@@ -31,6 +31,8 @@ pub struct Node {
     pub sdk: Sdk,
     /// The owner key, for worker authorizations.
     pub owner: PrivateKeySigner,
+    /// The worker's own chain access and sender, when the worker key is not the owner key.
+    pub worker: Option<Sdk>,
     /// Our workerpool.
     pub pool: Address,
     /// The journal.
@@ -123,6 +125,11 @@ pub fn now_s() -> u64 {
 }
 
 impl Node {
+    /// The chain access that sends contributions: the worker key's, or the owner's.
+    pub fn worker_sdk(&self) -> &Sdk {
+        self.worker.as_ref().unwrap_or(&self.sdk)
+    }
+
     /// Tasks run at once.
     fn concurrency(&self) -> usize {
         match self.settings.node.concurrency {

@@ -314,6 +314,9 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
 /// whose deal vanished are looked at again.
 pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     node.sdk.sender()?.reset_nonce().await;
+    if let Some(worker) = &node.worker {
+        worker.sender()?.reset_nonce().await;
+    }
     if let Some(bid) = open_bid(node)?
         && node
             .sdk

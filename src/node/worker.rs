@@ -218,10 +218,11 @@ fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
     tracing::info!(task = %record.task, wh = %receipt["wh_used"], pv_share_pct = %receipt["pv_share_pct"], "task energy");
 }
 
-/// Waits until none of our transactions is pending, so the chain tells the whole truth.
+/// Waits until none of the worker's transactions is pending, so the chain tells the whole
+/// truth.
 async fn settle(node: &Node) -> anyhow::Result<()> {
-    let me = node.sdk.sender()?.address();
-    let provider = &node.sdk.chain.provider;
+    let me = node.worker_sdk().sender()?.address();
+    let provider = &node.worker_sdk().chain.provider;
     for _ in 0..600 {
         let pending = provider.get_transaction_count(me).pending().await?;
         let mined = provider.get_transaction_count(me).latest().await?;
@@ -258,10 +259,10 @@ async fn finish(
             });
         }
     }
-    let worker = node.sdk.sender()?.address();
+    let worker = node.worker_sdk().sender()?.address();
     let authorization = crate::poco::result::sign_authorization(&node.owner, worker, record.task);
     let link = results_link(cid);
-    node.sdk
+    node.worker_sdk()
         .poco_writer()?
         .contribute_and_finalize(
             record.task,
