@@ -110,6 +110,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         tracing::info!(orphans, "removed app containers left by an earlier run");
     }
     let store = Store::open(&settings.node.journal)?;
+    let vanished = node::vanished_in_journal(&store)?;
     let latest = sdk.chain.provider.get_block_number().await?;
     let watcher = Watcher {
         provider: sdk.chain.provider.clone(),
@@ -142,7 +143,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         running: Default::default(),
         retry_after: Default::default(),
         timings: Default::default(),
-        vanished: Default::default(),
+        vanished: Mutex::new(vanished),
     });
     let mut stop = stop_rx.clone();
     node.run(watcher, async move {

@@ -23,6 +23,7 @@ use crate::sdk::Sdk;
 use crate::storage::ipfs::IpfsClient;
 use crate::store::Store;
 
+pub use scheduler::vanished_in_journal;
 pub use startup::Preflight;
 
 /// Everything the node's roles share.

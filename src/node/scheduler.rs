@@ -3,6 +3,8 @@
 //! them, and take the tasks of our deals into the journal (initializing them in one
 //! transaction when a deal has several).
 
+use std::collections::HashSet;
+
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolValue;
 
@@ -310,6 +312,24 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The journal's reason for a task whose deal a reorg took away; such tasks are watched for
+/// the deal's return, across restarts too.
+pub const VANISHED: &str = "the deal vanished in a chain reorganisation";
+
+/// Tasks the journal records as vanished in a reorg (the node's watch list at start).
+pub fn vanished_in_journal(
+    store: &crate::store::Store,
+) -> anyhow::Result<HashSet<crate::poco::TaskId>> {
+    Ok(store
+        .tasks(false)?
+        .into_iter()
+        .filter(
+            |r| matches!(&r.step, crate::store::TaskStep::Failed { reason } if reason == VANISHED),
+        )
+        .map(|r| r.task)
+        .collect())
+}
+
 /// After a reorg: our cached nonce is forgotten, tasks of vanished deals stop, and requests
 /// whose deal vanished are looked at again.
 pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
@@ -339,7 +359,7 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
             node.store().set_step(
                 record.task,
                 &crate::store::TaskStep::Failed {
-                    reason: "the deal vanished in a chain reorganisation".into(),
+                    reason: VANISHED.into(),
                 },
             )?;
         }
@@ -381,4 +401,43 @@ pub async fn revive_vanished(node: &Node) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, TaskStep};
+
+    #[test]
+    fn tasks_vanished_in_a_reorg_are_found_again_in_the_journal_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let deal = DealId(alloy::primitives::B256::repeat_byte(1));
+        let (gone, failed) = (task_id(deal, U256::ZERO), task_id(deal, U256::from(1)));
+        {
+            let store = Store::open(&path).unwrap();
+            for task in [gone, failed] {
+                store.add_task(task, deal, 0).unwrap();
+            }
+            store
+                .set_step(
+                    gone,
+                    &TaskStep::Failed {
+                        reason: VANISHED.into(),
+                    },
+                )
+                .unwrap();
+            store
+                .set_step(
+                    failed,
+                    &TaskStep::Failed {
+                        reason: "app crashed".into(),
+                    },
+                )
+                .unwrap();
+        }
+        let reopened = Store::open(&path).unwrap();
+        let watch = vanished_in_journal(&reopened).unwrap();
+        assert_eq!(watch, HashSet::from([gone]));
+    }
 }
