@@ -104,6 +104,61 @@ pub struct TaskRecord {
     pub step: TaskStep,
 }
 
+/// One journaled transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxEntry {
+    /// The entry's id.
+    pub id: i64,
+    /// The sending account.
+    pub sender: String,
+    /// Its nonce.
+    pub nonce: u64,
+    /// What it does ("contributeAndFinalize 0x…").
+    pub label: String,
+    /// Its hash, once sent.
+    pub hash: Option<String>,
+    /// Its state (`sending`, `sent`, `replaced`, `mined`, `reverted`, `dropped`, …).
+    pub state: String,
+}
+
+/// The journal as the transaction sender's log: every transaction is written before it is
+/// sent and after each change, through its own connection (SQLite's WAL lets it share the
+/// file with the node's).
+pub struct JournalTxLog {
+    store: std::sync::Mutex<Store>,
+}
+
+impl JournalTxLog {
+    /// Opens the journal at `path` for transaction records.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            store: std::sync::Mutex::new(Store::open(path)?),
+        })
+    }
+}
+
+impl crate::chain::sender::TxLog for JournalTxLog {
+    fn begin(&self, from: alloy::primitives::Address, nonce: u64, label: &str) -> Option<i64> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store
+            .begin_transaction(from, nonce, label)
+            .map_err(|error| tracing::warn!(%error, "transaction not journaled"))
+            .ok()
+    }
+
+    fn update(
+        &self,
+        entry: i64,
+        hash: Option<alloy::primitives::B256>,
+        state: crate::chain::sender::TxState,
+    ) {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(error) = store.update_transaction(entry, hash, state.name()) {
+            tracing::warn!(%error, "transaction state not journaled");
+        }
+    }
+}
+
 /// What the node decided about a request order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestDecision {
@@ -142,7 +197,10 @@ impl Store {
                  CREATE TABLE IF NOT EXISTS tasks (
                      task TEXT PRIMARY KEY, deal TEXT NOT NULL, idx INTEGER NOT NULL,
                      step TEXT NOT NULL, updated_at INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);",
+                 CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS transactions (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
+                     label TEXT NOT NULL, hash TEXT, state TEXT NOT NULL, updated_at INTEGER NOT NULL);",
             )
             .map_err(|e| fail(e.to_string()))?;
         Ok(Self {
@@ -156,6 +214,61 @@ impl Store {
             path: self.path.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// Records a transaction about to be sent; returns its entry id.
+    pub fn begin_transaction(
+        &self,
+        sender: alloy::primitives::Address,
+        nonce: u64,
+        label: &str,
+    ) -> Result<i64, StoreError> {
+        self.connection
+            .execute(
+                "INSERT INTO transactions (sender, nonce, label, hash, state, updated_at) \
+                 VALUES (?1, ?2, ?3, NULL, 'sending', strftime('%s','now'))",
+                rusqlite::params![sender.to_string(), nonce as i64, label],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Moves a transaction entry to `state`, with its hash once known.
+    pub fn update_transaction(
+        &self,
+        id: i64,
+        hash: Option<alloy::primitives::B256>,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "UPDATE transactions SET hash = COALESCE(?2, hash), state = ?3, \
+                 updated_at = strftime('%s','now') WHERE id = ?1",
+                rusqlite::params![id, hash.map(|h| h.to_string()), state],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Every journaled transaction, oldest first.
+    pub fn transactions(&self) -> Result<Vec<TxEntry>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, sender, nonce, label, hash, state FROM transactions ORDER BY id")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(TxEntry {
+                    id: row.get(0)?,
+                    sender: row.get(1)?,
+                    nonce: row.get::<_, i64>(2)? as u64,
+                    label: row.get(3)?,
+                    hash: row.get(4)?,
+                    state: row.get(5)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
     /// Keeps a task's energy receipt (JSON), replacing an earlier one.

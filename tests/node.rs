@@ -156,6 +156,22 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
             .starts_with(r#"{ "storage": "ipfs", "location": "/ipfs/"#)
     );
 
+    // Every transaction is in the journal, with its final state.
+    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let transactions = journal.transactions().unwrap();
+    let contribution = transactions
+        .iter()
+        .find(|tx| tx.label.starts_with("contributeAndFinalize"))
+        .expect("the contribution is journaled");
+    assert_eq!(contribution.state, "mined", "{transactions:?}");
+    assert!(contribution.hash.is_some());
+    assert!(
+        transactions
+            .iter()
+            .any(|tx| tx.label.starts_with("matchOrders")),
+        "{transactions:?}"
+    );
+
     // A clean stop exits 0 and leaves no open bid.
     let status = stop(node).await;
     assert!(status.success(), "{status}; log:\n{}", node_log(&t));
@@ -233,6 +249,20 @@ async fn a_node_killed_at_any_step_completes_the_task_with_one_contribution_afte
             "exactly one contribution after a crash at {point}"
         );
         assert!(stop(node).await.success());
+        if point == "sent:contributeAndFinalize" {
+            // Killed between sending and mining: the restart settles the journal entry.
+            let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+            let entries = journal.transactions().unwrap();
+            let contributions: Vec<_> = entries
+                .iter()
+                .filter(|tx| tx.label.starts_with("contributeAndFinalize"))
+                .collect();
+            assert!(
+                contributions.iter().all(|tx| tx.state == "mined"),
+                "{contributions:?}"
+            );
+            assert!(!contributions.is_empty());
+        }
     }
 }
 

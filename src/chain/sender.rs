@@ -139,6 +139,52 @@ pub struct TxSender {
     chain_id: u64,
     policy: SendPolicy,
     next_nonce: Mutex<Option<u64>>,
+    log: Option<std::sync::Arc<dyn TxLog>>,
+}
+
+/// Where a transaction is in its life, as the journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    /// Signed with a nonce, about to be handed to the node.
+    Sending,
+    /// Accepted by the node (the hash is known).
+    Sent,
+    /// Replaced by the same nonce with higher fees (the hash is the replacement's).
+    Replaced,
+    /// Mined and successful.
+    Mined,
+    /// Mined and reverted.
+    Reverted,
+    /// Will never be mined (its nonce was used by another, or a reorg dropped it).
+    Dropped,
+    /// Not mined in time; it may still be.
+    TimedOut,
+    /// Refused before it was sent (no gas, a transport error).
+    NotSent,
+}
+
+impl TxState {
+    /// The journal's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Replaced => "replaced",
+            Self::Mined => "mined",
+            Self::Reverted => "reverted",
+            Self::Dropped => "dropped",
+            Self::TimedOut => "timed-out",
+            Self::NotSent => "not-sent",
+        }
+    }
+}
+
+/// Records every transaction before and after each of its side effects (the node's journal).
+pub trait TxLog: Send + Sync {
+    /// A new transaction from `from` with `nonce`, about to be sent; returns its entry id.
+    fn begin(&self, from: Address, nonce: u64, label: &str) -> Option<i64>;
+    /// The entry's new state, with the hash once there is one.
+    fn update(&self, entry: i64, hash: Option<B256>, state: TxState);
 }
 
 fn revert_data(error: &TransportError) -> Option<Bytes> {
@@ -172,6 +218,18 @@ impl TxSender {
             chain_id,
             policy,
             next_nonce: Mutex::new(None),
+            log: None,
+        }
+    }
+
+    /// Journals every transaction this sender sends from now on.
+    pub fn set_log(&mut self, log: std::sync::Arc<dyn TxLog>) {
+        self.log = Some(log);
+    }
+
+    fn journal(&self, entry: Option<i64>, hash: Option<B256>, state: TxState) {
+        if let (Some(log), Some(entry)) = (&self.log, entry) {
+            log.update(entry, hash, state);
         }
     }
 
@@ -291,7 +349,7 @@ impl TxSender {
         value: U256,
     ) -> Result<TransactionReceipt, TxError> {
         let gas = self.estimate(label, to, &data, value).await?;
-        let (mut max_fee, mut tip) = self.fees(label).await?;
+        let (max_fee, tip) = self.fees(label).await?;
 
         // The nonce lock is held until the transaction is accepted by the node, so two tasks
         // never race for the same nonce.
@@ -308,7 +366,10 @@ impl TxSender {
                 .await?
             }
         };
-        let mut sent = Vec::new();
+        let entry = self
+            .log
+            .as_ref()
+            .and_then(|log| log.begin(self.from, nonce, label));
         let first = self
             .sign_and_send(label, to, &data, value, gas, nonce, max_fee, tip)
             .await;
@@ -316,12 +377,51 @@ impl TxSender {
             Ok(hash) => hash,
             Err(error) => {
                 *next = None; // re-read the nonce next time
+                self.journal(entry, None, TxState::NotSent);
                 return Err(error);
             }
         };
+        self.journal(entry, Some(hash), TxState::Sent);
+        let outcome = self
+            .follow(
+                label,
+                to,
+                &data,
+                value,
+                gas,
+                nonce,
+                (max_fee, tip),
+                (hash, entry),
+                next,
+            )
+            .await;
+        match &outcome {
+            Ok(receipt) => self.journal(entry, Some(receipt.transaction_hash), TxState::Mined),
+            Err(TxError::Failed { tx, .. }) => self.journal(entry, Some(*tx), TxState::Reverted),
+            Err(TxError::Dropped { tx, .. }) => self.journal(entry, Some(*tx), TxState::Dropped),
+            Err(TxError::Timeout { tx, .. }) => self.journal(entry, Some(*tx), TxState::TimedOut),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Waits for `hash` (or its replacements) to be mined, replacing it when stuck.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        label: &str,
+        to: Address,
+        data: &Bytes,
+        value: U256,
+        gas: u64,
+        nonce: u64,
+        (mut max_fee, mut tip): (u128, u128),
+        (hash, entry): (B256, Option<i64>),
+        mut next: tokio::sync::MutexGuard<'_, Option<u64>>,
+    ) -> Result<TransactionReceipt, TxError> {
         *next = Some(nonce + 1);
         drop(next);
-        sent.push(hash);
+        let mut sent = vec![hash];
         tracing::info!(label, tx = %hash, nonce, gas, "transaction sent");
         crate::failpoint::hit(&format!(
             "sent:{}",
@@ -337,7 +437,7 @@ impl TxSender {
                     .retry(label, || self.provider.get_transaction_receipt(*hash))
                     .await?;
                 if let Some(receipt) = receipt {
-                    return self.finish(label, to, &data, value, receipt).await;
+                    return self.finish(label, to, data, value, receipt).await;
                 }
             }
             // A node's views (nonce, receipts, pool) are not updated atomically: only a verdict
@@ -368,12 +468,13 @@ impl TxSender {
                     max_fee = bumped_fee;
                     tip = (tip * 9 / 8 + 1).min(max_fee);
                     match self
-                        .sign_and_send(label, to, &data, value, gas, nonce, max_fee, tip)
+                        .sign_and_send(label, to, data, value, gas, nonce, max_fee, tip)
                         .await
                     {
                         Ok(hash) => {
                             tracing::warn!(label, tx = %hash, nonce, max_fee, "replaced a stuck transaction");
                             sent.push(hash);
+                            self.journal(entry, Some(hash), TxState::Replaced);
                         }
                         Err(error) => {
                             tracing::warn!(label, %error, "replacement not accepted; still waiting");

@@ -73,7 +73,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
 
     // The RPC node may be down at boot: wait for it rather than exit.
     let mut announced = false;
-    let sdk = loop {
+    let mut sdk = loop {
         match globals.sdk(settings, true).await {
             Ok(sdk) => break sdk,
             Err(error) => {
@@ -110,7 +110,17 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         tracing::info!(orphans, "removed app containers left by an earlier run");
     }
     let store = Store::open(&settings.node.journal)?;
+    let tx_log: Arc<dyn crate::chain::sender::TxLog> =
+        Arc::new(crate::store::JournalTxLog::open(&settings.node.journal)?);
+    sdk.set_tx_log(tx_log.clone());
     let vanished = node::vanished_in_journal(&store)?;
+    let settled = node::startup::reconcile_transactions(&sdk, &store).await?;
+    if settled > 0 {
+        tracing::info!(
+            settled,
+            "journaled transactions from the last run brought up to date"
+        );
+    }
     let latest = sdk.chain.provider.get_block_number().await?;
     let watcher = Watcher {
         provider: sdk.chain.provider.clone(),
@@ -123,7 +133,10 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         start_block: latest.saturating_sub(settings.node.lookback_blocks),
     };
     let owner = crate::wallet::unlock(&globals.keystore_path(settings), &globals.password(false)?)?;
-    let worker = worker_sdk(globals, settings, &stop_rx).await?;
+    let mut worker = worker_sdk(globals, settings, &stop_rx).await?;
+    if let Some(worker) = worker.as_mut() {
+        worker.set_tx_log(tx_log);
+    }
     if let Some(worker) = &worker {
         let address = worker.sender()?.address();
         tracing::info!(worker = %address, "contributions are sent by the separate worker key");

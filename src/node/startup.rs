@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
 
 use crate::poco::Nrlc;
 use crate::sdk::Sdk;
@@ -91,4 +92,35 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Brings the journal's transactions that were in flight when the node last stopped (a power
+/// cut) up to date from the chain: mined, reverted, or still pending.
+pub async fn reconcile_transactions(
+    sdk: &Sdk,
+    store: &crate::store::Store,
+) -> anyhow::Result<usize> {
+    let mut settled = 0;
+    for entry in store.transactions()? {
+        if !matches!(entry.state.as_str(), "sent" | "replaced" | "timed-out") {
+            continue;
+        }
+        let Some(hash) = entry
+            .hash
+            .as_deref()
+            .and_then(|h| h.parse::<alloy::primitives::B256>().ok())
+        else {
+            continue;
+        };
+        if let Some(receipt) = sdk.chain.provider.get_transaction_receipt(hash).await? {
+            let state = if receipt.status() {
+                "mined"
+            } else {
+                "reverted"
+            };
+            store.update_transaction(entry.id, Some(hash), state)?;
+            settled += 1;
+        }
+    }
+    Ok(settled)
 }

@@ -67,6 +67,13 @@ pub struct Sdk {
 }
 
 impl Sdk {
+    /// Journals every transaction the sender sends (the node's journal).
+    pub fn set_tx_log(&mut self, log: std::sync::Arc<dyn crate::chain::sender::TxLog>) {
+        if let Some(sender) = self.sender.as_mut() {
+            sender.set_log(log);
+        }
+    }
+
     /// An SDK on `chain`, signing with `sender` when given.
     pub fn new(chain: Chain, sender: Option<TxSender>) -> Self {
         Self {
