@@ -549,3 +549,103 @@ async fn a_separate_worker_key_sends_the_contribution_the_owner_authorized() {
         node_log(&t)
     );
 }
+
+#[tokio::test]
+async fn a_trust_2_task_is_contributed_revealed_and_finalized_even_across_a_crash_after_reveal() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[node]\n", "[node]\ntrust = 5\n");
+    std::fs::write(&config, text).unwrap();
+    let mut crashing = start_node(&t, &config, Some("after-reveal"));
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            "two",
+            "--trust",
+            "2",
+        ],
+    );
+    let request = hash_of(&submitted);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while crashing.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never revealed:\n{}",
+            node_log(&t)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        node_log(&t).contains("failpoint after-reveal: killing"),
+        "{}",
+        node_log(&t)
+    );
+    let node = start_node(&t, &config, None);
+    let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+
+    // The consensus path, each step once: contribute, consensus, reveal, finalize.
+    for (event, name) in [
+        (Hub::TaskContribute::SIGNATURE_HASH, "TaskContribute"),
+        (Hub::TaskConsensus::SIGNATURE_HASH, "TaskConsensus"),
+        (Hub::TaskReveal::SIGNATURE_HASH, "TaskReveal"),
+        (Hub::TaskFinalize::SIGNATURE_HASH, "TaskFinalize"),
+    ] {
+        let filter = Filter::new()
+            .address(t.info().hub)
+            .event_signature(event)
+            .topic1(task.0)
+            .from_block(0);
+        let logs = t.reader().get_logs(&filter).await.unwrap();
+        assert_eq!(logs.len(), 1, "{name}");
+    }
+    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let labels: Vec<String> = journal
+        .transactions()
+        .unwrap()
+        .into_iter()
+        .map(|tx| tx.label)
+        .collect();
+    assert!(labels.iter().any(|l| l.starts_with("reveal")), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.starts_with("finalize")),
+        "{labels:?}"
+    );
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.starts_with("contributeAndFinalize")),
+        "{labels:?}"
+    );
+
+    // Trust 3 needs two agreeing workers: this lone node refuses it, though configured for 5.
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            "three",
+            "--trust",
+            "3",
+        ],
+    );
+    let three = hash_of(&submitted);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node_log(&t).contains("reaches consensus alone up to trust 2") {
+        assert!(Instant::now() < deadline, "not refused:\n{}", node_log(&t));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sdk = t.sdk(REQUESTER).await;
+    assert_eq!(sdk.poco().consumed(three).await.unwrap(), U256::ZERO);
+    assert!(stop(node).await.success());
+}

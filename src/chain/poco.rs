@@ -172,6 +172,15 @@ impl<'a> Poco<'a> {
             .map_err(read_error(format!("contribution of {worker} to {task}")))
     }
 
+    /// A worker's score (raised by agreeing contributions, cut by faulty ones).
+    pub async fn score(&self, worker: Address) -> Result<U256, PocoError> {
+        self.hub()
+            .viewScore(worker)
+            .call()
+            .await
+            .map_err(read_error(format!("score of {worker}")))
+    }
+
     /// An account's escrow: (stake, locked) in nRLC.
     pub async fn account(&self, who: Address) -> Result<IexecLibCore_v5::Account, PocoError> {
         self.hub()
@@ -442,6 +451,27 @@ impl<'a> Poco<'a> {
         }
         let call = Hub::finalizeCall::new((task.0, results, callback_data));
         self.send(&format!("finalize {task}"), call).await
+    }
+
+    /// Reopens a task whose consensus nobody revealed in time (workerpool owner only): the
+    /// agreeing contributions are rejected and the task takes contributions again.
+    pub async fn reopen(&self, task: TaskId) -> Result<TransactionReceipt, PocoError> {
+        let view = self.task(task).await?;
+        let now = self.now().await?;
+        if view.status != status::REVEALING
+            || view.revealCounter != U256::ZERO
+            || U256::from(now) < view.revealDeadline
+            || U256::from(now) >= view.finalDeadline
+        {
+            return Err(PocoError::Precondition(format!(
+                "task {task} cannot be reopened: it must be REVEALING with no reveal after its \
+                 reveal deadline and before its final deadline (it is {} with {} reveal(s))",
+                status::name(view.status),
+                view.revealCounter
+            )));
+        }
+        let call = Hub::reopenCall::new((task.0,));
+        self.send(&format!("reopen {task}"), call).await
     }
 
     /// Contributes and finalizes in one transaction (trust-1 deals, no contribution yet).

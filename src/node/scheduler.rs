@@ -83,7 +83,7 @@ pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
         None => U256::ZERO,
     };
     if decision.admit && left.is_zero() {
-        let order = new_order(node, node.category, node.settings.node.trust, volume);
+        let order = new_order(node, node.category, served_trust(node).await?, volume);
         let hash = node.sdk.publish_workerpool_order(&order).await?;
         remember_bid(node, Some(&order))?;
         tracing::info!(order = %hash, volume, reasons = ?decision.reasons, "bid: workerpool order presigned");
@@ -94,6 +94,18 @@ pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
         remember_bid(node, None)?;
     }
     Ok(())
+}
+
+/// The highest trust this node serves: the configured one, capped at what its lone worker
+/// reaches consensus on (PoCo's weights: trust 2 for a fresh worker).
+pub async fn served_trust(node: &Node) -> anyhow::Result<u64> {
+    let worker = node.worker_sdk().sender()?.address();
+    let score: u64 = node.sdk.poco().score(worker).await?.saturating_to();
+    Ok(node
+        .settings
+        .node
+        .trust
+        .clamp(1, crate::poco::consensus::max_trust_alone(score)))
 }
 
 /// Closes the open bid, if any (on a "no" from the gate and at shutdown).
@@ -193,6 +205,13 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     }
     if let Some(reason) = refusal(node, &request) {
         return Ok(Some(RequestDecision::Refused(reason)));
+    }
+    let served = served_trust(node).await?;
+    if request.trust > U256::from(served) {
+        return Ok(Some(RequestDecision::Refused(format!(
+            "asks for trust {}; this node's worker reaches consensus alone up to trust {served}",
+            request.trust
+        ))));
     }
     let category = Category::standard(request.category.saturating_to()).expect("checked above");
     let volume: u64 = left.saturating_to();

@@ -13,6 +13,7 @@ use crate::chain::poco::status;
 use crate::executor::env::TaskContext;
 use crate::executor::{AppRun, DatasetInput};
 use crate::failpoint;
+use crate::poco::consensus::contribution_status;
 use crate::poco::{Category, RequestParams, Tag};
 use crate::results::archive;
 use crate::storage::ipfs::results_link;
@@ -46,11 +47,18 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
                 output_dir: output_dir.clone(),
                 cid: cid.clone(),
             },
-            TaskStep::Finishing { digest, cid, .. } => finish(node, &record, *digest, cid).await?,
+            TaskStep::Finishing {
+                digest,
+                cid,
+                output_dir,
+            } => finish(node, &record, *digest, cid, output_dir).await?,
             TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. } => {
                 return Ok(());
             }
         };
+        if next == step {
+            return Ok(()); // nothing more to do now; the next round looks again
+        }
         {
             // Someone else (reorg handling) changed the task meanwhile: its word wins.
             let store = node.store();
@@ -241,37 +249,122 @@ async fn finish(
     record: &TaskRecord,
     digest: alloy::primitives::B256,
     cid: &str,
+    output_dir: &str,
 ) -> anyhow::Result<TaskStep> {
     settle(node).await?;
     let poco = node.sdk.poco();
-    let task = poco.task(record.task).await?;
-    match task.status {
-        status::COMPLETED => return Ok(TaskStep::Completed),
-        status::ACTIVE if task.contributors.is_empty() => {}
-        status::ACTIVE | status::REVEALING => {
-            return Ok(TaskStep::Failed {
-                reason: "another worker contributed; this node finishes trust-1 tasks only".into(),
-            });
-        }
-        other => {
-            return Ok(TaskStep::Failed {
-                reason: format!("the task is {} on chain", status::name(other)),
-            });
-        }
-    }
+    let Some(deal) = poco.deal(record.deal).await? else {
+        return Ok(TaskStep::Failed {
+            reason: "the deal does not exist (a reorg?)".into(),
+        });
+    };
+    let trust: u64 = deal.trust.saturating_to();
     let worker = node.worker_sdk().sender()?.address();
-    let authorization = crate::poco::result::sign_authorization(&node.owner, worker, record.task);
-    let link = results_link(cid);
-    node.worker_sdk()
-        .poco_writer()?
-        .contribute_and_finalize(
-            record.task,
-            digest,
-            Bytes::from(link.into_bytes()),
-            Bytes::new(),
-            authorization,
-        )
-        .await?;
+    let results = Bytes::from(results_link(cid).into_bytes());
+    // Waiting (for other workers, or their reveals) leaves the step as it is.
+    let waiting = TaskStep::Finishing {
+        digest,
+        output_dir: output_dir.to_string(),
+        cid: cid.to_string(),
+    };
+    // A few rounds: contribute, then (trust > 1) reveal and finalize as consensus allows.
+    for _ in 0..4 {
+        let task = poco.task(record.task).await?;
+        let mine = poco.contribution(record.task, worker).await?;
+        match task.status {
+            status::COMPLETED => return Ok(TaskStep::Completed),
+            status::ACTIVE if trust <= 1 => {
+                if !task.contributors.is_empty() {
+                    return Ok(TaskStep::Failed {
+                        reason: "another worker contributed to this trust-1 task".into(),
+                    });
+                }
+                let authorization =
+                    crate::poco::result::sign_authorization(&node.owner, worker, record.task);
+                node.worker_sdk()
+                    .poco_writer()?
+                    .contribute_and_finalize(
+                        record.task,
+                        digest,
+                        results.clone(),
+                        Bytes::new(),
+                        authorization,
+                    )
+                    .await?;
+                log_timing(node, record);
+                failpoint::hit("after-contribute");
+                return Ok(TaskStep::Completed);
+            }
+            status::ACTIVE => match mine.status {
+                contribution_status::UNSET => {
+                    let authorization =
+                        crate::poco::result::sign_authorization(&node.owner, worker, record.task);
+                    node.worker_sdk()
+                        .poco_writer()?
+                        .contribute(record.task, digest, authorization)
+                        .await?;
+                    log_timing(node, record);
+                    failpoint::hit("after-contribute");
+                }
+                contribution_status::REJECTED => {
+                    return Ok(TaskStep::Failed {
+                        reason: "our contribution was rejected (the task was reopened)".into(),
+                    });
+                }
+                // Contributed: consensus needs other workers' agreeing contributions.
+                _ => return Ok(waiting),
+            },
+            status::REVEALING => {
+                let now = U256::from(poco.now().await?);
+                if mine.status == contribution_status::CONTRIBUTED
+                    && mine.resultHash == task.consensusValue
+                    && now < task.revealDeadline
+                {
+                    node.worker_sdk()
+                        .poco_writer()?
+                        .reveal(record.task, digest)
+                        .await?;
+                    failpoint::hit("after-reveal");
+                } else if task.revealCounter > U256::ZERO
+                    && (task.revealCounter == task.winnerCounter || now >= task.revealDeadline)
+                {
+                    // Everyone who could reveal has (or the window is over): the scheduler
+                    // finalizes with our result, which is the consensus.
+                    if mine.status != contribution_status::PROVED {
+                        return Ok(TaskStep::Failed {
+                            reason: "another result reached consensus".into(),
+                        });
+                    }
+                    node.sdk
+                        .poco_writer()?
+                        .finalize(record.task, results.clone(), Bytes::new())
+                        .await?;
+                    return Ok(TaskStep::Completed);
+                } else if task.revealCounter == U256::ZERO && now >= task.revealDeadline {
+                    // Nobody revealed in time: reopening lets the task take contributions
+                    // again instead of waiting for its final deadline.
+                    node.sdk.poco_writer()?.reopen(record.task).await?;
+                } else if mine.resultHash != task.consensusValue {
+                    return Ok(TaskStep::Failed {
+                        reason: "another result reached consensus".into(),
+                    });
+                } else {
+                    return Ok(waiting); // others may still reveal
+                }
+            }
+            other => {
+                return Ok(TaskStep::Failed {
+                    reason: format!("the task is {} on chain", status::name(other)),
+                });
+            }
+        }
+        settle(node).await?;
+    }
+    Ok(waiting)
+}
+
+/// Logs the notice-to-contribution latency (the node's own overhead, app time excluded).
+fn log_timing(node: &Node, record: &TaskRecord) {
     let (noticed, app) = {
         let timings = node.timings.lock().expect("not poisoned");
         (
@@ -287,8 +380,6 @@ async fn finish(
             "task timing"
         );
     }
-    failpoint::hit("after-contribute");
-    Ok(TaskStep::Completed)
 }
 
 /// Claims the tasks this node gave up on once their final deadline has passed, so the

@@ -5,6 +5,7 @@
 
 pub mod amount;
 pub mod category;
+pub mod consensus;
 pub mod ids;
 pub mod order;
 pub mod params;
