@@ -649,3 +649,69 @@ async fn a_trust_2_task_is_contributed_revealed_and_finalized_even_across_a_cras
     assert_eq!(sdk.poco().consumed(three).await.unwrap(), U256::ZERO);
     assert!(stop(node).await.success());
 }
+
+#[tokio::test]
+async fn a_request_with_a_dataset_is_matched_with_its_dataset_order_and_the_app_reads_it() {
+    let t = common::devnet(true).await;
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "env").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(APP_OWNER, &["app", "publish", "--app", &app.to_string()]);
+    let file = t.dir.path().join("readings.csv");
+    std::fs::write(&file, "t,pv\n0,12.5\n").unwrap();
+    let owner = WORKERS[1];
+    let dataset = t.pew_as(
+        owner,
+        &["dataset", "register", "--file", file.to_str().unwrap()],
+    );
+    let dataset = dataset["address"].as_str().unwrap().to_string();
+    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "datasets"]);
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let node = start_node(&t, &config, None);
+
+    // No dataset order yet: the request waits (it is not refused).
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--dataset",
+            &dataset,
+        ],
+    );
+    let request = hash_of(&submitted);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sdk = t.sdk(REQUESTER).await;
+    assert_eq!(sdk.poco().consumed(request).await.unwrap(), U256::ZERO);
+    // The owner publishes one for this app only; the node matches with it.
+    t.pew_as(
+        owner,
+        &[
+            "dataset",
+            "publish",
+            "--dataset",
+            &dataset,
+            "--app-restrict",
+            &app.to_string(),
+        ],
+    );
+    let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+    let downloads = t.dir.path().join("downloads");
+    t.pew_json(&[
+        "result",
+        "download",
+        &task.to_string(),
+        "--to",
+        downloads.to_str().unwrap(),
+    ]);
+    let folder = downloads.join(task.to_string());
+    let content = std::fs::read_to_string(folder.join("inputs-content.txt")).unwrap();
+    assert_eq!(content, "t,pv\n0,12.5\n", "the app read the dataset");
+    let env = std::fs::read_to_string(folder.join("env.txt")).unwrap();
+    assert!(env.contains("IEXEC_DATASET_FILENAME="), "{env}");
+    assert!(stop(node).await.success());
+}

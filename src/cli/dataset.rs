@@ -44,6 +44,15 @@ pub enum DatasetCommand {
         /// Requirements.
         #[arg(long, default_value = "0x0")]
         tag: Tag,
+        /// Only this app may use the dataset.
+        #[arg(long, value_name = "ADDRESS")]
+        app_restrict: Option<Address>,
+        /// Only this workerpool may run tasks on it.
+        #[arg(long, value_name = "ADDRESS")]
+        workerpool_restrict: Option<Address>,
+        /// Only this requester may use it.
+        #[arg(long, value_name = "ADDRESS")]
+        requester_restrict: Option<Address>,
     },
     /// Show a dataset's registration.
     Show {
@@ -96,9 +105,15 @@ pub async fn run(
             price,
             volume,
             tag,
+            app_restrict,
+            workerpool_restrict,
+            requester_restrict,
         } => {
             let sdk = globals.sdk(settings, true).await?;
-            let order = open_dataset_order(dataset, price.0, U256::from(volume), tag);
+            let mut order = open_dataset_order(dataset, price.0, U256::from(volume), tag);
+            order.apprestrict = app_restrict.unwrap_or_default();
+            order.workerpoolrestrict = workerpool_restrict.unwrap_or_default();
+            order.requesterrestrict = requester_restrict.unwrap_or_default();
             let hash = sdk.publish_dataset_order(&order).await?;
             print(
                 globals.json,

@@ -244,11 +244,33 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     let Some(app_order) = app_order else {
         return Ok(None); // the app owner may publish an order later
     };
-    if request.dataset != Address::ZERO {
-        return Ok(Some(RequestDecision::Refused(
-            "requests with a dataset are not matched by this node yet".into(),
-        )));
-    }
+    // The dataset's side, when the request names one: a usable dataset order presigned on
+    // chain that lets this app, this pool and this requester use it.
+    let dataset_order = if request.dataset == Address::ZERO {
+        DatasetOrder::none()
+    } else {
+        if let Err(error) = node.sdk.dataset(request.dataset).await {
+            return Ok(Some(RequestDecision::Refused(error.to_string())));
+        }
+        let mut usable = None;
+        for (hash, order) in node.sdk.dataset_orders_for(request.dataset).await? {
+            let fits = order.datasetprice <= request.datasetmaxprice
+                && order.tag == Tag::STANDARD.0
+                && (order.apprestrict == Address::ZERO || order.apprestrict == request.app)
+                && (order.workerpoolrestrict == Address::ZERO
+                    || order.workerpoolrestrict == node.pool)
+                && (order.requesterrestrict == Address::ZERO
+                    || order.requesterrestrict == request.requester)
+                && poco.consumed(hash).await? < order.volume;
+            if fits {
+                usable = Some(order);
+            }
+        }
+        match usable {
+            Some(order) => order,
+            None => return Ok(None), // the dataset owner may publish an order later
+        }
+    };
     // The image must run here before any work is accepted for it.
     if let Err(error) = node
         .executor
@@ -275,7 +297,7 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         .poco_writer()?
         .match_orders(
             Signed::presigned(app_order),
-            Signed::presigned(DatasetOrder::none()),
+            Signed::presigned(dataset_order),
             Signed::presigned(pool_order),
             Signed::presigned(request),
         )

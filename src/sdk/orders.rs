@@ -157,13 +157,55 @@ impl Sdk {
         &self,
         app: alloy::primitives::Address,
     ) -> Result<Vec<(OrderHash, AppOrder)>, SdkError> {
-        let found = self
-            .hub_logs(
-                "presign logs of app orders",
-                Hub::SignedAppOrder::SIGNATURE_HASH,
-                None,
-                None,
+        let orders = self
+            .presigned_orders("app orders", Hub::SignedAppOrder::SIGNATURE_HASH, |input| {
+                Hub::manageAppOrderCall::abi_decode(input)
+                    .ok()
+                    .map(|call| Signed::<AppOrder>::from(call.0.order).order)
+            })
+            .await?;
+        let domain = self.chain.domain();
+        Ok(orders
+            .into_iter()
+            .filter(|order| order.app == app)
+            .map(|order| (order.hash(&domain), order))
+            .collect())
+    }
+
+    /// Every dataset order presigned on chain for `dataset` (oldest first).
+    pub async fn dataset_orders_for(
+        &self,
+        dataset: alloy::primitives::Address,
+    ) -> Result<Vec<(OrderHash, DatasetOrder)>, SdkError> {
+        let orders = self
+            .presigned_orders(
+                "dataset orders",
+                Hub::SignedDatasetOrder::SIGNATURE_HASH,
+                |input| {
+                    Hub::manageDatasetOrderCall::abi_decode(input)
+                        .ok()
+                        .map(|call| Signed::<DatasetOrder>::from(call.0.order).order)
+                },
             )
+            .await?;
+        let domain = self.chain.domain();
+        Ok(orders
+            .into_iter()
+            .filter(|order| order.dataset == dataset)
+            .map(|order| (order.hash(&domain), order))
+            .collect())
+    }
+
+    /// Orders presigned on chain: each `Signed*Order` log's transaction, decoded by `decode`
+    /// (transactions that are not a direct `manage*Order` call are skipped).
+    async fn presigned_orders<O>(
+        &self,
+        what: &str,
+        topic: alloy::primitives::B256,
+        decode: impl Fn(&[u8]) -> Option<O>,
+    ) -> Result<Vec<O>, SdkError> {
+        let found = self
+            .hub_logs(&format!("presign logs of {what}"), topic, None, None)
             .await?;
         let mut orders = Vec::new();
         for log in found {
@@ -173,13 +215,8 @@ impl Sdk {
             let Ok(Some(tx)) = self.chain.provider.get_transaction_by_hash(tx_hash).await else {
                 continue;
             };
-            let input = alloy::consensus::Transaction::input(&tx);
-            let Ok(call) = Hub::manageAppOrderCall::abi_decode(input) else {
-                continue;
-            };
-            let order = Signed::<AppOrder>::from(call.0.order).order;
-            if order.app == app {
-                orders.push((order.hash(&self.chain.domain()), order));
+            if let Some(order) = decode(alloy::consensus::Transaction::input(&tx)) {
+                orders.push(order);
             }
         }
         Ok(orders)
