@@ -251,6 +251,8 @@ pub struct BatterySettings {
     pub reserve: f64,
     /// First-start state of charge.
     pub initial_soc: f64,
+    /// Measured SoC under which the node stops and powers off.
+    pub critical_soc: f64,
 }
 
 /// Where the panel is.

@@ -203,3 +203,77 @@ open_meteo = false
         "the estimate is saved at stop: {state}"
     );
 }
+
+#[tokio::test]
+async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command() {
+    let t = common::devnet(true).await;
+    let (_app, pool) = common::node::writer_app_and_pool(&t, 10, "low battery").await;
+    let dir = t.dir.path();
+    let trace = dir.join("trace.csv");
+    // Ten trace minutes at 60 %, then the battery is nearly empty (3 %).
+    let mut text = String::from("time,pv_w,battery_soc\n");
+    for minute in 0..=60 {
+        let soc = if minute < 10 { 0.6 } else { 0.03 };
+        text.push_str(&format!("{},20,{soc}\n", 1_780_272_000 + minute * 60));
+    }
+    std::fs::write(&trace, text).unwrap();
+    let marker = dir.join("powered-off");
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\npool = \"{pool}\"\njournal = \"{}\"\npoll_interval_ms = 200\n\
+             [executor]\nwork_dir = \"{}\"\n\
+             [energy]\nsource = \"trace\"\ntrace_file = \"{}\"\ntrace_speed = 60.0\n\
+             poll_interval_s = 0.5\nstate_file = \"{}\"\nshutdown_command = \"echo off > {}\"\n\
+             [energy.battery]\ncapacity_wh = 1000.0\n[energy.forecast]\nopen_meteo = false\n",
+            dir.join("journal.sqlite").display(),
+            dir.join("work").display(),
+            trace.display(),
+            dir.join("energy-state.json").display(),
+            marker.display(),
+        ),
+    )
+    .unwrap();
+    let keystore = t.keystore(POOL_OWNER);
+    let mut node = t
+        .pew()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--keystore", keystore.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+    // The node stops by itself once the trace reaches minute 10 (10 s in).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not power off:\n{}",
+            node_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status.success(), "{}", node_log());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "off");
+    let log = node_log();
+    assert!(log.contains("under the critical 5.0 %"), "{log}");
+    assert!(log.contains("powering off"), "{log}");
+    assert!(
+        log.contains("stopped"),
+        "the node stopped cleanly first: {log}"
+    );
+    // The bid opened while the battery was fine is closed before powering off.
+    let closed = logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await;
+    let signed = logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await;
+    assert!(signed >= 1, "{log}");
+    assert_eq!(closed, signed, "every bid closed: {log}");
+    assert!(
+        dir.join("energy-state.json").exists(),
+        "the estimate was saved"
+    );
+}

@@ -65,6 +65,8 @@ pub struct GateConfig {
     pub stale_after_s: f64,
     /// A gap between samples longer than this (energy seconds) is not integrated.
     pub max_gap_s: f64,
+    /// A measured state of charge under this stops the node and powers it off (0: never).
+    pub critical_soc: f64,
 }
 
 /// A task being measured for its receipt.
@@ -237,17 +239,46 @@ impl EnergyGate {
         let pv = sample.pv_w.unwrap_or(0.0).max(0.0);
 
         // The battery: measured current, a reported SoC, or the power balance.
-        match (sample.battery_v, sample.battery_a, sample.battery_soc) {
-            (Some(volts), Some(amps), _) => state.estimator.update(sample.time_s, volts, amps),
-            (_, _, Some(soc)) => state.estimator.set_soc(soc),
+        let measured = match (sample.battery_v, sample.battery_a, sample.battery_soc) {
+            (Some(volts), Some(amps), _) => {
+                state.estimator.update(sample.time_s, volts, amps);
+                true
+            }
+            (_, _, Some(soc)) => {
+                state.estimator.set_soc(soc);
+                true
+            }
             _ if sample.pv_w.is_some() && dt > 0.0 => {
                 let energy = state.estimator.energy_wh();
                 let next = self.config.model.step(energy, pv - load, dt).energy_wh;
                 state
                     .estimator
                     .set_soc(next / self.config.model.capacity_wh.max(1e-9));
+                false
             }
-            _ => {}
+            _ => false,
+        };
+        // A measured battery that is nearly empty is a warning like the board's low voltage:
+        // stop, park, power off before the battery (or the SD card) is harmed.
+        let soc = state.estimator.soc();
+        let critical = self.config.critical_soc;
+        if measured && critical > 0.0 {
+            if soc < critical && state.low_voltage.is_none() {
+                let warning = format!(
+                    "battery at {:.1} %, under the critical {:.1} %",
+                    soc * 100.0,
+                    critical * 100.0
+                );
+                tracing::warn!(%warning, "energy: battery critically low, no more work");
+                state.low_voltage = Some(warning);
+            } else if soc > critical + 0.05
+                && state
+                    .low_voltage
+                    .as_deref()
+                    .is_some_and(|w| w.contains("under the critical"))
+            {
+                state.low_voltage = None;
+            }
         }
         if let (Some(forecaster), Some(pv_w)) = (state.forecaster.as_mut(), sample.pv_w) {
             forecaster.observe(sample.time_s, pv_w);
@@ -678,6 +709,7 @@ pub(crate) mod tests {
             hysteresis_wh: 2.0,
             stale_after_s: 600.0,
             max_gap_s: 600.0,
+            critical_soc: 0.05,
         };
         let site = Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.05").unwrap();
         EnergyGate::new(

@@ -77,6 +77,7 @@ pub fn gate_config(settings: &EnergySettings, speed: f64) -> anyhow::Result<Gate
         hysteresis_wh: policy.hysteresis.max(0.0) * battery.capacity_wh,
         stale_after_s: (settings.poll_interval_s * 10.0).max(120.0) * speed,
         max_gap_s: 600.0 * speed,
+        critical_soc: battery.critical_soc.clamp(0.0, battery.reserve),
     })
 }
 
