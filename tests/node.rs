@@ -715,3 +715,58 @@ async fn a_request_with_a_dataset_is_matched_with_its_dataset_order_and_the_app_
     assert!(env.contains("IEXEC_DATASET_FILENAME="), "{env}");
     assert!(stop(node).await.success());
 }
+
+#[tokio::test]
+async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
+    let t = common::devnet(true).await;
+    let (app, pool) = prepare(&t).await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[node]\n", "[node]\ntrust = 2\n");
+    std::fs::write(&config, text).unwrap();
+    // Killed right after contributing: consensus is reached (trust 2, one fresh worker) but
+    // nobody reveals.
+    let mut crashing = start_node(&t, &config, Some("after-contribute"));
+    let submitted = t.pew_as(
+        REQUESTER,
+        &["request", "submit", "--app", &app.to_string(), "--args", "late", "--trust", "2"],
+    );
+    let request = hash_of(&submitted);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while crashing.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "never contributed:\n{}", node_log(&t));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sdk = t.sdk(REQUESTER).await;
+    let task = sdk.request_status(request).await.unwrap().deals[0].tasks[0].task_id;
+    assert_eq!(
+        sdk.poco().task(task).await.unwrap().status,
+        pew::chain::poco::status::REVEALING
+    );
+    // The reveal window (2 × 300 s for XS) passes while the node is down.
+    let _: serde_json::Value = t
+        .reader()
+        .raw_request("evm_increaseTime".into(), (601,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+
+    let node = start_node(&t, &config, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node_log(&t).contains("our contribution was rejected") {
+        assert!(Instant::now() < deadline, "never reopened:\n{}", node_log(&t));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        sdk.poco().task(task).await.unwrap().status,
+        pew::chain::poco::status::ACTIVE,
+        "reopened: the task takes contributions again"
+    );
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(Hub::TaskReopen::SIGNATURE_HASH)
+        .from_block(0);
+    assert_eq!(t.reader().get_logs(&filter).await.unwrap().len(), 1);
+    assert!(stop(node).await.success());
+}
