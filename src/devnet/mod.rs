@@ -324,6 +324,11 @@ pub async fn up(options: DevnetOptions) -> Result<RunningDevnet, DevnetError> {
     let tie = !options.detach;
 
     tracing::info!(port, "starting anvil");
+    // anvil moves old block states to disk, by default under ~/.foundry/anvil/tmp, where they
+    // outlive the chain (tens of GB after many test runs). Keep them in the devnet's own folder,
+    // bounded, and start each chain with an empty one.
+    let states = state_dir.join("anvil-states");
+    let _ = std::fs::remove_dir_all(&states);
     let mut command = Command::new(&anvil);
     command.args([
         "--host",
@@ -336,7 +341,10 @@ pub async fn up(options: DevnetOptions) -> Result<RunningDevnet, DevnetError> {
         &DEV_ACCOUNTS.to_string(),
         "--mnemonic",
         DEV_MNEMONIC,
+        "--max-persisted-states",
+        &ANVIL_PERSISTED_STATES.to_string(),
     ]);
+    command.arg("--cache-path").arg(&states);
     let log = state_dir.join("anvil.log");
     let spawned = process::spawn("anvil", command, &log, tie).map_err(|e| DevnetError::Start {
         what: "anvil",
@@ -458,6 +466,10 @@ pub fn dev_accounts() -> Vec<DevAccount> {
         })
         .collect()
 }
+
+/// Old block states anvil keeps on disk (recent ones stay in memory); enough for reorg tests
+/// and for explaining reverts at the previous block.
+const ANVIL_PERSISTED_STATES: u32 = 128;
 
 /// Stops the devnet started from `state_dir` (detached or not). Returns the helpers stopped;
 /// empty when none was running.
