@@ -730,12 +730,25 @@ async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
     let mut crashing = start_node(&t, &config, Some("after-contribute"));
     let submitted = t.pew_as(
         REQUESTER,
-        &["request", "submit", "--app", &app.to_string(), "--args", "late", "--trust", "2"],
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            "late",
+            "--trust",
+            "2",
+        ],
     );
     let request = hash_of(&submitted);
     let deadline = Instant::now() + Duration::from_secs(120);
     while crashing.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "never contributed:\n{}", node_log(&t));
+        assert!(
+            Instant::now() < deadline,
+            "never contributed:\n{}",
+            node_log(&t)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sdk = t.sdk(REQUESTER).await;
@@ -755,7 +768,11 @@ async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
     let node = start_node(&t, &config, None);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !node_log(&t).contains("our contribution was rejected") {
-        assert!(Instant::now() < deadline, "never reopened:\n{}", node_log(&t));
+        assert!(
+            Instant::now() < deadline,
+            "never reopened:\n{}",
+            node_log(&t)
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(

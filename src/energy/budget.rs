@@ -217,7 +217,9 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
     let mut headroom = f64::INFINITY;
     let mut lowest = f64::INFINITY;
     for (b_with, b_without) in with.trajectory.iter().zip(&without.trajectory) {
-        let limit = floor.min(*b_without) + input.margin_wh;
+        // The reserve (plus the hysteresis band) is the limit; where the battery would be under
+        // it anyway, the work may not take it any lower.
+        let limit = (floor + input.margin_wh).min(*b_without);
         headroom = headroom.min(b_with - limit);
         lowest = lowest.min(*b_with);
     }

@@ -96,6 +96,9 @@ pub struct PersistentState {
     pub time_s: f64,
     /// Learned power above idle, per app address.
     pub app_power_w: HashMap<String, f64>,
+    /// The forecaster with what it learned (used again only for the same site).
+    #[serde(default)]
+    pub forecaster: Option<Forecaster>,
 }
 
 struct State {
@@ -105,6 +108,7 @@ struct State {
     last: Option<Sample>,
     hysteresis: HashMap<(u64, u64), Hysteresis>,
     running: HashMap<String, Running>,
+    queued: HashMap<String, PlannedJob>,
     app_power_w: HashMap<String, f64>,
     last_decision: Option<Decision>,
     low_voltage: Option<String>,
@@ -122,6 +126,11 @@ pub struct EnergyGate {
 
 /// Seconds of measured load a run needs before it teaches the gate its app's power.
 const MIN_LEARNING_S: f64 = 20.0;
+/// How far the forecast reaches: as far as the longest contribution window (XL: 70 h), so
+/// no deadline is planned on a forecast that stops short of it.
+pub const FORECAST_HORIZON_S: f64 = 72.0 * 3600.0;
+/// Forecast step.
+pub const FORECAST_STEP_S: f64 = 300.0;
 /// Seconds between forecast refreshes (energy time).
 const FORECAST_EVERY_S: f64 = 300.0;
 
@@ -135,6 +144,10 @@ impl EnergyGate {
         initial_soc: f64,
     ) -> Self {
         let estimator = Estimator::new(config.spec, persisted.soc.unwrap_or(initial_soc));
+        let forecaster = match (forecaster, persisted.forecaster) {
+            (Some(fresh), Some(saved)) if saved.site() == fresh.site() => Some(saved),
+            (fresh, _) => fresh,
+        };
         Self {
             config,
             clock,
@@ -145,6 +158,7 @@ impl EnergyGate {
                 last: None,
                 hysteresis: HashMap::new(),
                 running: HashMap::new(),
+                queued: HashMap::new(),
                 app_power_w: persisted.app_power_w,
                 last_decision: None,
                 low_voltage: None,
@@ -171,15 +185,28 @@ impl EnergyGate {
             soc: Some(state.estimator.soc()),
             time_s: state.last.as_ref().map(|s| s.time_s).unwrap_or_default(),
             app_power_w: state.app_power_w.clone(),
+            forecaster: state.forecaster.clone(),
         }
     }
 
     /// Hands in a fresh weather forecast.
     pub fn set_weather(&self, weather: WeatherForecast) {
         let mut state = self.state();
-        if let Some(forecaster) = state.forecaster.as_mut() {
-            forecaster.set_weather(weather);
-            state.forecast = None;
+        let last_time = state.last.as_ref().map(|s| s.time_s);
+        let Some(forecaster) = state.forecaster.as_mut() else {
+            return;
+        };
+        if forecaster
+            .weather()
+            .is_some_and(|w| w.fetched_at_s == weather.fetched_at_s)
+        {
+            return; // the same forecast again (from the cache): nothing changes
+        }
+        forecaster.set_weather(weather);
+        // Rebuilt at once: the gate never plans without a forecast in between.
+        if let Some(now) = last_time {
+            let forecast = forecaster.forecast(now, FORECAST_HORIZON_S, FORECAST_STEP_S);
+            state.forecast = Some(forecast);
         }
     }
 
@@ -297,8 +324,13 @@ impl EnergyGate {
                 );
                 tracing::warn!(%warning, "energy: low-voltage warning, no more work");
                 state.low_voltage = Some(warning);
-            } else if board.input_v > cut + 0.5 {
-                state.low_voltage = None;
+            } else if board.input_v > cut + 0.5
+                && state
+                    .low_voltage
+                    .as_deref()
+                    .is_some_and(|w| w.contains("cut-off"))
+            {
+                state.low_voltage = None; // only the board's own warning; not a critical SoC
             }
         }
 
@@ -310,7 +342,7 @@ impl EnergyGate {
             let forecast = state
                 .forecaster
                 .as_ref()
-                .map(|f| f.forecast(sample.time_s, 86_400.0, 300.0));
+                .map(|f| f.forecast(sample.time_s, FORECAST_HORIZON_S, FORECAST_STEP_S));
             state.forecast = forecast;
         }
         state.last = Some(sample);
@@ -358,7 +390,7 @@ impl EnergyGate {
     /// The check for `estimate` at energy time `now`, without recording a decision.
     fn verdict(&self, state: &mut State, estimate: &TaskEstimate, now: f64) -> Verdict {
         let speed = self.clock.speed;
-        let queue: Vec<PlannedJob> = state
+        let mut queue: Vec<PlannedJob> = state
             .running
             .iter()
             .map(|(task, r)| PlannedJob {
@@ -369,6 +401,8 @@ impl EnergyGate {
                 running: true,
             })
             .collect();
+        // Tasks of deals already taken that have not started yet count too.
+        queue.extend(state.queued.values().cloned());
         let power = self.app_power(state, estimate.app.as_deref());
         let candidates: Vec<PlannedJob> = (0..estimate.volume.max(1))
             .map(|i| PlannedJob {
@@ -499,39 +533,47 @@ impl AdmissionGate for EnergyGate {
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
         let now = self.clock.energy_time(now_s as f64);
         let mut state = self.state();
-        let decision = if let Some(warning) = &state.low_voltage {
-            Decision::no(format!("low-voltage warning: {warning}"))
-        } else if state
-            .last
-            .as_ref()
-            .is_none_or(|s| now - s.time_s > self.config.stale_after_s)
-        {
-            Decision::no("no recent energy reading: not bidding blind")
-        } else {
-            let verdict = self.verdict(&mut state, estimate, now);
-            let mut reasons = verdict.reasons;
-            reasons.push(format!(
-                "battery {:.1} Wh ({:.0} %), reserve {:.1} Wh, PV now {:.1} W, forecast {}",
-                state.estimator.energy_wh(),
-                state.estimator.soc() * 100.0,
-                self.config.model.floor_wh,
-                state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0),
-                state
-                    .forecast
-                    .as_ref()
-                    .map(|f| format!(
-                        "{} P{:.0} {:.1} Wh over 24 h",
-                        f.source,
-                        self.config.quantile * 100.0,
-                        f.energy_wh(self.config.quantile, now, now + 86_400.0)
-                    ))
-                    .unwrap_or_else(|| "none (no site): only PV now counts".into())
-            ));
-            Decision {
-                admit: verdict.admit,
-                reasons,
-            }
-        };
+        let decision =
+            if let Some(warning) = &state.low_voltage {
+                Decision::no(format!("low-voltage warning: {warning}"))
+            } else if state
+                .last
+                .as_ref()
+                .is_none_or(|s| now - s.time_s > self.config.stale_after_s)
+            {
+                Decision::no("no recent energy reading: not bidding blind")
+            } else if state.last.as_ref().is_some_and(|s| {
+                s.pv_w.is_none() && s.battery_soc.is_none() && s.battery_a.is_none()
+            }) {
+                Decision::no(
+                    "the energy source measures neither PV nor the battery: no budget can be \
+                 made (add a sensor on the battery or panel line)",
+                )
+            } else {
+                let verdict = self.verdict(&mut state, estimate, now);
+                let mut reasons = verdict.reasons;
+                reasons.push(format!(
+                    "battery {:.1} Wh ({:.0} %), reserve {:.1} Wh, PV now {:.1} W, forecast {}",
+                    state.estimator.energy_wh(),
+                    state.estimator.soc() * 100.0,
+                    self.config.model.floor_wh,
+                    state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0),
+                    state
+                        .forecast
+                        .as_ref()
+                        .map(|f| format!(
+                            "{} P{:.0} {:.1} Wh over 24 h",
+                            f.source,
+                            self.config.quantile * 100.0,
+                            f.energy_wh(self.config.quantile, now, now + 86_400.0)
+                        ))
+                        .unwrap_or_else(|| "none (no site): only PV now counts".into())
+                ));
+                Decision {
+                    admit: verdict.admit,
+                    reasons,
+                }
+            };
         let changed = state
             .last_decision
             .as_ref()
@@ -543,6 +585,26 @@ impl AdmissionGate for EnergyGate {
         }
         state.last_decision = Some(decision.clone());
         decision
+    }
+
+    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+        let now = self.clock.energy_time(now_s);
+        let speed = self.clock.speed;
+        let mut state = self.state();
+        if state.running.contains_key(task) {
+            return;
+        }
+        let power_w = self.app_power(&state, estimate.app.as_deref());
+        state.queued.insert(
+            task.to_string(),
+            PlannedJob {
+                id: task.to_string(),
+                power_w,
+                remaining_s: estimate.max_runtime_s as f64 * speed,
+                deadline_s: now + estimate.deadline_in_s as f64 * speed,
+                running: false,
+            },
+        );
     }
 
     fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
@@ -558,6 +620,7 @@ impl AdmissionGate for EnergyGate {
             None => (0.0, "none".to_string()),
         };
         let power_w = self.app_power(&state, estimate.app.as_deref());
+        state.queued.remove(task);
         state.running.insert(
             task.to_string(),
             Running {
@@ -587,6 +650,7 @@ impl AdmissionGate for EnergyGate {
             self.account(&mut running, &last, now);
             state.running = running;
         }
+        state.queued.remove(task);
         let run = state.running.remove(task)?;
         if run.measured_s >= MIN_LEARNING_S
             && let Some(app) = &run.app
@@ -665,6 +729,9 @@ impl AdmissionGate for EnergyGate {
 impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
         (**self).admit(estimate, now_s)
+    }
+    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+        (**self).task_admitted(task, estimate, now_s)
     }
     fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
         (**self).task_started(task, estimate, now_s)
@@ -812,6 +879,82 @@ pub(crate) mod tests {
         );
         gate.observe(sample(t0 + 30.0, 7.0, None));
         assert!(gate.pause_reason().is_none(), "resumed");
+    }
+
+    #[test]
+    fn tasks_taken_but_not_started_count_against_the_budget() {
+        let gate = gate(0.6);
+        gate.observe(sample(NOON, 40.0, None));
+        assert!(gate.admit(&xs(None), NOON as u64).admit);
+        let xl = TaskEstimate {
+            category: 4,
+            max_runtime_s: 36_000,
+            volume: 1,
+            deadline_in_s: 252_000,
+            app: None,
+        };
+        for i in 0..4 {
+            gate.task_admitted(&format!("0x{i}"), &xl, NOON);
+        }
+        let no = gate.admit(&xs(None), NOON as u64 + 1);
+        assert!(!no.admit, "four queued XL tasks leave no room: {no:?}");
+        for i in 0..4 {
+            assert!(gate.task_finished(&format!("0x{i}"), NOON + 2.0).is_none());
+        }
+        assert!(
+            gate.admit(&xs(None), NOON as u64 + 2).admit,
+            "dropped: room again"
+        );
+    }
+
+    #[test]
+    fn a_healthy_board_voltage_does_not_cancel_a_critical_battery() {
+        let gate = gate(0.5);
+        let mut s = sample(NOON, 5.0, None);
+        s.battery_soc = Some(0.03);
+        s.board = Some(super::super::sample::BoardReading {
+            input_v: 12.9,
+            output_v: 5.1,
+            output_a: 0.6,
+            temperature_c: None,
+            low_voltage_v: Some(11.6),
+            recovery_voltage_v: None,
+        });
+        gate.observe(s);
+        let reason = gate.power_off_reason().expect("critical SoC powers off");
+        assert!(reason.contains("critical"), "{reason}");
+    }
+
+    #[test]
+    fn a_fresh_weather_forecast_is_used_at_once_and_the_same_one_changes_nothing() {
+        let gate = gate(0.6);
+        gate.observe(sample(NOON, 40.0, None));
+        let weather = WeatherForecast {
+            fetched_at_s: NOON,
+            period_end_s: (1..=48).map(|h| NOON + h as f64 * 3600.0).collect(),
+            gti: vec![500.0; 48],
+        };
+        gate.set_weather(weather.clone());
+        assert_eq!(gate.status(NOON as u64)["forecast"]["source"], "open-meteo");
+        gate.set_weather(weather);
+        assert_eq!(gate.status(NOON as u64)["forecast"]["source"], "open-meteo");
+    }
+
+    #[test]
+    fn a_source_that_measures_neither_pv_nor_battery_gets_no_work() {
+        let gate = gate(0.6);
+        gate.observe(sample_load_only(NOON, 4.0));
+        let no = gate.admit(&xs(None), NOON as u64);
+        assert!(
+            !no.admit && no.reasons[0].contains("neither PV nor the battery"),
+            "{no:?}"
+        );
+    }
+
+    fn sample_load_only(t: f64, load: f64) -> Sample {
+        let mut s = Sample::at(t);
+        s.load_w = Some(load);
+        s
     }
 
     #[test]

@@ -327,7 +327,13 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             .as_ref()
             .is_none_or(|f| t - f.made_at_s >= 900.0)
         {
-            forecast_cache = forecaster.as_ref().map(|f| f.forecast(t, 86_400.0, 300.0));
+            forecast_cache = forecaster.as_ref().map(|f| {
+                f.forecast(
+                    t,
+                    super::gate::FORECAST_HORIZON_S,
+                    super::gate::FORECAST_STEP_S,
+                )
+            });
         }
 
         // Offers that arrive during this step.

@@ -131,6 +131,12 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
     if Tag(request.tag).requires_tee() {
         return Some("asks for a TEE task; this node runs standard tasks".into());
     }
+    if request.callback != Address::ZERO {
+        return Some(format!(
+            "asks for a callback to {}; this node does not send callback data",
+            request.callback
+        ));
+    }
     if request.tag != Tag::STANDARD.0 {
         return Some(format!(
             "asks for capabilities {} this node does not offer",
@@ -214,7 +220,11 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         ))));
     }
     let category = Category::standard(request.category.saturating_to()).expect("checked above");
-    let volume: u64 = left.saturating_to();
+    // Never more tasks in one match than the bid's own volume: a request's volume is the
+    // requester's to choose, and the node must not commit (or plan) without bound.
+    let volume: u64 = left
+        .saturating_to::<u64>()
+        .min(node.settings.node.volume.max(1));
     let decision = node
         .gate
         .admit(&estimate(category, volume, Some(request.app)), now_s());
@@ -327,6 +337,14 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
         let task = task_id(deal_id, U256::from(index));
         if node.store().add_task(task, deal_id, index)? {
             new.push(index);
+            if let Some(category) = Category::standard(deal.category.saturating_to()) {
+                let estimate = estimate(category, 1, Some(deal.app.pointer));
+                node.gate.task_admitted(
+                    &task.to_string(),
+                    &estimate,
+                    crate::energy::sample::unix_now(),
+                );
+            }
         }
     }
     if new.len() > 1 {

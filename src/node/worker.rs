@@ -73,6 +73,10 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
             tracing::warn!(%task, reason, "task failed on this node");
         }
         if next.is_final() {
+            // The gate stops planning for it (a no-op when it ran: its receipt is out).
+            let _ = node
+                .gate
+                .task_finished(&task.to_string(), crate::energy::sample::unix_now());
             // The task is final on chain: its files are no longer needed, except its energy
             // receipt, which stays as the task's record of where its energy came from.
             let folder = task_dir(node, &record);
@@ -130,6 +134,11 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
             reason: "the deal does not exist (a reorg?)".into(),
         });
     };
+    if U256::from(poco.now().await?) >= task.contributionDeadline {
+        return Ok(TaskStep::Failed {
+            reason: "the contribution deadline passed before the app ran".into(),
+        });
+    }
     if Tag(deal.tag).requires_tee() {
         return Ok(TaskStep::Failed {
             reason: "the deal asks for a TEE task".into(),
@@ -271,6 +280,23 @@ async fn finish(
     for _ in 0..4 {
         let task = poco.task(record.task).await?;
         let mine = poco.contribution(record.task, worker).await?;
+        let now = U256::from(poco.now().await?);
+        let contribution_over = now >= task.contributionDeadline;
+        if task.status == status::ACTIVE && contribution_over {
+            // Nothing can be contributed any more; the task is claimed after its final deadline.
+            return Ok(TaskStep::Failed {
+                reason: if mine.status == contribution_status::UNSET {
+                    "the contribution deadline has passed".into()
+                } else {
+                    "no consensus before the contribution deadline".into()
+                },
+            });
+        }
+        if task.status == status::REVEALING && now >= task.finalDeadline {
+            return Ok(TaskStep::Failed {
+                reason: "the final deadline has passed".into(),
+            });
+        }
         match task.status {
             status::COMPLETED => return Ok(TaskStep::Completed),
             status::ACTIVE if trust <= 1 => {
@@ -315,7 +341,6 @@ async fn finish(
                 _ => return Ok(waiting),
             },
             status::REVEALING => {
-                let now = U256::from(poco.now().await?);
                 if mine.status == contribution_status::CONTRIBUTED
                     && mine.resultHash == task.consensusValue
                     && now < task.revealDeadline

@@ -51,6 +51,10 @@ pub trait AdmissionGate: Send + Sync {
     /// The decision for `estimate` at `now_s`.
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision;
 
+    /// A task of admitted work is taken (its deal matched) but not running yet: the gate plans
+    /// it until it starts or is dropped with [`task_finished`](Self::task_finished).
+    fn task_admitted(&self, _task: &str, _estimate: &TaskEstimate, _now_s: f64) {}
+
     /// A task of admitted work starts running: the gate counts it against its budget and
     /// measures it until [`task_finished`](Self::task_finished).
     fn task_started(&self, _task: &str, _estimate: &TaskEstimate, _now_s: f64) {}

@@ -28,7 +28,8 @@ pub fn sun_position(unix_s: f64, latitude: f64, longitude: f64) -> SunPosition {
     let utc_hours = (unix_s.rem_euclid(86_400.0)) / 3600.0;
     let b = (360.0 / 365.0 * (day_of_year - 81.0)).to_radians();
     let equation_of_time_min = 9.87 * (2.0 * b).sin() - 7.53 * b.cos() - 1.5 * b.sin();
-    let solar_hours = utc_hours + longitude / 15.0 + equation_of_time_min / 60.0;
+    // Wrapped to one day, so the hour angle's sign (east or west) is right at any longitude.
+    let solar_hours = (utc_hours + longitude / 15.0 + equation_of_time_min / 60.0).rem_euclid(24.0);
     let hour_angle = (15.0 * (solar_hours - 12.0)).to_radians();
     let declination =
         (23.45 * (360.0 / 365.0 * (284.0 + day_of_year)).to_radians().sin()).to_radians();
@@ -124,6 +125,10 @@ mod tests {
         // Longitude shifts solar noon: at 90° E it comes 6 h earlier in UTC.
         let east = sun_position(JUNE_21 + 6.0 * 3600.0, 48.0, 90.0);
         assert!((east.cos_zenith - noon.cos_zenith).abs() < 0.02);
+        // Far west, late afternoon local time (00:30 UTC the next day at 122° W is about
+        // 16:20 solar time): the sun is in the west whatever the day boundary in UTC.
+        let west = sun_position(JUNE_21 + 86_400.0 + 1800.0, 37.8, -122.4);
+        assert!(west.cos_zenith > 0.0 && west.azimuth_deg > 45.0, "{west:?}");
     }
 
     #[test]

@@ -155,7 +155,7 @@ const NEAR_SPREAD: f64 = 0.35;
 const PERSISTENCE_HORIZON_S: f64 = 2.0 * 3600.0;
 
 /// Learns measured / baseline online (ANCHORS §1.3: calibrated quantiles beat fixed margins).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Corrector {
     default_quantiles: [f64; 3],
     recent: Option<(f64, f64)>,
@@ -244,8 +244,9 @@ impl Corrector {
     }
 }
 
-/// Makes forecasts for one site and keeps learning from what the panel measures.
-#[derive(Debug, Clone)]
+/// Makes forecasts for one site and keeps learning from what the panel measures. It is saved
+/// with the energy state, so what it learned survives the nightly power-off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Forecaster {
     site: Site,
     weather: Option<WeatherForecast>,
