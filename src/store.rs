@@ -115,7 +115,7 @@ pub struct TxEntry {
     pub nonce: u64,
     /// What it does ("contributeAndFinalize 0x…").
     pub label: String,
-    /// Its hash, once sent.
+    /// Its hashes once signed, comma-separated (a replacement adds one).
     pub hash: Option<String>,
     /// Its state (`sending`, `sent`, `replaced`, `mined`, `reverted`, `dropped`, …).
     pub state: String,
@@ -233,7 +233,7 @@ impl Store {
         Ok(self.connection.last_insert_rowid())
     }
 
-    /// Moves a transaction entry to `state`, with its hash once known.
+    /// Moves a transaction entry to `state`, adding `hash` to its hashes when new.
     pub fn update_transaction(
         &self,
         id: i64,
@@ -242,8 +242,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.connection
             .execute(
-                "UPDATE transactions SET hash = COALESCE(?2, hash), state = ?3, \
-                 updated_at = strftime('%s','now') WHERE id = ?1",
+                "UPDATE transactions SET hash = CASE \
+                     WHEN ?2 IS NULL THEN hash \
+                     WHEN hash IS NULL THEN ?2 \
+                     WHEN instr(hash, ?2) > 0 THEN hash \
+                     ELSE hash || ',' || ?2 END, \
+                 state = ?3, updated_at = strftime('%s','now') WHERE id = ?1",
                 rusqlite::params![id, hash.map(|h| h.to_string()), state],
             )
             .map_err(|e| self.error(e))?;
@@ -512,6 +516,23 @@ mod tests {
         store.set_step(task, &TaskStep::Completed).unwrap();
         assert!(store.tasks(true).unwrap().is_empty());
         assert_eq!(store.get("cursor").unwrap().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn a_transaction_keeps_every_hash_it_was_sent_under() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let (a, b) = (B256::repeat_byte(0xaa), B256::repeat_byte(0xbb));
+        let id = store
+            .begin_transaction(alloy::primitives::Address::ZERO, 7, "contribute 0x1")
+            .unwrap();
+        store.update_transaction(id, Some(a), "sending").unwrap();
+        store.update_transaction(id, Some(a), "sent").unwrap();
+        store.update_transaction(id, Some(b), "replaced").unwrap();
+        store.update_transaction(id, None, "timed-out").unwrap();
+        let entry = &store.transactions().unwrap()[0];
+        assert_eq!(entry.hash.as_deref(), Some(format!("{a},{b}").as_str()));
+        assert_eq!((entry.nonce, entry.state.as_str()), (7, "timed-out"));
     }
 
     #[test]

@@ -371,7 +371,7 @@ impl TxSender {
             .as_ref()
             .and_then(|log| log.begin(self.from, nonce, label));
         let first = self
-            .sign_and_send(label, to, &data, value, gas, nonce, max_fee, tip)
+            .sign_and_send(label, to, &data, value, gas, nonce, (max_fee, tip), entry)
             .await;
         let hash = match first {
             Ok(hash) => hash,
@@ -468,7 +468,7 @@ impl TxSender {
                     max_fee = bumped_fee;
                     tip = (tip * 9 / 8 + 1).min(max_fee);
                     match self
-                        .sign_and_send(label, to, data, value, gas, nonce, max_fee, tip)
+                        .sign_and_send(label, to, data, value, gas, nonce, (max_fee, tip), entry)
                         .await
                     {
                         Ok(hash) => {
@@ -566,8 +566,8 @@ impl TxSender {
         value: U256,
         gas: u64,
         nonce: u64,
-        max_fee: u128,
-        tip: u128,
+        (max_fee, tip): (u128, u128),
+        entry: Option<i64>,
     ) -> Result<B256, TxError> {
         let request = TransactionRequest::default()
             .with_from(self.from)
@@ -589,6 +589,8 @@ impl TxSender {
                 })?;
         let encoded = envelope.encoded_2718();
         let hash = *envelope.tx_hash();
+        // Journaled before it leaves: after a power cut the hash is there to look up.
+        self.journal(entry, Some(hash), TxState::Sending);
         let mut attempt = 0;
         loop {
             match self.provider.send_raw_transaction(&encoded).await {

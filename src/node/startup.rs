@@ -102,24 +102,25 @@ pub async fn reconcile_transactions(
 ) -> anyhow::Result<usize> {
     let mut settled = 0;
     for entry in store.transactions()? {
-        if !matches!(entry.state.as_str(), "sent" | "replaced" | "timed-out") {
+        if !matches!(
+            entry.state.as_str(),
+            "sending" | "sent" | "replaced" | "timed-out" | "not-sent"
+        ) {
             continue;
         }
-        let Some(hash) = entry
-            .hash
-            .as_deref()
-            .and_then(|h| h.parse::<alloy::primitives::B256>().ok())
-        else {
-            continue;
-        };
-        if let Some(receipt) = sdk.chain.provider.get_transaction_receipt(hash).await? {
-            let state = if receipt.status() {
-                "mined"
-            } else {
-                "reverted"
-            };
-            store.update_transaction(entry.id, Some(hash), state)?;
-            settled += 1;
+        // Any of its hashes (the original or a replacement) may be the one mined.
+        let hashes = entry.hash.as_deref().unwrap_or_default().split(',');
+        for hash in hashes.filter_map(|h| h.parse::<alloy::primitives::B256>().ok()) {
+            if let Some(receipt) = sdk.chain.provider.get_transaction_receipt(hash).await? {
+                let state = if receipt.status() {
+                    "mined"
+                } else {
+                    "reverted"
+                };
+                store.update_transaction(entry.id, Some(hash), state)?;
+                settled += 1;
+                break;
+            }
         }
     }
     Ok(settled)
