@@ -350,13 +350,15 @@ async fn pew_app_test_prints_the_documented_json_and_exit_status() {
 }
 
 #[tokio::test]
-async fn a_running_app_can_be_frozen_and_thawed_and_still_completes() {
+async fn a_running_app_can_be_frozen_and_thawed_and_the_frozen_time_does_not_count_against_its_limit()
+ {
     let work = tempfile::tempdir().unwrap();
     let executor = std::sync::Arc::new(executor(work.path(), |_| {}).await);
     let running = {
         let executor = executor.clone();
         let work = work.path().to_path_buf();
-        tokio::spawn(async move { run(&executor, &work, "napper", Some("3"), 60).await })
+        // A 5 s limit: 3 s of work plus 4 s frozen only fit because frozen time is given back.
+        tokio::spawn(async move { run(&executor, &work, "napper", Some("3"), 5).await })
     };
     // Wait for the container to run, then freeze it.
     let mut frozen = 0;

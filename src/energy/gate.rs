@@ -114,6 +114,7 @@ struct State {
     low_voltage: Option<String>,
     power_off: Option<String>,
     paused: bool,
+    paused_since: Option<f64>,
     rejected: u64,
 }
 
@@ -164,6 +165,7 @@ impl EnergyGate {
                 low_voltage: None,
                 power_off: None,
                 paused: false,
+                paused_since: None,
                 rejected: 0,
             }),
         }
@@ -692,19 +694,32 @@ impl AdmissionGate for EnergyGate {
     fn pause_reason(&self) -> Option<String> {
         let mut state = self.state();
         let running_w: f64 = state.running.values().map(|r| r.power_w).sum();
-        let last = state.last.as_ref()?;
+        let (now, pv) = state.last.as_ref().map(|s| (s.time_s, s.pv_w))?;
         if running_w <= 0.0 {
             state.paused = false;
+            state.paused_since = None;
             return None;
         }
         let battery = state.estimator.energy_wh();
         let floor = self.config.model.floor_wh;
-        let surplus = last.pv_w.unwrap_or(0.0) - self.config.idle_w;
+        let surplus = pv.unwrap_or(0.0) - self.config.idle_w;
         // Pause under the reserve when PV falls short; resume with a band on both.
         let short = battery < floor && surplus < running_w;
         let plenty =
             battery >= floor + self.config.hysteresis_wh / 2.0 || surplus >= running_w + 0.5;
-        state.paused = if state.paused { !plenty } else { short };
+        let was = state.paused;
+        state.paused = if was { !plenty } else { short };
+        // A frozen task makes no progress: its planned end moves by the time it was frozen.
+        match (was, state.paused) {
+            (false, true) => state.paused_since = Some(now),
+            (true, false) => {
+                let frozen = now - state.paused_since.take().unwrap_or(now);
+                for task in state.running.values_mut() {
+                    task.started_s += frozen.max(0.0);
+                }
+            }
+            _ => {}
+        }
         state.paused.then(|| {
             format!(
                 "battery {battery:.1} Wh under its {floor:.1} Wh reserve and PV surplus {surplus:.1} W \

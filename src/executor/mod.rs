@@ -107,6 +107,7 @@ impl AppResult {
 pub struct Executor {
     docker: Docker,
     limits: Limits,
+    pause: run::PauseClock,
     fetcher: Fetcher,
     pull_timeout: Duration,
     input_max_bytes: u64,
@@ -124,6 +125,7 @@ impl Executor {
         Ok(Self {
             docker,
             limits: Limits::from_settings(settings),
+            pause: run::PauseClock::default(),
             fetcher: Fetcher::new(
                 ipfs,
                 input_max_bytes,
@@ -144,6 +146,7 @@ impl Executor {
 
     /// Freezes or thaws this executor's running apps (see [`run::set_paused`]).
     pub async fn set_paused(&self, paused: bool) -> usize {
+        self.pause.set(paused);
         run::set_paused(&self.docker, &self.limits.owner, paused).await
     }
 
@@ -234,7 +237,7 @@ impl Executor {
             ),
         };
         tracing::info!(task = %task.context.task, image = %task.image, "running the app");
-        let outcome = run::run(&self.docker, &self.limits, &spec).await?;
+        let outcome = run::run(&self.docker, &self.limits, &spec, &self.pause).await?;
         let logs = join_logs(&outcome.stdout, &outcome.stderr);
         let mut result = AppResult {
             exit_code: outcome.exit_code,

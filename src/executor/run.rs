@@ -41,6 +41,34 @@ pub async fn remove_orphans(docker: &Docker, owner: &str) -> usize {
     removed
 }
 
+/// How long this executor's apps have been frozen in all, so a pause does not eat into an
+/// app's time limit.
+#[derive(Debug, Default)]
+pub struct PauseClock {
+    state: std::sync::Mutex<(Option<std::time::Instant>, Duration)>,
+}
+
+impl PauseClock {
+    /// Records that apps are frozen (or thawed) from now on.
+    pub fn set(&self, paused: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match (paused, state.0) {
+            (true, None) => state.0 = Some(std::time::Instant::now()),
+            (false, Some(since)) => {
+                state.1 += since.elapsed();
+                state.0 = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Frozen time so far, the current pause included.
+    pub fn total(&self) -> Duration {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.1 + state.0.map(|since| since.elapsed()).unwrap_or_default()
+    }
+}
+
 /// Ids of the containers carrying every one of `labels` (and in `status`, when given); an
 /// engine that does not answer has none.
 async fn app_containers(docker: &Docker, labels: &[String], status: Option<&str>) -> Vec<String> {
@@ -234,6 +262,7 @@ pub async fn run(
     docker: &Docker,
     limits: &Limits,
     spec: &RunSpec,
+    pause: &PauseClock,
 ) -> Result<RunOutcome, DockerError> {
     let staging = if limits.kernel_output_cap {
         Some(
@@ -249,7 +278,7 @@ pub async fn run(
         .as_ref()
         .map(|s| s.dir.clone())
         .unwrap_or_else(|| spec.output_dir.clone());
-    let mut outcome = run_in(docker, limits, spec, &mount_dir).await;
+    let mut outcome = run_in(docker, limits, spec, &mount_dir, pause).await;
     if let (Some(staging), Ok(outcome)) = (&staging, &mut outcome) {
         if let Err(error) = copy_tree(&staging.dir, &spec.output_dir) {
             outcome.output_error = Some(error);
@@ -267,6 +296,7 @@ async fn run_in(
     limits: &Limits,
     spec: &RunSpec,
     output_dir: &Path,
+    pause: &PauseClock,
 ) -> Result<RunOutcome, DockerError> {
     let mut tmpfs = HashMap::new();
     tmpfs.insert(
@@ -337,7 +367,7 @@ async fn run_in(
             "creating container {} from {}",
             spec.name, spec.image
         )))?;
-    let outcome = supervise(docker, limits, spec, output_dir).await;
+    let outcome = supervise(docker, limits, spec, output_dir, pause).await;
     let _ = docker
         .remove_container(
             &spec.name,
@@ -352,6 +382,7 @@ async fn supervise(
     limits: &Limits,
     spec: &RunSpec,
     output_dir: &Path,
+    pause: &PauseClock,
 ) -> Result<RunOutcome, DockerError> {
     let started = Instant::now();
     if let Err(error) = docker.start_container(&spec.name, None).await {
@@ -372,18 +403,19 @@ async fn supervise(
     let mut output_exceeded = false;
     let mut wait = docker.wait_container(&spec.name, None);
     let mut check = tokio::time::interval(Duration::from_millis(200));
-    let deadline = tokio::time::sleep(spec.timeout);
-    tokio::pin!(deadline);
+    // The time limit counts running time only: time frozen by `set_paused` is given back.
+    let paused_before = pause.total();
+    let run_started = std::time::Instant::now();
     loop {
         tokio::select! {
             // Any answer (exit code or error for a non-zero code) means the app has stopped.
             _ = wait.next() => break,
-            _ = &mut deadline, if !timed_out && !output_exceeded => {
-                timed_out = true;
-                kill(docker, &spec.name).await;
-            }
             _ = check.tick(), if !timed_out && !output_exceeded => {
-                if tree_size(output_dir) > limits.output_cap_bytes {
+                let frozen = pause.total().saturating_sub(paused_before);
+                if run_started.elapsed().saturating_sub(frozen) >= spec.timeout {
+                    timed_out = true;
+                    kill(docker, &spec.name).await;
+                } else if tree_size(output_dir) > limits.output_cap_bytes {
                     output_exceeded = true;
                     kill(docker, &spec.name).await;
                 }
