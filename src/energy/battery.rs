@@ -347,6 +347,10 @@ mod tests {
     #[test]
     fn lifepo4_soc_stays_within_five_percent_over_thirty_noisy_days() {
         let (worst, anchors) = thirty_days(Chemistry::Lifepo4, 12.8, 0.985);
+        eprintln!(
+            "LiFePO4: worst SoC error {:.2} %, {anchors} anchors",
+            worst * 100.0
+        );
         assert!(worst < 0.05, "worst SoC error {:.2} %", worst * 100.0);
         assert!(anchors >= 10, "re-anchored at full {anchors} times");
     }
@@ -354,6 +358,10 @@ mod tests {
     #[test]
     fn lead_acid_soc_stays_within_five_percent_over_thirty_noisy_days() {
         let (worst, anchors) = thirty_days(Chemistry::LeadAcid, 12.0, 0.93);
+        eprintln!(
+            "lead-acid: worst SoC error {:.2} %, {anchors} anchors",
+            worst * 100.0
+        );
         assert!(worst < 0.05, "worst SoC error {:.2} %", worst * 100.0);
         assert!(anchors >= 5, "{anchors}");
     }

@@ -127,6 +127,8 @@ pub struct EnergyGate {
 
 /// Seconds of measured load a run needs before it teaches the gate its app's power.
 const MIN_LEARNING_S: f64 = 20.0;
+/// Wall-clock times before this (2025-01-01) are a clock that lost track of time.
+pub const SANE_WALL_CLOCK_S: f64 = 1_735_689_600.0;
 /// How far the forecast reaches: as far as the longest contribution window (XL: 70 h), so
 /// no deadline is planned on a forecast that stops short of it.
 pub const FORECAST_HORIZON_S: f64 = 72.0 * 3600.0;
@@ -536,7 +538,14 @@ impl AdmissionGate for EnergyGate {
         let now = self.clock.energy_time(now_s as f64);
         let mut state = self.state();
         let decision =
-            if let Some(warning) = &state.low_voltage {
+            if (now_s as f64) < SANE_WALL_CLOCK_S {
+                // A Pi without network time (or a board whose RTC lost power) boots in the
+                // past: deadlines and the sun would be computed for the wrong day.
+                Decision::no(format!(
+                    "the system clock says unix {now_s}, before 2025: waiting for a sane time \
+                     (NTP or the RTC)"
+                ))
+            } else if let Some(warning) = &state.low_voltage {
                 Decision::no(format!("low-voltage warning: {warning}"))
             } else if state
                 .last
@@ -838,6 +847,14 @@ pub(crate) mod tests {
         assert_eq!(status["decision"]["admit"], true);
         assert_eq!(status["battery"]["soc_pct"], 60.0);
         assert_eq!(status["forecast"]["source"], "clear-sky");
+    }
+
+    #[test]
+    fn a_clock_in_the_past_gets_no_work() {
+        let gate = gate(0.6);
+        gate.observe(sample(NOON, 40.0, None));
+        let no = gate.admit(&xs(None), 1_546_300_800); // 2019-01-01, a Witty Pi RTC reset
+        assert!(!no.admit && no.reasons[0].contains("sane time"), "{no:?}");
     }
 
     #[test]

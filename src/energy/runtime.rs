@@ -308,6 +308,12 @@ pub fn tend_board<D: crate::energy::i2c::I2cDevice>(
         Err(error) => tracing::debug!(%error, "Witty Pi low-voltage check failed"),
     }
     if program {
+        if unix_now() < super::gate::SANE_WALL_CLOCK_S {
+            tracing::warn!(
+                "system clock before 2025: Witty Pi alarms not programmed until the time is sane"
+            );
+            return;
+        }
         let plan = gate.power_plan(unix_now());
         if let Err(error) = super::power::program(&mut board.device, &plan, board.fallback_hours) {
             tracing::warn!(%error, "Witty Pi alarms not programmed");
