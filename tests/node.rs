@@ -91,6 +91,51 @@ fn submit(t: &TestDevnet, app: Address, args: &str) -> OrderHash {
     hash_of(&submitted)
 }
 
+/// Submits a request for `app` at `trust`.
+fn submit_trust(t: &TestDevnet, app: Address, args: &str, trust: u64) -> OrderHash {
+    let trust = trust.to_string();
+    let submitted = t.pew_as(
+        REQUESTER,
+        &[
+            "request",
+            "submit",
+            "--app",
+            &app.to_string(),
+            "--args",
+            args,
+            "--trust",
+            &trust,
+        ],
+    );
+    hash_of(&submitted)
+}
+
+/// Adds `lines` to the `[node]` section of a config written by `node_config`.
+fn with_node_settings(config: &Path, lines: &str) {
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("[node]\n", &format!("[node]\n{lines}\n"));
+    std::fs::write(config, text).unwrap();
+}
+
+/// Waits for a node started with a failpoint to die at it.
+async fn wait_killed(t: &TestDevnet, node: &mut Child, point: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while node.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never reached {point}:\n{}",
+            node_log(t)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        node_log(t).contains(&format!("failpoint {point}: killing")),
+        "died elsewhere than {point}:\n{}",
+        node_log(t)
+    );
+}
+
 /// Waits until the request's single task is COMPLETED; returns it.
 async fn wait_completed(t: &TestDevnet, request: OrderHash, limit: Duration) -> TaskId {
     let sdk = t.sdk(REQUESTER).await;
@@ -517,14 +562,10 @@ async fn a_separate_worker_key_sends_the_contribution_the_owner_authorized() {
     let (app, pool) = prepare(&t).await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     let worker_keystore = t.keystore(WORKERS[0]);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[node]\n",
-        &format!(
-            "[node]\nworker_keystore = \"{}\"\n",
-            worker_keystore.display()
-        ),
+    with_node_settings(
+        &config,
+        &format!("worker_keystore = \"{}\"", worker_keystore.display()),
     );
-    std::fs::write(&config, text).unwrap();
     let node = start_node(&t, &config, None);
     let request = submit(&t, app, "from the worker");
     let task = wait_completed(&t, request, Duration::from_secs(120)).await;
@@ -555,39 +596,10 @@ async fn a_trust_2_task_is_contributed_revealed_and_finalized_even_across_a_cras
     let t = common::devnet(true).await;
     let (app, pool) = prepare(&t).await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[node]\n", "[node]\ntrust = 5\n");
-    std::fs::write(&config, text).unwrap();
+    with_node_settings(&config, "trust = 5");
     let mut crashing = start_node(&t, &config, Some("after-reveal"));
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            "two",
-            "--trust",
-            "2",
-        ],
-    );
-    let request = hash_of(&submitted);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while crashing.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "never revealed:\n{}",
-            node_log(&t)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        node_log(&t).contains("failpoint after-reveal: killing"),
-        "{}",
-        node_log(&t)
-    );
+    let request = submit_trust(&t, app, "two", 2);
+    wait_killed(&t, &mut crashing, "after-reveal").await;
     let node = start_node(&t, &config, None);
     let task = wait_completed(&t, request, Duration::from_secs(120)).await;
 
@@ -626,20 +638,7 @@ async fn a_trust_2_task_is_contributed_revealed_and_finalized_even_across_a_cras
     );
 
     // Trust 3 needs two agreeing workers: this lone node refuses it, though configured for 5.
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            "three",
-            "--trust",
-            "3",
-        ],
-    );
-    let three = hash_of(&submitted);
+    let three = submit_trust(&t, app, "three", 3);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !node_log(&t).contains("reaches consensus alone up to trust 2") {
         assert!(Instant::now() < deadline, "not refused:\n{}", node_log(&t));
@@ -721,36 +720,12 @@ async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
     let t = common::devnet(true).await;
     let (app, pool) = prepare(&t).await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[node]\n", "[node]\ntrust = 2\n");
-    std::fs::write(&config, text).unwrap();
+    with_node_settings(&config, "trust = 2");
     // Killed right after contributing: consensus is reached (trust 2, one fresh worker) but
     // nobody reveals.
     let mut crashing = start_node(&t, &config, Some("after-contribute"));
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            "late",
-            "--trust",
-            "2",
-        ],
-    );
-    let request = hash_of(&submitted);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while crashing.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "never contributed:\n{}",
-            node_log(&t)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let request = submit_trust(&t, app, "late", 2);
+    wait_killed(&t, &mut crashing, "after-contribute").await;
     let sdk = t.sdk(REQUESTER).await;
     let task = sdk.request_status(request).await.unwrap().deals[0].tasks[0].task_id;
     assert_eq!(
