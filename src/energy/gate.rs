@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::battery::{BatterySpec, Estimator};
 use super::budget::{BatteryModel, BudgetInput, Hysteresis, PlannedJob, Verdict};
-use super::forecast::{Forecast, Forecaster, WeatherForecast};
+use super::forecast::{Forecast, Forecaster, WeatherForecast, planning_pv};
 use super::sample::Sample;
 use crate::scheduler::gate::{AdmissionGate, Decision, TaskEstimate};
 
@@ -417,14 +417,8 @@ impl EnergyGate {
                 running: false,
             })
             .collect();
-        let forecast = state.forecast.clone();
-        let quantile = self.config.quantile;
         let pv_now = state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0);
-        let pv = move |t: f64| match &forecast {
-            Some(f) => f.power_w(quantile, t),
-            None if t < now + 3600.0 => pv_now,
-            None => 0.0,
-        };
+        let pv = planning_pv(state.forecast.clone(), self.config.quantile, now, pv_now);
         let input = BudgetInput {
             now_s: now,
             battery_wh: state.estimator.energy_wh(),

@@ -378,15 +378,12 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                         deadline_s: job.deadline_s(),
                         running: false,
                     };
-                    let quantile = config.quantile;
-                    let forecast = forecast_cache.clone();
-                    let pv_now = pv;
-                    let pv_at = move |time_s: f64| match &forecast {
-                        Some(f) => f.power_w(quantile, time_s),
-                        // No site, no forecast: only what shines now, for an hour.
-                        None if time_s < t + 3600.0 => pv_now,
-                        None => 0.0,
-                    };
+                    let pv_at = super::forecast::planning_pv(
+                        forecast_cache.clone(),
+                        config.quantile,
+                        t,
+                        pv,
+                    );
                     let input = BudgetInput {
                         now_s: t,
                         battery_wh: energy,

@@ -145,6 +145,21 @@ impl Forecast {
     }
 }
 
+/// The PV power the planner counts on at each time: the forecast at `quantile`, or, without a
+/// forecast (no site known), only what shines now and only for the next hour.
+pub fn planning_pv(
+    forecast: Option<Forecast>,
+    quantile: f64,
+    now_s: f64,
+    pv_now_w: f64,
+) -> impl Fn(f64) -> f64 {
+    move |time_s| match &forecast {
+        Some(f) => f.power_w(quantile, time_s),
+        None if time_s < now_s + 3600.0 => pv_now_w,
+        None => 0.0,
+    }
+}
+
 /// Hourly ratios kept for the quantiles: two weeks of daylight hours.
 const HISTORY_HOURS: usize = 14 * 24;
 /// How fast the recent ratio forgets (seconds).

@@ -171,15 +171,16 @@ pub struct AlarmTime {
 impl AlarmTime {
     /// The alarm fields of a unix time, in UTC; `None` before 1970.
     pub fn from_unix_utc(unix_s: i64) -> Option<Self> {
+        use chrono::Timelike;
         if unix_s < 0 {
             return None;
         }
-        let seconds_of_day = unix_s % 86_400;
+        let time = chrono::DateTime::from_timestamp(unix_s, 0)?;
         Some(Self {
-            day: day_of_month(unix_s / 86_400),
-            hour: (seconds_of_day / 3600) as u8,
-            minute: (seconds_of_day % 3600 / 60) as u8,
-            second: (seconds_of_day % 60) as u8,
+            day: chrono::Datelike::day(&time) as u8,
+            hour: time.hour() as u8,
+            minute: time.minute() as u8,
+            second: time.second() as u8,
         })
     }
 
@@ -195,31 +196,6 @@ impl AlarmTime {
             )))
         }
     }
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-/// Day of the month (1..=31) of the `days`-th day after 1970-01-01.
-fn day_of_month(mut days: i64) -> u8 {
-    let mut year = 1970;
-    loop {
-        let length = if is_leap(year) { 366 } else { 365 };
-        if days < length {
-            break;
-        }
-        days -= length;
-        year += 1;
-    }
-    let february = if is_leap(year) { 29 } else { 28 };
-    for length in [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
-        if days < length {
-            break;
-        }
-        days -= length;
-    }
-    (days + 1) as u8
 }
 
 /// Encodes 0..=99 as packed BCD (the RTC alarm format); `None` above 99.
