@@ -11,11 +11,8 @@ use serde_json::Value;
 
 use super::context::print;
 use crate::config::{CONFIG_ENV, Settings};
-use crate::energy::forecast::Forecaster;
-use crate::energy::forecast::open_meteo::OpenMeteo;
-use crate::energy::gate::EnergyGate;
 use crate::energy::runtime::{
-    configured_site, first_reading, gate_config, load_state, open_source,
+    Prepared, configured_site, first_reading, gate_config, open_source, prepare,
 };
 use crate::energy::sample::unix_now;
 
@@ -25,35 +22,8 @@ pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode>
     if energy.source == "none" {
         bail!("no energy source is configured (energy.source = \"none\"); run `pew energy setup`");
     }
-    let opened = open_source(energy)?;
-    let mut source = opened.source;
-    let site = match opened.site {
-        Some(site) => site,
-        None => configured_site(energy)?,
-    };
-    let gate = EnergyGate::new(
-        gate_config(energy, opened.clock.speed)?,
-        opened.clock,
-        Some(Forecaster::new(site.clone())),
-        load_state(&energy.state_file),
-        energy.battery.initial_soc,
-    );
-    // Only the cache: a status call never waits on the network.
-    let cache = OpenMeteo::new(
-        &energy.forecast.open_meteo_url,
-        site,
-        energy.forecast.cache_file.clone(),
-        energy.forecast.refresh_s,
-    );
-    if energy.forecast.open_meteo
-        && let Some(weather) = cache.cached()
-    {
-        gate.set_weather(weather);
-    }
-    let sample = first_reading(source.as_mut())
-        .with_context(|| format!("energy source {} gives no reading", source.name()))?;
-    gate.observe(sample);
-    gate.note_rejected(source.rejected());
+    // Only the cache is used for the weather: a status call never waits on the network.
+    let Prepared { gate, source, .. } = prepare(energy)?;
     let mut status = gate.status_at(unix_now());
     status["source"] = Value::String(source.name());
     print(json, &status, human_status);

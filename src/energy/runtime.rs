@@ -145,6 +145,55 @@ pub fn save_state(path: &Path, state: &PersistentState) -> std::io::Result<()> {
     std::fs::rename(temporary, path)
 }
 
+/// A gate ready to decide: its source opened and read once, its state restored, the cached
+/// weather handed in.
+pub struct Prepared {
+    /// The gate.
+    pub gate: EnergyGate,
+    /// The source it reads.
+    pub source: Box<dyn EnergySource>,
+    /// Open-Meteo for this site, when enabled.
+    pub open_meteo: Option<OpenMeteo>,
+}
+
+/// Builds the gate `[energy]` describes, as both `pew run` and `pew energy status` need it. The
+/// first reading is taken here, so a wiring mistake shows at once.
+pub fn prepare(energy: &EnergySettings) -> anyhow::Result<Prepared> {
+    let opened = open_source(energy)?;
+    let mut source = opened.source;
+    let site = match opened.site {
+        Some(site) => site,
+        None => configured_site(energy)?,
+    };
+    let gate = EnergyGate::new(
+        gate_config(energy, opened.clock.speed)?,
+        opened.clock,
+        Some(Forecaster::new(site.clone())),
+        load_state(&energy.state_file),
+        energy.battery.initial_soc,
+    );
+    let first = first_reading(source.as_mut())
+        .with_context(|| format!("energy source {} gives no reading", source.name()))?;
+    gate.observe(first);
+    gate.note_rejected(source.rejected());
+    let open_meteo = energy.forecast.open_meteo.then(|| {
+        OpenMeteo::new(
+            &energy.forecast.open_meteo_url,
+            site,
+            energy.forecast.cache_file.clone(),
+            energy.forecast.refresh_s,
+        )
+    });
+    if let Some(cached) = open_meteo.as_ref().and_then(OpenMeteo::cached) {
+        gate.set_weather(cached);
+    }
+    Ok(Prepared {
+        gate,
+        source,
+        open_meteo,
+    })
+}
+
 /// The running energy module: the gate and the thread feeding it.
 pub struct EnergyRuntime {
     /// The gate (shared with the node).
@@ -160,35 +209,12 @@ impl EnergyRuntime {
     /// starts the monitor.
     pub fn start(settings: &Settings) -> anyhow::Result<Self> {
         let energy = &settings.energy;
-        let opened = open_source(energy)?;
-        let mut source = opened.source;
-        let site = match opened.site {
-            Some(site) => site,
-            None => configured_site(energy)?,
-        };
-        let config = gate_config(energy, opened.clock.speed)?;
-        let persisted = load_state(&energy.state_file);
-        let gate = Arc::new(EnergyGate::new(
-            config,
-            opened.clock,
-            Some(Forecaster::new(site.clone())),
-            persisted,
-            energy.battery.initial_soc,
-        ));
-        let first = first_reading(source.as_mut())
-            .with_context(|| format!("energy source {} gives no reading", source.name()))?;
-        gate.observe(first);
-        let open_meteo = energy.forecast.open_meteo.then(|| {
-            OpenMeteo::new(
-                &energy.forecast.open_meteo_url,
-                site,
-                energy.forecast.cache_file.clone(),
-                energy.forecast.refresh_s,
-            )
-        });
-        if let Some(cached) = open_meteo.as_ref().and_then(OpenMeteo::cached) {
-            gate.set_weather(cached);
-        }
+        let Prepared {
+            gate,
+            source,
+            open_meteo,
+        } = prepare(energy)?;
+        let gate = Arc::new(gate);
         let stop = Arc::new(AtomicBool::new(false));
         let poll = Duration::from_secs_f64(energy.poll_interval_s.max(0.05));
         // The board that wakes the node after a power-off, when one is fitted.
