@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::providers::Provider;
@@ -67,21 +66,8 @@ async fn bench_node() {
         ),
     )
     .unwrap();
-    let keystore = t.keystore(POOL_OWNER);
     let log_path = t.dir.path().join("node.log");
-    let mut node = t
-        .pew()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--keystore",
-            keystore.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut node = common::node::spawn_node(&t, &config, &log_path, None);
     let pid = node.id();
 
     // Idle: the node running with nothing to do (its bid is open; it polls every second).
@@ -106,18 +92,7 @@ async fn bench_node() {
     // Latency over `tasks` requests, one after the other.
     let sdk = t.sdk(REQUESTER).await;
     for i in 0..tasks {
-        let submitted = t.pew_as(
-            REQUESTER,
-            &[
-                "request",
-                "submit",
-                "--app",
-                &app.to_string(),
-                "--args",
-                &format!("task {i}"),
-            ],
-        );
-        let hash = hash_of(&submitted);
+        let hash = common::node::submit_request(&t, app, &format!("task {i}"), &[]);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let status = sdk.request_status(hash).await.unwrap();

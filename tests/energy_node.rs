@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
@@ -14,7 +13,6 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use common::deals::*;
 use pew::chain::bindings::IexecInterfaceToken as Hub;
-use pew::poco::OrderHash;
 
 /// A trace in three acts, one trace minute per row: 20 minutes of night with the battery under
 /// its reserve, 30 minutes of sun with the battery well above it, then night again.
@@ -84,32 +82,12 @@ open_meteo = false
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join("node.log")).unwrap();
-    let keystore = t.keystore(POOL_OWNER);
-    let mut node = t
-        .pew()
-        .args(["run", "--config", config.to_str().unwrap()])
-        .args(["--keystore", keystore.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut node = common::node::spawn_node(&t, &config, &dir.join("node.log"), None);
     let started = Instant::now();
     let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
 
     // Act one: night, battery under its reserve. A request waits; nothing is presigned.
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            "sunny",
-        ],
-    );
-    let first: OrderHash = hash_of(&submitted);
+    let first = common::node::submit_request(&t, app, "sunny", &[]);
     let sdk = t.sdk(REQUESTER).await;
     while started.elapsed() < Duration::from_secs(12) {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -152,18 +130,7 @@ open_meteo = false
     while started.elapsed() < Duration::from_secs(56) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            "dark",
-        ],
-    );
-    let second: OrderHash = hash_of(&submitted);
+    let second = common::node::submit_request(&t, app, "dark", &[]);
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
         sdk.poco().consumed(second).await.unwrap(),
@@ -235,15 +202,7 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
         ),
     )
     .unwrap();
-    let keystore = t.keystore(POOL_OWNER);
-    let mut node = t
-        .pew()
-        .args(["run", "--config", config.to_str().unwrap()])
-        .args(["--keystore", keystore.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut node = common::node::spawn_node(&t, &config, &dir.join("node.log"), None);
     let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
     // The node stops by itself once the trace reaches minute 10 (10 s in).
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -45,27 +45,7 @@ work_dir = "{work}"
 }
 
 fn start_node(t: &TestDevnet, config: &Path, failpoint: Option<&str>) -> Child {
-    let keystore = t.keystore(POOL_OWNER);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(t.dir.path().join("node.log"))
-        .unwrap();
-    let mut command = t.pew();
-    command
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--keystore",
-            keystore.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(log);
-    if let Some(point) = failpoint {
-        command.env("PEW_FAILPOINT", point);
-    }
-    command.spawn().unwrap()
+    common::node::spawn_node(t, config, &t.dir.path().join("node.log"), failpoint)
 }
 
 fn node_log(t: &TestDevnet) -> String {
@@ -77,37 +57,12 @@ async fn prepare(t: &TestDevnet) -> (Address, Address) {
 }
 
 fn submit(t: &TestDevnet, app: Address, args: &str) -> OrderHash {
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            args,
-        ],
-    );
-    hash_of(&submitted)
+    common::node::submit_request(t, app, args, &[])
 }
 
 /// Submits a request for `app` at `trust`.
 fn submit_trust(t: &TestDevnet, app: Address, args: &str, trust: u64) -> OrderHash {
-    let trust = trust.to_string();
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--args",
-            args,
-            "--trust",
-            &trust,
-        ],
-    );
-    hash_of(&submitted)
+    common::node::submit_request(t, app, args, &["--trust", &trust.to_string()])
 }
 
 /// Adds `lines` to the `[node]` section of a config written by `node_config`.
@@ -485,12 +440,7 @@ async fn a_task_that_cannot_complete_is_claimed_after_its_final_deadline() {
     );
 
     // Past the final deadline (10 × 300 s for XS), the node claims it.
-    let _: serde_json::Value = t
-        .reader()
-        .raw_request("evm_increaseTime".into(), (3001,))
-        .await
-        .unwrap();
-    let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+    common::node::advance_chain_time(&t, 3001).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while sdk.poco().task(task).await.unwrap().status != pew::chain::poco::status::FAILED {
         assert!(
@@ -671,18 +621,7 @@ async fn a_request_with_a_dataset_is_matched_with_its_dataset_order_and_the_app_
     let node = start_node(&t, &config, None);
 
     // No dataset order yet: the request waits (it is not refused).
-    let submitted = t.pew_as(
-        REQUESTER,
-        &[
-            "request",
-            "submit",
-            "--app",
-            &app.to_string(),
-            "--dataset",
-            &dataset,
-        ],
-    );
-    let request = hash_of(&submitted);
+    let request = common::node::submit_request(&t, app, "", &["--dataset", &dataset]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sdk = t.sdk(REQUESTER).await;
     assert_eq!(sdk.poco().consumed(request).await.unwrap(), U256::ZERO);
@@ -733,12 +672,7 @@ async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
         pew::chain::poco::status::REVEALING
     );
     // The reveal window (2 × 300 s for XS) passes while the node is down.
-    let _: serde_json::Value = t
-        .reader()
-        .raw_request("evm_increaseTime".into(), (601,))
-        .await
-        .unwrap();
-    let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+    common::node::advance_chain_time(&t, 601).await;
 
     let node = start_node(&t, &config, None);
     let deadline = Instant::now() + Duration::from_secs(60);

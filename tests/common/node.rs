@@ -59,3 +59,54 @@ pub async fn sigterm_and_wait(child: &mut Child, limit: Duration) -> ExitStatus 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Submits a presigned request for `app` with `args` as the requester; `extra` adds flags
+/// (`--trust 2`, `--dataset 0x…`).
+pub fn submit_request(
+    t: &TestDevnet,
+    app: Address,
+    args: &str,
+    extra: &[&str],
+) -> pew::poco::OrderHash {
+    let app = app.to_string();
+    let mut command = vec!["request", "submit", "--app", &app, "--args", args];
+    command.extend_from_slice(extra);
+    super::deals::hash_of(&t.pew_as(super::deals::REQUESTER, &command))
+}
+
+/// Starts `pew run` with `config` as the workerpool owner, appending its stderr to `log`;
+/// `failpoint` makes it kill itself at that point.
+pub fn spawn_node(
+    t: &TestDevnet,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    failpoint: Option<&str>,
+) -> Child {
+    let keystore = t.keystore(POOL_OWNER);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut command = t.pew();
+    command
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--keystore", keystore.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    if let Some(point) = failpoint {
+        command.env("PEW_FAILPOINT", point);
+    }
+    command.spawn().unwrap()
+}
+
+/// Moves the chain's clock `seconds` ahead and mines a block at the new time.
+pub async fn advance_chain_time(t: &TestDevnet, seconds: u64) {
+    use alloy::providers::Provider;
+    let _: serde_json::Value = t
+        .reader()
+        .raw_request("evm_increaseTime".into(), (seconds,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+}
