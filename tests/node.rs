@@ -156,13 +156,22 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
             .starts_with(r#"{ "storage": "ipfs", "location": "/ipfs/"#)
     );
 
-    // Every transaction is in the journal, with its final state.
+    // Every transaction is in the journal, with its final state. The chain can show the task
+    // COMPLETED a moment before the node has polled the receipt, so wait for the entry to settle.
     let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
-    let transactions = journal.transactions().unwrap();
-    let contribution = transactions
-        .iter()
-        .find(|tx| tx.label.starts_with("contributeAndFinalize"))
-        .expect("the contribution is journaled");
+    let settle_by = std::time::Instant::now() + Duration::from_secs(30);
+    let (transactions, contribution) = loop {
+        let transactions = journal.transactions().unwrap();
+        let contribution = transactions
+            .iter()
+            .find(|tx| tx.label.starts_with("contributeAndFinalize"))
+            .cloned()
+            .expect("the contribution is journaled before it is sent");
+        if contribution.state != "sent" || std::time::Instant::now() > settle_by {
+            break (transactions, contribution);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(contribution.state, "mined", "{transactions:?}");
     assert!(contribution.hash.is_some());
     assert!(
