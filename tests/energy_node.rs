@@ -174,8 +174,22 @@ open_meteo = false
     assert_eq!(receipt["measured"], true, "{receipt}");
     assert_eq!(receipt["app"], app.to_string());
 
+    // `pew energy status` shows what the running node sees and decided, without opening the
+    // source itself.
+    let energy_status = || t.pew_json(&["energy", "status", "--config", config.to_str().unwrap()]);
+    let live = energy_status();
+    assert_eq!(live["node"]["pid"], node.id(), "{live}");
+    assert!(
+        live["source"].as_str().unwrap().starts_with("trace:"),
+        "{live}"
+    );
+    assert_eq!(live["last_node_decision"]["admit"], false, "{live}");
+
     let status = common::node::sigterm_and_wait(&mut node, Duration::from_secs(90)).await;
     assert!(status.success(), "{}", node_log());
+    let own = energy_status();
+    assert!(own["node"].is_null(), "no node runs any more: {own}");
+    assert!(own["last_node_decision"].is_null(), "{own}");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("energy-state.json")).unwrap())
             .unwrap();

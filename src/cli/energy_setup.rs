@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::context::print;
 use crate::config::{CONFIG_ENV, Settings};
@@ -22,10 +22,22 @@ pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode>
     if energy.source == "none" {
         bail!("no energy source is configured (energy.source = \"none\"); run `pew energy setup`");
     }
-    // Only the cache is used for the weather: a status call never waits on the network.
+    // A running node publishes what it sees: show that, and leave its source alone.
+    let now = unix_now();
+    let live_file = crate::energy::live::path_for(&energy.state_file);
+    if let Some(live) = crate::energy::live::read_fresh(&live_file, now) {
+        let mut status = live.status;
+        status["node"] =
+            json!({"pid": live.pid, "age_s": (now - live.written_at_s).max(0.0).round()});
+        print(json, &status, human_status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // No node runs: read the source here. Only the cache is used for the weather: a status
+    // call never waits on the network.
     let Prepared { gate, source, .. } = prepare(energy)?;
-    let mut status = gate.status_at(unix_now());
+    let mut status = gate.status_at(now);
     status["source"] = Value::String(source.name());
+    status["node"] = Value::Null;
     print(json, &status, human_status);
     Ok(ExitCode::SUCCESS)
 }
@@ -40,11 +52,20 @@ fn number(value: &Value, digits: usize) -> String {
 fn human_status(status: &Value) -> String {
     let readings = &status["readings"];
     let battery = &status["battery"];
-    let mut lines = vec![format!(
+    let node = &status["node"];
+    let mut lines = vec![if node.is_null() {
+        "from              this command's own reading (no node is running)".to_string()
+    } else {
+        format!(
+            "from              the running node (pid {}, {} s ago)",
+            node["pid"], node["age_s"]
+        )
+    }];
+    lines.push(format!(
         "source            {} ({} readings rejected)",
         status["source"].as_str().unwrap_or("?"),
         status["rejected_readings"]
-    )];
+    ));
     lines.push(format!(
         "pv                {} W",
         number(&readings["pv_w"], 1)
@@ -102,6 +123,23 @@ fn human_status(status: &Value) -> String {
     ));
     for reason in decision["reasons"].as_array().into_iter().flatten() {
         lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
+    }
+    let last = &status["last_node_decision"];
+    if !last.is_null() {
+        lines.push(format!(
+            "node's last bid  {}",
+            if last["admit"] == true {
+                "admitted"
+            } else {
+                "refused"
+            }
+        ));
+        for reason in last["reasons"].as_array().into_iter().flatten() {
+            lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
+        }
+    }
+    if let Some(running) = status["running_tasks"].as_array().filter(|r| !r.is_empty()) {
+        lines.push(format!("running tasks     {}", running.len()));
     }
     lines.join("\n")
 }

@@ -444,6 +444,12 @@ impl EnergyGate {
             .unwrap_or((self.config.busy_w - self.config.idle_w).max(0.0))
     }
 
+    /// Whether the node's last real decision admitted work (`None` before the first one): a
+    /// change is worth publishing at once.
+    pub fn last_decision_admits(&self) -> Option<bool> {
+        self.state().last_decision.as_ref().map(|d| d.admit)
+    }
+
     /// Everything `pew energy status` shows.
     pub fn status_at(&self, now_wall_s: f64) -> serde_json::Value {
         let now = self.clock.energy_time(now_wall_s);

@@ -7,6 +7,7 @@
 //! - [`forecast`]: clear-sky model, Open-Meteo, online correction, P10/P50/P90.
 //! - [`budget`]: the pure admission check (deadlines, forecast quantile, battery floor).
 //! - [`gate`]: the node's [`AdmissionGate`](crate::scheduler::gate::AdmissionGate) built on it.
+//! - [`live`]: the running node's status, published for `pew energy status`.
 //! - [`simulate`]: replays a trace and a job stream through the admission code.
 
 pub mod i2c;
@@ -18,6 +19,7 @@ pub mod battery;
 pub mod budget;
 pub mod forecast;
 pub mod gate;
+pub mod live;
 pub mod power;
 pub mod runtime;
 pub mod simulate;

@@ -282,6 +282,56 @@ impl EnergyRuntime {
         if let Err(error) = save_state(&self.state_file, &self.gate.persistent_state()) {
             tracing::warn!(%error, path = %self.state_file.display(), "energy state not saved");
         }
+        super::live::remove(&super::live::path_for(&self.state_file));
+    }
+}
+
+/// Publishes the gate's status for `pew energy status`: every
+/// [`REWRITE_EVERY_S`](super::live::REWRITE_EVERY_S), and at once when the node's decision
+/// changes.
+struct Publisher {
+    path: PathBuf,
+    source: String,
+    last_written: Option<(std::time::Instant, Option<bool>)>,
+    warned: bool,
+}
+
+impl Publisher {
+    fn new(path: PathBuf, source: String) -> Self {
+        Self {
+            path,
+            source,
+            last_written: None,
+            warned: false,
+        }
+    }
+
+    fn tick(&mut self, gate: &EnergyGate) {
+        let admits = gate.last_decision_admits();
+        let due = self.last_written.is_none_or(|(at, written)| {
+            written != admits
+                || at.elapsed() > Duration::from_secs_f64(super::live::REWRITE_EVERY_S)
+        });
+        if !due {
+            return;
+        }
+        let now = unix_now();
+        let mut status = gate.status_at(now);
+        status["source"] = serde_json::Value::String(self.source.clone());
+        let status = super::live::LiveStatus {
+            pid: std::process::id(),
+            written_at_s: now,
+            status,
+        };
+        match super::live::write(&self.path, &status) {
+            Ok(()) => self.warned = false,
+            Err(error) if !self.warned => {
+                tracing::warn!(path = %self.path.display(), %error, "node status not published for `pew energy status`");
+                self.warned = true;
+            }
+            Err(_) => {}
+        }
+        self.last_written = Some((std::time::Instant::now(), admits));
     }
 }
 
@@ -360,6 +410,7 @@ fn monitor(
     poll: Duration,
     state_file: PathBuf,
 ) {
+    let mut publish = Publisher::new(super::live::path_for(&state_file), source.name());
     let mut last_saved = std::time::Instant::now();
     let mut last_programmed: Option<std::time::Instant> = None;
     let mut failing = false;
@@ -389,6 +440,7 @@ fn monitor(
                 last_programmed = Some(std::time::Instant::now());
             }
         }
+        publish.tick(&gate);
         if last_saved.elapsed() > Duration::from_secs(300) {
             if let Err(error) = save_state(&state_file, &gate.persistent_state()) {
                 tracing::warn!(%error, "energy state not saved");
