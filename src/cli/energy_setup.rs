@@ -49,6 +49,19 @@ fn number(value: &Value, digits: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// A decision and its reasons, one per line.
+fn push_decision(lines: &mut Vec<String>, label: &str, decision: &Value) {
+    let verdict = if decision["admit"] == true {
+        "admit work"
+    } else {
+        "no work now"
+    };
+    lines.push(format!("{label}{verdict}"));
+    for reason in decision["reasons"].as_array().into_iter().flatten() {
+        lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
+    }
+}
+
 fn human_status(status: &Value) -> String {
     let readings = &status["readings"];
     let battery = &status["battery"];
@@ -112,31 +125,10 @@ fn human_status(status: &Value) -> String {
         number(&budget["headroom_wh"], 1),
         number(&budget["lowest_battery_wh"], 1)
     ));
-    let decision = &status["decision"];
-    lines.push(format!(
-        "decision          {}",
-        if decision["admit"] == true {
-            "admit work"
-        } else {
-            "no work now"
-        }
-    ));
-    for reason in decision["reasons"].as_array().into_iter().flatten() {
-        lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
-    }
+    push_decision(&mut lines, "decision          ", &status["decision"]);
     let last = &status["last_node_decision"];
     if !last.is_null() {
-        lines.push(format!(
-            "node's last bid  {}",
-            if last["admit"] == true {
-                "admitted"
-            } else {
-                "refused"
-            }
-        ));
-        for reason in last["reasons"].as_array().into_iter().flatten() {
-            lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
-        }
+        push_decision(&mut lines, "node's last bid   ", last);
     }
     if let Some(running) = status["running_tasks"].as_array().filter(|r| !r.is_empty()) {
         lines.push(format!("running tasks     {}", running.len()));
