@@ -357,8 +357,9 @@ async fn a_running_app_can_be_frozen_and_thawed_and_the_frozen_time_does_not_cou
     let running = {
         let executor = executor.clone();
         let work = work.path().to_path_buf();
-        // A 5 s limit: 3 s of work plus 4 s frozen only fit because frozen time is given back.
-        tokio::spawn(async move { run(&executor, &work, "napper", Some("3"), 5).await })
+        // A 6 s limit: 3 s of work plus 4 s frozen only fit because frozen time is given back
+        // (3 s are left for a slow machine to start, pause and resume the container).
+        tokio::spawn(async move { run(&executor, &work, "napper", Some("3"), 6).await })
     };
     // Wait for the container to run, then freeze it.
     let mut frozen = 0;
