@@ -414,14 +414,41 @@ impl Settings {
         let merged = builder
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        merged.try_deserialize().map_err(|e| {
+        let settings: Settings = merged.try_deserialize().map_err(|e| {
             // The crate names the key; say where the bad value came from, as the user gave it.
             let source = match file {
                 Some(path) if !Self::file_alone_is_valid(path) => format!("in {}", path.display()),
                 _ => "set by a PEW_* environment variable".to_string(),
             };
             ConfigError::Invalid(format!("{e} ({source})"))
-        })
+        })?;
+        settings.check_ranges()?;
+        Ok(settings)
+    }
+
+    /// Refuses sizes so large that turning them into bytes would overflow (a typo with extra
+    /// zeros), before anything is sized from them.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let executor = &self.executor;
+        let limits: [(&str, u64, u64); 7] = [
+            ("executor.memory_mb", executor.memory_mb, 1 << 20),
+            ("executor.tmpfs_mb", executor.tmpfs_mb, 1 << 20),
+            ("executor.output_cap_mb", executor.output_cap_mb, 1 << 30),
+            ("executor.input_max_mb", executor.input_max_mb, 1 << 30),
+            (
+                "executor.min_free_disk_mb",
+                executor.min_free_disk_mb,
+                1 << 30,
+            ),
+            ("executor.log_tail_kib", executor.log_tail_kib, 1 << 20),
+            ("node.concurrency", self.node.concurrency as u64, 256),
+        ];
+        match limits.iter().find(|(_, value, most)| value > most) {
+            Some((key, value, most)) => Err(ConfigError::Invalid(format!(
+                "{key} = {value} is out of range (at most {most})"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -528,6 +555,18 @@ mod tests {
             .to_string();
         assert!(err.contains("devnet.port"), "{err}");
         assert!(err.contains(&file.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_size_that_would_overflow_is_refused_with_its_key() {
+        let file = write_file("[executor]\nmemory_mb = 9223372036854775807\n");
+        let err = Settings::load_from(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("executor.memory_mb"), "{err}");
+        let env = vec![("PEW_NODE__CONCURRENCY".to_string(), "100000".to_string())];
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("node.concurrency"), "{err}");
     }
 
     #[test]

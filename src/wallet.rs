@@ -177,14 +177,62 @@ fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-    let has_crypto = json.get("crypto").or_else(|| json.get("Crypto")).is_some();
-    if !has_crypto {
+    let Some(crypto) = json.get("crypto").or_else(|| json.get("Crypto")) else {
         return Err(WalletError::NotAKeystore {
             path: path.to_path_buf(),
             reason: "it has no crypto section".into(),
         });
-    }
+    };
+    check_crypto_parameters(crypto).map_err(|reason| WalletError::NotAKeystore {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     Ok(json)
+}
+
+/// scrypt may use at most this much memory (128 · n · r bytes): a Pi has 1 to 8 GiB.
+const MAX_SCRYPT_BYTES: u64 = 512 << 20;
+
+/// Refuses parameters the keystore crate would panic on (a derived key shorter than 32
+/// bytes, an IV that is not 16 bytes) or that would exhaust the machine (a huge scrypt
+/// cost), before it is handed the file.
+fn check_crypto_parameters(crypto: &serde_json::Value) -> Result<(), String> {
+    let params = &crypto["kdfparams"];
+    let number = |key: &str| params[key].as_u64();
+    if number("dklen") != Some(32) {
+        return Err("its kdfparams.dklen is not 32".into());
+    }
+    let iv = crypto["cipherparams"]["iv"].as_str().unwrap_or("");
+    if iv.len() != 32 || !iv.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("its cipherparams.iv is not 16 bytes of hex".into());
+    }
+    match crypto["kdf"].as_str() {
+        Some("scrypt") => {
+            let (n, r, p) = (number("n"), number("r"), number("p"));
+            let (Some(n), Some(r), Some(p)) = (n, r, p) else {
+                return Err("its scrypt parameters n, r and p are not all numbers".into());
+            };
+            let memory = 128u64.saturating_mul(n).saturating_mul(r);
+            if !n.is_power_of_two() || n < 2 || r == 0 || p == 0 || p > 16 {
+                return Err(format!(
+                    "its scrypt parameters n={n} r={r} p={p} are invalid"
+                ));
+            }
+            if memory > MAX_SCRYPT_BYTES {
+                return Err(format!(
+                    "its scrypt parameters n={n} r={r} need {} MiB, more than the {} MiB allowed",
+                    memory >> 20,
+                    MAX_SCRYPT_BYTES >> 20
+                ));
+            }
+            Ok(())
+        }
+        Some("pbkdf2") => match number("c") {
+            Some(c) if (1..=10_000_000).contains(&c) => Ok(()),
+            _ => Err("its pbkdf2 iteration count c is missing or out of range".into()),
+        },
+        other => Err(format!("its kdf {other:?} is neither scrypt nor pbkdf2")),
+    }
 }
 
 /// Opens a key file with its password.
@@ -247,6 +295,31 @@ mod tests {
         // Nothing but the key file is left next to it.
         let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn a_key_file_with_impossible_or_ruinous_parameters_is_refused_not_panicked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        create(&path, "pw").unwrap();
+        let good: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let edits: [(&str, Edit); 4] = [
+            ("dklen", |c| c["kdfparams"]["dklen"] = 16.into()),
+            ("iv", |c| c["cipherparams"]["iv"] = "00ff".into()),
+            ("MiB", |c| c["kdfparams"]["n"] = (1u64 << 30).into()),
+            ("kdf", |c| c["kdf"] = "argon2".into()),
+        ];
+        for (expected, edit) in edits {
+            let mut json = good.clone();
+            edit(&mut json["crypto"]);
+            let bad = dir.path().join(format!("{expected}.json"));
+            fs::write(&bad, json.to_string()).unwrap();
+            let err = unlock(&bad, "pw").unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        assert!(unlock(&path, "pw").is_ok());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub async fn scan(
         match provider.get_logs(&filter).await {
             Ok(batch) => {
                 logs.extend(batch);
+                if end == u64::MAX {
+                    break;
+                }
                 start = end + 1;
             }
             Err(error)

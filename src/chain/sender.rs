@@ -419,7 +419,7 @@ impl TxSender {
         (hash, entry): (B256, Option<i64>),
         mut next: tokio::sync::MutexGuard<'_, Option<u64>>,
     ) -> Result<TransactionReceipt, TxError> {
-        *next = Some(nonce + 1);
+        *next = Some(nonce.saturating_add(1));
         drop(next);
         let mut sent = vec![hash];
         tracing::info!(label, tx = %hash, nonce, gas, "transaction sent");
@@ -460,7 +460,7 @@ impl TxSender {
                 });
             }
             let block = self.block_number(label).await?;
-            if block >= sent_at_block + self.policy.stuck_after_blocks {
+            if block >= sent_at_block.saturating_add(self.policy.stuck_after_blocks) {
                 // Stuck: resend the same nonce with fees raised by 12.5 % (the minimum bump
                 // nodes accept for a replacement), never above the cap.
                 let bumped_fee = (max_fee * 9 / 8 + 1).min(self.policy.max_fee_per_gas_cap);
@@ -659,7 +659,7 @@ impl TxSender {
         }
         if self.policy.confirmations > 0 {
             let mined = receipt.block_number.unwrap_or_default();
-            let target = mined + self.policy.confirmations;
+            let target = mined.saturating_add(self.policy.confirmations);
             while self.block_number(label).await? < target {
                 tokio::time::sleep(self.policy.poll_interval).await;
             }

@@ -97,14 +97,16 @@ impl Watcher {
                 found.reorg = true;
             }
         }
-        let from = cursor.map(|c| c + 1).unwrap_or(self.start_block);
+        let from = cursor
+            .map(|c| c.saturating_add(1))
+            .unwrap_or(self.start_block);
         if from > safe {
             if found.reorg {
                 self.commit(store, from.saturating_sub(1)).await?;
             }
             return Ok(found);
         }
-        let to = safe.min(from + self.max_span.max(1) - 1);
+        let to = safe.min(from.saturating_add(self.max_span.max(1) - 1));
         let notices = logs::scan(
             &self.provider,
             self.hub,

@@ -130,8 +130,8 @@ fn read_artifact(path: &Path, library: Option<Address>) -> Result<Artifact, Depl
             library.ok_or_else(|| bad("needs the orders library, not deployed yet".into()))?;
         let address = alloy::hex::encode(library.as_slice());
         for start in slots {
-            let at = 2 * start;
-            if at + 40 > hex.len() {
+            let at = start.saturating_mul(2);
+            if !hex.is_ascii() || at.saturating_add(40) > hex.len() {
                 return Err(bad(format!(
                     "link slot at byte {start} is past the bytecode end"
                 )));

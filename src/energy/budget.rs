@@ -196,6 +196,10 @@ fn plan(input: &BudgetInput<'_>, jobs: &[PlannedJob], steps: usize) -> Plan {
     }
 }
 
+/// The longest plan, in steps: 146 days at the gate's 2-minute step, far past any PoCo
+/// deadline (an XL task's final deadline is 10 × 36 000 s after its deal).
+pub const MAX_PLAN_STEPS: usize = 105_120;
+
 /// Checks whether `candidates` can be admitted on top of `input.queue`.
 pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
     let floor = input.battery.floor_wh;
@@ -207,7 +211,11 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
         .chain(candidates)
         .map(|j| j.deadline_s)
         .fold(input.now_s + input.horizon_s, f64::max);
-    let steps = ((latest - input.now_s) / input.step_s).ceil().max(1.0) as usize;
+    // Bounded, whatever deadline the chain or a trace gives: a job whose deadline lies beyond
+    // the last step just does not finish in the plan, and is refused.
+    let steps = ((latest - input.now_s) / input.step_s)
+        .ceil()
+        .clamp(1.0, MAX_PLAN_STEPS as f64) as usize;
 
     let mut all: Vec<PlannedJob> = input.queue.to_vec();
     all.extend_from_slice(candidates);

@@ -146,11 +146,20 @@ impl EnergyGate {
         persisted: PersistentState,
         initial_soc: f64,
     ) -> Self {
-        let estimator = Estimator::new(config.spec, persisted.soc.unwrap_or(initial_soc));
+        // The state file is input like any other: a value that cannot be right is dropped.
+        let soc = persisted
+            .soc
+            .filter(|s| s.is_finite())
+            .unwrap_or(initial_soc);
+        let estimator = Estimator::new(config.spec, soc);
         let forecaster = match (forecaster, persisted.forecaster) {
-            (Some(fresh), Some(saved)) if saved.site() == fresh.site() => Some(saved),
+            (Some(fresh), Some(saved)) if saved.site() == fresh.site() => {
+                Some(saved.without_unsound_weather())
+            }
             (fresh, _) => fresh,
         };
+        let mut app_power_w = persisted.app_power_w;
+        app_power_w.retain(|_, w| w.is_finite() && *w >= 0.0);
         Self {
             config,
             clock,
@@ -162,7 +171,7 @@ impl EnergyGate {
                 hysteresis: HashMap::new(),
                 running: HashMap::new(),
                 queued: HashMap::new(),
-                app_power_w: persisted.app_power_w,
+                app_power_w,
                 last_decision: None,
                 low_voltage: None,
                 power_off: None,
@@ -365,6 +374,7 @@ impl EnergyGate {
             Some(measured) => (measured - self.config.idle_w).max(0.0),
             None => estimated,
         };
+        let tasks_w = tasks_w.max(0.0); // also turns a NaN into 0
         let pv_for_tasks = (pv - self.config.idle_w).clamp(0.0, tasks_w);
         let count = running.len() as f64;
         let single = running.len() == 1;
@@ -781,6 +791,10 @@ pub(crate) mod tests {
     use crate::energy::forecast::Site;
 
     pub(crate) fn gate(soc: f64) -> EnergyGate {
+        gate_from(soc, PersistentState::default())
+    }
+
+    fn gate_from(soc: f64, persisted: PersistentState) -> EnergyGate {
         let config = GateConfig {
             spec: BatterySpec {
                 chemistry: Chemistry::Lifepo4,
@@ -807,9 +821,35 @@ pub(crate) mod tests {
             config,
             Clock::wall(),
             Some(Forecaster::new(site)),
-            PersistentState::default(),
+            persisted,
             soc,
         )
+    }
+
+    #[test]
+    fn a_state_file_with_impossible_values_is_survived() {
+        let site = Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.05").unwrap();
+        let mut forecaster = Forecaster::new(site);
+        // Not through set_weather, which refuses it: as a hand-edited state file gives it.
+        let mut state: serde_json::Value = serde_json::to_value(&forecaster).unwrap();
+        state["weather"] =
+            json!({"fetched_at_s": NOON, "period_end_s": [NOON, NOON + 3600.0], "gti": [100.0]});
+        forecaster = serde_json::from_value(state).unwrap();
+        let persisted = PersistentState {
+            soc: Some(f64::NAN),
+            time_s: NOON,
+            app_power_w: [("0xapp".to_string(), -5.0), ("0xnan".to_string(), f64::NAN)].into(),
+            forecaster: Some(forecaster),
+        };
+        let gate = gate_from(0.6, persisted);
+        assert!(gate.persistent_state().app_power_w.is_empty());
+        assert_eq!(gate.status(NOON as u64)["battery"]["soc_pct"], 60.0);
+        // A task of that app, on a source without a load reading: accounted, no panic.
+        gate.observe(sample(NOON, 4.0, None));
+        gate.task_started("0xabc", &xs(Some("0xapp")), NOON);
+        gate.observe(sample(NOON + 3590.0, 4.0, None));
+        gate.observe(sample(NOON + 3700.0, 4.0, None));
+        assert!(gate.task_finished("0xabc", NOON + 3700.0).is_some());
     }
 
     fn xs(app: Option<&str>) -> TaskEstimate {

@@ -54,6 +54,9 @@ pub fn remove(path: &Path) {
 pub fn read_fresh(path: &Path, now_s: f64) -> Option<LiveStatus> {
     let text = std::fs::read_to_string(path).ok()?;
     let live: LiveStatus = serde_json::from_str(&text).ok()?;
+    if !live.status.is_object() {
+        return None;
+    }
     let age = now_s - live.written_at_s;
     let fresh = (-5.0..=FRESH_FOR_S).contains(&age);
     (fresh && process_alive(live.pid)).then_some(live)
@@ -100,6 +103,9 @@ mod tests {
         // A process id that cannot exist (above Linux's pid_max limit of 2^22).
         write(&path, &status(4_194_305, 1000.0)).unwrap();
         assert!(read_fresh(&path, 1001.0).is_none(), "dead writer");
+        let not_an_object = r#"{"pid": 1, "written_at_s": 1000.0, "status": [1, 2]}"#;
+        std::fs::write(&path, not_an_object).unwrap();
+        assert!(read_fresh(&path, 1001.0).is_none(), "not an object");
         std::fs::write(&path, "{ not json").unwrap();
         assert!(read_fresh(&path, 1001.0).is_none(), "corrupt");
         remove(&path);

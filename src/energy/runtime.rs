@@ -93,6 +93,10 @@ pub struct OpenedSource {
 
 /// Opens the source `energy.source` names.
 pub fn open_source(settings: &EnergySettings) -> anyhow::Result<OpenedSource> {
+    let poll = settings.poll_interval_s;
+    if !(poll > 0.0 && poll <= 3600.0) {
+        bail!("energy.poll_interval_s must be within 0..=3600 seconds (e.g. 10), not {poll}");
+    }
     match settings.source.as_str() {
         "trace" => {
             if settings.trace_file.as_os_str().is_empty() {

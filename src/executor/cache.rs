@@ -156,7 +156,7 @@ pub fn free_bytes(path: &Path) -> u64 {
         if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
             return u64::MAX;
         }
-        stat.f_bavail as u64 * stat.f_frsize as u64
+        (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64)
     }
 }
 

@@ -333,7 +333,7 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
     let first: u64 = deal.botFirst.saturating_to();
     let size: u64 = deal.botSize.saturating_to();
     let mut new = Vec::new();
-    for index in first..first + size {
+    for index in first..first.saturating_add(size) {
         let task = task_id(deal_id, U256::from(index));
         if node.store().add_task(task, deal_id, index)? {
             new.push(index);

@@ -30,7 +30,8 @@ pub struct Category {
 impl Category {
     /// A standard category by id.
     pub fn standard(id: u64) -> Option<Self> {
-        STANDARD_CATEGORIES.get(id as usize).map(|(_, time)| Self {
+        let index = usize::try_from(id).ok()?;
+        STANDARD_CATEGORIES.get(index).map(|(_, time)| Self {
             id,
             time_ref_s: *time,
         })

@@ -138,6 +138,9 @@ impl Forecast {
         let mut t = from_s;
         while t < to_s {
             let next = (t + self.step_s).min(to_s);
+            if next <= t {
+                break; // a step lost in the precision of a huge time
+            }
             total += self.power_w(q, t) * (next - t);
             t = next;
         }
@@ -290,7 +293,21 @@ impl Forecaster {
 
     /// Hands in a fresh weather forecast (from Open-Meteo or its cache).
     pub fn set_weather(&mut self, weather: WeatherForecast) {
+        if !weather.is_sound() {
+            tracing::warn!("a weather forecast that does not hold together was ignored");
+            return;
+        }
         self.weather = Some(weather);
+    }
+
+    /// The same forecaster without its weather forecast if that does not hold together (a
+    /// state file cut short or edited by hand).
+    pub fn without_unsound_weather(mut self) -> Self {
+        if self.weather.as_ref().is_some_and(|w| !w.is_sound()) {
+            tracing::warn!("the saved weather forecast does not hold together; dropped");
+            self.weather = None;
+        }
+        self
     }
 
     /// The weather forecast in use, if any.

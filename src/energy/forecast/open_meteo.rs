@@ -33,7 +33,20 @@ impl WeatherForecast {
                 .map(|next| next - end)
                 .unwrap_or(3600.0)
         };
-        (time_s > end - length).then(|| self.gti[index])
+        (time_s > end - length)
+            .then(|| self.gti.get(index).copied())
+            .flatten()
+    }
+
+    /// Whether the forecast holds together: as many values as periods, times increasing and
+    /// finite, irradiance finite and not negative. [`parse`](Self::parse) only makes sound
+    /// ones; a cache or state file edited by hand or cut short may not be.
+    pub fn is_sound(&self) -> bool {
+        self.fetched_at_s.is_finite()
+            && self.gti.len() == self.period_end_s.len()
+            && self.period_end_s.iter().all(|t| t.is_finite())
+            && self.period_end_s.windows(2).all(|w| w[0] < w[1])
+            && self.gti.iter().all(|g| g.is_finite() && *g >= 0.0)
     }
 
     /// Parses an Open-Meteo `/v1/forecast` response with `hourly=global_tilted_irradiance`
@@ -72,7 +85,11 @@ impl WeatherForecast {
                 serde_json::Value::String(text) => {
                     let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
                         .map_err(|_| format!("time `{text}` is not YYYY-MM-DDTHH:MM"))?;
-                    (local.and_utc().timestamp() - response.utc_offset_seconds) as f64
+                    local
+                        .and_utc()
+                        .timestamp()
+                        .checked_sub(response.utc_offset_seconds)
+                        .ok_or("utc_offset_seconds is out of range")? as f64
                 }
                 other => return Err(format!("time {other} is neither a number nor a string")),
             };
@@ -142,7 +159,9 @@ impl OpenMeteo {
     /// The cached forecast, if a readable one exists.
     pub fn cached(&self) -> Option<WeatherForecast> {
         let text = std::fs::read_to_string(&self.cache_path).ok()?;
-        serde_json::from_str(&text).ok()
+        serde_json::from_str::<WeatherForecast>(&text)
+            .ok()
+            .filter(WeatherForecast::is_sound)
     }
 
     /// The freshest forecast: the cache when it is recent enough, else a new fetch (kept in
@@ -216,6 +235,29 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const RECORDED: &str = include_str!("../../../tests/data/energy/open-meteo-munich.json");
+
+    #[test]
+    fn a_forecast_that_does_not_hold_together_is_unsound_and_never_indexed_out_of_range() {
+        let short = WeatherForecast {
+            fetched_at_s: 0.0,
+            period_end_s: vec![3600.0, 7200.0],
+            gti: vec![100.0],
+        };
+        assert!(!short.is_sound());
+        assert_eq!(short.gti_at(3000.0), Some(100.0));
+        assert_eq!(short.gti_at(7000.0), None);
+        let backwards = WeatherForecast {
+            period_end_s: vec![7200.0, 3600.0],
+            gti: vec![1.0, 2.0],
+            ..short.clone()
+        };
+        assert!(!backwards.is_sound());
+        assert!(WeatherForecast::parse(RECORDED, 0.0).unwrap().is_sound());
+        let absurd_offset = r#"{"utc_offset_seconds": -9223372036854775807,
+            "hourly": {"time": ["2026-06-01T12:00"], "global_tilted_irradiance": [500.0]}}"#;
+        let err = WeatherForecast::parse(absurd_offset, 0.0).unwrap_err();
+        assert!(err.contains("utc_offset_seconds"), "{err}");
+    }
 
     #[test]
     fn a_recorded_response_parses_with_negative_values_clamped_and_gaps_kept() {

@@ -230,6 +230,10 @@ pub struct TraceSource {
     rejected: RejectCounter,
 }
 
+/// The fastest replay: a trace year in under an hour. Faster would make a planning step of the
+/// gate span more of the trace than its deadlines can use, and its arrays huge.
+pub const MAX_SPEED: f64 = 10_000.0;
+
 /// Maps wall time to trace time: `trace_start + (wall - wall_start) * speed`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceClock {
@@ -251,10 +255,12 @@ impl TraceClock {
 impl TraceSource {
     /// Opens `path`, replaying from its first row at `speed` (> 0) times real time.
     pub fn open(path: &Path, speed: f64, looping: bool) -> Result<Self, TraceError> {
-        if !(speed.is_finite() && speed > 0.0) {
+        if !(speed > 0.0 && speed <= MAX_SPEED) {
             return Err(TraceError {
                 name: path.display().to_string(),
-                what: format!("replay speed {speed} must be a number > 0"),
+                what: format!(
+                    "replay speed {speed} must be within 0..={MAX_SPEED} (1 = real time)"
+                ),
             });
         }
         let trace = Trace::load(path)?;
