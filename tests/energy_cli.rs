@@ -282,32 +282,26 @@ fn a_source_that_does_not_answer_is_reported_and_nothing_is_written() {
 fn calibrate_measures_idle_and_full_load_from_the_sources_load_readings() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("load.csv");
-    // A recorded load: 2.5 W for the first trace hour, then 6 W. At 7200 x speed the idle phase
-    // (0.25 s) sees the first hour and the loaded phase the rest.
+    // A recorded load: 2.5 W for the first 36 trace minutes, then 6 W. At 1800 x speed the idle
+    // phase (1 s) sees 30 of them (0.2 s of slack for a slow start) and the loaded phase mostly
+    // the 6 W.
     std::fs::write(
         &trace,
-        "time,pv_w,load_w\n0,0,2.5\n1799,0,2.5\n1800,0,6.0\n100000,0,6.0\n",
+        "time,pv_w,load_w\n0,0,2.5\n2159,0,2.5\n2160,0,6.0\n100000,0,6.0\n",
     )
     .unwrap();
     let config = dir.path().join("pew.toml");
     std::fs::write(
         &config,
         format!(
-            "[energy]\nsource = \"trace\"\ntrace_file = \"{}\"\ntrace_speed = 7200.0\npoll_interval_s = 0.05\n",
+            "[energy]\nsource = \"trace\"\ntrace_file = \"{}\"\ntrace_speed = 1800.0\npoll_interval_s = 0.05\n",
             trace.display()
         ),
     )
     .unwrap();
     let result = json(
         &pew(dir.path())
-            .args([
-                "energy",
-                "calibrate",
-                "--json",
-                "--seconds",
-                "0.25",
-                "--write",
-            ])
+            .args(["energy", "calibrate", "--json", "--seconds", "1", "--write"])
             .args(["--config", config.to_str().unwrap()])
             .output()
             .unwrap(),

@@ -15,11 +15,11 @@ use common::deals::*;
 use pew::chain::bindings::IexecInterfaceToken as Hub;
 
 /// A trace in three acts, one trace minute per row: 20 minutes of night with the battery under
-/// its reserve, 30 minutes of sun with the battery well above it, then night again.
+/// its reserve, 60 minutes of sun with the battery well above it, then night again.
 fn write_trace(path: &Path) {
     let mut text = String::from("time,pv_w,load_w,battery_soc\n");
     for minute in 0..=180 {
-        let (pv, soc) = if (20..50).contains(&minute) {
+        let (pv, soc) = if (20..80).contains(&minute) {
             (150.0, 0.6)
         } else {
             (0.0, 0.25)
@@ -113,9 +113,9 @@ open_meteo = false
         {
             break task.task_id;
         }
-        // The window lasts 30 s from trace minute 20; a slow start of the node shifts it later.
+        // The window lasts 60 s from trace minute 20; a slow start of the node shifts it later.
         assert!(
-            started.elapsed() < Duration::from_secs(90),
+            started.elapsed() < Duration::from_secs(120),
             "not completed in the window:\n{}",
             node_log()
         );
@@ -131,14 +131,17 @@ open_meteo = false
     // on the node's own log, not on its own clock: on a slow machine the node starts its trace
     // seconds after this test started its clock.
     let night_again = |log: &str| {
-        log.lines()
-            .filter(|l| l.contains("energy gate decision") && l.contains("admit=false"))
-            .count()
-            >= 2
+        let decisions: Vec<bool> = log
+            .lines()
+            .filter(|l| l.contains("energy gate decision"))
+            .map(|l| l.contains("admit=true"))
+            .collect();
+        let last_yes = decisions.iter().rposition(|admit| *admit);
+        last_yes.is_some_and(|i| decisions[i + 1..].contains(&false))
     };
     while !night_again(&node_log()) {
         assert!(
-            started.elapsed() < Duration::from_secs(150),
+            started.elapsed() < Duration::from_secs(240),
             "the gate never said no after the window:\n{}",
             node_log()
         );
@@ -199,16 +202,20 @@ open_meteo = false
     );
 }
 
-#[tokio::test]
-async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command() {
-    let t = common::devnet(true).await;
-    let (_app, pool) = common::node::writer_app_and_pool(&t, 10, "low battery").await;
+/// Starts a node on a trace whose battery is healthy (60 %) for `healthy_minutes` trace minutes
+/// (seconds of wall time), then nearly empty (3 %), with `extra` appended to its config; waits
+/// until it exits by itself and returns its log. It must have run the power-off command.
+async fn run_until_the_battery_collapses(
+    t: &common::TestDevnet,
+    pool: alloy::primitives::Address,
+    healthy_minutes: u64,
+    extra: &str,
+) -> String {
     let dir = t.dir.path();
     let trace = dir.join("trace.csv");
-    // Ten trace minutes at 60 %, then the battery is nearly empty (3 %).
     let mut text = String::from("time,pv_w,battery_soc\n");
-    for minute in 0..=60 {
-        let soc = if minute < 10 { 0.6 } else { 0.03 };
+    for minute in 0..=healthy_minutes + 60 {
+        let soc = if minute < healthy_minutes { 0.6 } else { 0.03 };
         text.push_str(&format!("{},20,{soc}\n", 1_780_272_000 + minute * 60));
     }
     std::fs::write(&trace, text).unwrap();
@@ -221,7 +228,7 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
              [executor]\nwork_dir = \"{}\"\n\
              [energy]\nsource = \"trace\"\ntrace_file = \"{}\"\ntrace_speed = 60.0\n\
              poll_interval_s = 0.5\nstate_file = \"{}\"\nshutdown_command = \"echo off > {}\"\n\
-             [energy.battery]\ncapacity_wh = 1000.0\n[energy.forecast]\nopen_meteo = false\n",
+             [energy.battery]\ncapacity_wh = 1000.0\n[energy.forecast]\nopen_meteo = false\n{extra}",
             dir.join("journal.sqlite").display(),
             dir.join("work").display(),
             trace.display(),
@@ -230,10 +237,9 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
         ),
     )
     .unwrap();
-    let mut node = common::node::spawn_node(&t, &config, &dir.join("node.log"), None);
+    let mut node = common::node::spawn_node(t, &config, &dir.join("node.log"), None);
     let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
-    // The node stops by itself once the trace reaches minute 10 (10 s in).
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(healthy_minutes + 120);
     let status = loop {
         if let Some(status) = node.try_wait().unwrap() {
             break status;
@@ -245,11 +251,28 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(status.success(), "{}", node_log());
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "off");
     let log = node_log();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default().trim(),
+        "off",
+        "{log}"
+    );
     assert!(log.contains("under the critical 5.0 %"), "{log}");
     assert!(log.contains("powering off"), "{log}");
+    assert!(
+        dir.join("energy-state.json").exists(),
+        "the estimate was saved"
+    );
+    log
+}
+
+#[tokio::test]
+async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command() {
+    let t = common::devnet(true).await;
+    let (_app, pool) = common::node::writer_app_and_pool(&t, 10, "low battery").await;
+    // 40 s of a healthy battery: time for the node to start and bid, even on a slow machine.
+    let log = run_until_the_battery_collapses(&t, pool, 40, "").await;
     assert!(
         log.contains("stopped"),
         "the node stopped cleanly first: {log}"
@@ -259,8 +282,22 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
     let signed = logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await;
     assert!(signed >= 1, "{log}");
     assert_eq!(closed, signed, "every bid closed: {log}");
-    assert!(
-        dir.join("energy-state.json").exists(),
-        "the estimate was saved"
+}
+
+#[tokio::test]
+async fn a_node_still_waiting_for_ipfs_powers_off_when_the_battery_collapses() {
+    let t = common::devnet(true).await;
+    let (_app, pool) = common::node::writer_app_and_pool(&t, 10, "waiting").await;
+    // An IPFS API nobody answers: the node waits for it, and never gets to bid.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let extra = format!("[ipfs]\napi = \"http://127.0.0.1:{dead_port}\"\n");
+    let log = run_until_the_battery_collapses(&t, pool, 5, &extra).await;
+    assert!(log.contains("IPFS"), "it was waiting for IPFS: {log}");
+    assert_eq!(
+        logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await,
+        0,
+        "{log}"
     );
 }

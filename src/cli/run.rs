@@ -71,6 +71,34 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         });
     }
 
+    // Whatever ends the node (a stop while it still waits for the RPC node, Docker, IPFS or
+    // gas, a normal stop, or an error), a power-off the energy module asked for still happens.
+    let outcome = serve(globals, settings, pool, price, category, gate, &stop_rx).await;
+    if let Some(runtime) = energy.as_mut() {
+        runtime.stop();
+    }
+    let reason = power_off.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(reason) = reason {
+        let powered = power_off_now(&settings.energy.shutdown_command, &reason);
+        if let (Err(first), Err(_)) = (&outcome, &powered) {
+            tracing::error!("{first:#}"); // the power-off error is the one returned
+        }
+        powered?;
+    }
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// Connects, checks, waits until everything the node needs answers, then runs the node until
+/// `stop` turns true. Returns early, with `Ok`, when a stop comes while it waits.
+async fn serve(
+    globals: &Globals,
+    settings: &Settings,
+    pool: alloy::primitives::Address,
+    price: Nrlc,
+    category: Category,
+    gate: Box<dyn crate::scheduler::gate::AdmissionGate>,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     // The RPC node may be down at boot: wait for it rather than exit.
     let mut announced = false;
     let mut sdk = loop {
@@ -87,7 +115,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
                     announced = true;
                 }
                 if *stop_rx.borrow() {
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(());
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -101,8 +129,8 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     }
     .context("no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)")?;
     let ipfs = IpfsClient::new(&ipfs_api, Duration::from_secs(120));
-    if !node::startup::wait_ready(&sdk, &ipfs, price, settings.node.volume.max(1), &stop_rx).await {
-        return Ok(ExitCode::SUCCESS);
+    if !node::startup::wait_ready(&sdk, &ipfs, price, settings.node.volume.max(1), stop_rx).await {
+        return Ok(());
     }
     let executor = Executor::new(&settings.executor, Some(ipfs.clone())).await?;
     let orphans = executor.remove_orphans().await;
@@ -133,7 +161,10 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         start_block: latest.saturating_sub(settings.node.lookback_blocks),
     };
     let owner = crate::wallet::unlock(&globals.keystore_path(settings), &globals.password(false)?)?;
-    let mut worker = worker_sdk(globals, settings, &stop_rx).await?;
+    let mut worker = worker_sdk(globals, settings, stop_rx).await?;
+    if *stop_rx.borrow() {
+        return Ok(()); // stopped while waiting for the worker's gas
+    }
     if let Some(worker) = worker.as_mut() {
         worker.set_tx_log(tx_log);
     }
@@ -163,14 +194,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         let _ = stop.wait_for(|stopped| *stopped).await;
     })
     .await?;
-    if let Some(runtime) = energy.as_mut() {
-        runtime.stop();
-    }
-    let reason = power_off.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(reason) = reason {
-        power_off_now(&settings.energy.shutdown_command, &reason)?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Runs the configured power-off command (after the node has parked everything).

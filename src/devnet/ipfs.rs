@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use super::DevnetError;
 use super::process::{self, Helper};
 
+/// How long the js-ipfs API may take to answer after the daemon starts.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
 /// A started IPFS node.
 pub struct IpfsNode {
     /// RPC API base URL, e.g. `http://127.0.0.1:5001`.
@@ -65,7 +68,9 @@ pub async fn start(
 
     let api = format!("http://127.0.0.1:{api_port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // js-ipfs starts in a few seconds; a loaded 2-core machine starting several devnets at
+    // once can need much longer. A daemon that exits is reported at once.
+    let deadline = Instant::now() + START_LIMIT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(start_error(format!(
@@ -87,7 +92,8 @@ pub async fn start(
             process::stop_group(helper.pid, Duration::from_secs(2));
             let _ = child.wait();
             return Err(start_error(format!(
-                "its API did not answer on {api} within 30 s; end of {}:\n{}",
+                "its API did not answer on {api} within {} s; end of {}:\n{}",
+                START_LIMIT.as_secs(),
                 log.display(),
                 process::log_tail(&log, 2000)
             )));

@@ -93,13 +93,7 @@ pub async fn docker() -> Docker {
         return docker;
     }
     // One test process starts the daemon; the others wait for it under the same lock.
-    let lock_path = std::env::temp_dir().join("pew-dockerd.lock");
-    let lock = std::fs::File::create(&lock_path).expect("lock file");
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file we own; released when `lock` is dropped.
-    unsafe {
-        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
-    }
+    let _lock = exclusive("pew-dockerd");
     if let Some(docker) = connect_docker().await {
         return docker;
     }
@@ -135,6 +129,19 @@ pub async fn docker() -> Docker {
     );
 }
 
+/// An exclusive lock shared by every test thread and process on this machine, held until the
+/// returned file is dropped (flock locks each open file description on its own, so two threads
+/// of one process exclude each other too).
+fn exclusive(name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let path = std::env::temp_dir().join(format!("{name}.lock"));
+    let lock = std::fs::File::create(&path).expect("lock file");
+    // SAFETY: flock on a file we own; released when `lock` is dropped.
+    let taken = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(taken, 0, "flock {}", path.display());
+    lock
+}
+
 async fn connect_docker() -> Option<Docker> {
     let docker = Docker::connect_with_local_defaults().ok()?;
     docker.ping().await.ok()?;
@@ -147,6 +154,12 @@ pub const BUSYBOX_IMAGE: &str = "pew-test/busybox:1";
 /// Builds (once per engine) a minimal image holding a static busybox with its applets,
 /// by `docker import` of a root filesystem made here: no registry is involved.
 pub async fn busybox_image(docker: &Docker) -> String {
+    if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
+        return BUSYBOX_IMAGE.to_string();
+    }
+    // Two tests importing the same image at once would give it two ids one after the other,
+    // and an app registered with the first id would no longer match its checksum.
+    let _lock = exclusive("pew-test-images");
     if docker.inspect_image(BUSYBOX_IMAGE).await.is_ok() {
         return BUSYBOX_IMAGE.to_string();
     }
@@ -165,6 +178,10 @@ pub async fn app_image(docker: &Docker, name: &str) -> String {
     let script = std::fs::read(app_dir.join("run.sh")).expect("the test app has a run.sh");
     let tag = &alloy::hex::encode(alloy::primitives::keccak256(&script))[..12];
     let reference = format!("pew-test/{name}:{tag}");
+    if docker.inspect_image(&reference).await.is_ok() {
+        return reference;
+    }
+    let _lock = exclusive("pew-test-images"); // see busybox_image
     if docker.inspect_image(&reference).await.is_ok() {
         return reference;
     }
