@@ -35,13 +35,13 @@ pub enum TaskStep {
         /// The output folder.
         output_dir: String,
     },
-    /// The result archive is on IPFS.
+    /// The result archive is on IPFS (or, for a callback deal, nothing needs uploading).
     Uploaded {
         /// The result digest.
         digest: B256,
         /// The output folder.
         output_dir: String,
-        /// The archive's CID.
+        /// The archive's CID; empty for a callback deal.
         cid: String,
     },
     /// The final transaction is being sent: on restart, check the chain before resending.
@@ -50,7 +50,7 @@ pub enum TaskStep {
         digest: B256,
         /// The output folder.
         output_dir: String,
-        /// The archive's CID.
+        /// The archive's CID; empty for a callback deal.
         cid: String,
     },
     /// COMPLETED on chain.

@@ -717,3 +717,83 @@ async fn a_consensus_nobody_revealed_in_time_is_reopened_by_the_scheduler() {
     assert_eq!(t.reader().get_logs(&filter).await.unwrap().len(), 1);
     assert!(stop(node).await.success());
 }
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface ResultKeeper {
+        function resultOf(bytes32 taskid) external view returns (bytes memory);
+    }
+}
+
+#[tokio::test]
+async fn a_callback_request_delivers_its_data_to_the_callback_contract_at_trust_1_and_2() {
+    let t = common::devnet(true).await;
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "oracle").await;
+    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
+    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(APP_OWNER, &["app", "publish", "--app", &app.to_string()]);
+    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "oracles"]);
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    let keeper = common::contracts::deploy(
+        &t,
+        REQUESTER,
+        "ResultKeeper",
+        &alloy::sol_types::SolValue::abi_encode(&t.info().hub),
+    )
+    .await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    with_node_settings(&config, "trust = 2");
+    let node = start_node(&t, &config, None);
+
+    let keeper_contract = ResultKeeper::new(keeper, t.reader());
+    for (trust, data) in [
+        (
+            1u64,
+            "0x00000000000000000000000000000000000000000000000000000000000004d2",
+        ),
+        (2, "0x736f6c6172"),
+    ] {
+        let keeper_flag = keeper.to_string();
+        let trust_flag = trust.to_string();
+        let request = common::node::submit_request(
+            &t,
+            app,
+            data,
+            &["--callback", &keeper_flag, "--trust", &trust_flag],
+        );
+        let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+        let delivered = keeper_contract.resultOf(task.0).call().await.unwrap();
+        assert_eq!(delivered.to_string(), data, "trust {trust}");
+        let view = t.pew_json(&["task", "show", &task.to_string()]);
+        assert_eq!(view["results_callback"], data, "{view}");
+        assert_eq!(
+            view["results"],
+            format!(
+                r#"{{ "storage": "ethereum", "location": "{}" }}"#,
+                keeper.to_string().to_lowercase()
+            ),
+            "{view}"
+        );
+        // Nothing to download: the result is on chain.
+        let download = t
+            .pew()
+            .args(["result", "download", &task.to_string(), "--to"])
+            .arg(t.dir.path().join("downloads"))
+            .output()
+            .unwrap();
+        assert!(!download.status.success());
+        assert!(
+            String::from_utf8_lossy(&download.stderr).contains("callback task"),
+            "{}",
+            String::from_utf8_lossy(&download.stderr)
+        );
+    }
+    assert!(stop(node).await.success(), "{}", node_log(&t));
+    assert!(
+        node_log(&t).contains("nothing uploaded"),
+        "{}",
+        node_log(&t)
+    );
+}

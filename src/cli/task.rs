@@ -55,6 +55,9 @@ fn human(t: &TaskView) -> String {
             t.result_digest, t.results
         ));
     }
+    if !t.results_callback.is_empty() {
+        out.push_str(&format!("\n  callback data {}", t.results_callback));
+    }
     out
 }
 

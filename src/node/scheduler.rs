@@ -131,12 +131,6 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
     if Tag(request.tag).requires_tee() {
         return Some("asks for a TEE task; this node runs standard tasks".into());
     }
-    if request.callback != Address::ZERO {
-        return Some(format!(
-            "asks for a callback to {}; this node does not send callback data",
-            request.callback
-        ));
-    }
     if request.tag != Tag::STANDARD.0 {
         return Some(format!(
             "asks for capabilities {} this node does not offer",

@@ -16,7 +16,7 @@ use crate::failpoint;
 use crate::poco::consensus::contribution_status;
 use crate::poco::{Category, RequestParams, Tag};
 use crate::results::archive;
-use crate::storage::ipfs::results_link;
+use crate::storage::ipfs::{callback_results_link, results_link};
 use crate::store::{TaskRecord, TaskStep};
 
 /// Takes a task as far as it can go now.
@@ -28,15 +28,7 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
             TaskStep::New => initialize(node, &record).await?,
             TaskStep::Initialized => compute(node, &record).await?,
             TaskStep::Computed { digest, output_dir } => {
-                let bytes = archive::build(std::path::Path::new(output_dir))?;
-                let added = node.ipfs.add(&bytes).await?;
-                tracing::info!(%task, cid = %added.cid, bytes = bytes.len(), "result on IPFS");
-                failpoint::hit("after-upload");
-                TaskStep::Uploaded {
-                    digest: *digest,
-                    output_dir: output_dir.clone(),
-                    cid: added.cid,
-                }
+                upload(node, &record, *digest, output_dir).await?
             }
             TaskStep::Uploaded {
                 digest,
@@ -89,6 +81,54 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
         }
         step = next;
     }
+}
+
+/// Puts the result archive on IPFS. A callback deal's result goes on chain to its callback
+/// contract instead: nothing is uploaded (PROTOCOL.md §7.4) and the step keeps no CID.
+async fn upload(
+    node: &Node,
+    record: &TaskRecord,
+    digest: alloy::primitives::B256,
+    output_dir: &str,
+) -> anyhow::Result<TaskStep> {
+    let Some(deal) = node.sdk.poco().deal(record.deal).await? else {
+        return Ok(TaskStep::Failed {
+            reason: "the deal does not exist (a reorg?)".into(),
+        });
+    };
+    let cid = if deal.callback != Address::ZERO {
+        tracing::info!(task = %record.task, callback = %deal.callback, "callback deal: the result goes on chain, nothing uploaded");
+        String::new()
+    } else {
+        let bytes = archive::build(std::path::Path::new(output_dir))?;
+        let added = node.ipfs.add(&bytes).await?;
+        tracing::info!(task = %record.task, cid = %added.cid, bytes = bytes.len(), "result on IPFS");
+        added.cid
+    };
+    failpoint::hit("after-upload");
+    Ok(TaskStep::Uploaded {
+        digest,
+        output_dir: output_dir.to_string(),
+        cid,
+    })
+}
+
+/// What the final transaction carries: the `results` link, and the callback data for a
+/// callback deal (read again from computed.json, which stays on disk until the task is final).
+fn final_payload(
+    deal_callback: Address,
+    cid: &str,
+    output_dir: &str,
+) -> Result<(Bytes, Bytes), String> {
+    if deal_callback == Address::ZERO {
+        return Ok((Bytes::from(results_link(cid).into_bytes()), Bytes::new()));
+    }
+    let data = crate::results::digest::callback_data(std::path::Path::new(output_dir))
+        .map_err(|e| format!("the callback data cannot be read again: {e}"))?;
+    Ok((
+        Bytes::from(callback_results_link(deal_callback).into_bytes()),
+        Bytes::from(data),
+    ))
 }
 
 fn task_dir(node: &Node, record: &TaskRecord) -> std::path::PathBuf {
@@ -269,7 +309,10 @@ async fn finish(
     };
     let trust: u64 = deal.trust.saturating_to();
     let worker = node.worker_sdk().sender()?.address();
-    let results = Bytes::from(results_link(cid).into_bytes());
+    let (results, callback_data) = match final_payload(deal.callback, cid, output_dir) {
+        Ok(payload) => payload,
+        Err(reason) => return Ok(TaskStep::Failed { reason }),
+    };
     // Waiting (for other workers, or their reveals) leaves the step as it is.
     let waiting = TaskStep::Finishing {
         digest,
@@ -313,7 +356,7 @@ async fn finish(
                         record.task,
                         digest,
                         results.clone(),
-                        Bytes::new(),
+                        callback_data.clone(),
                         authorization,
                     )
                     .await?;
@@ -362,7 +405,7 @@ async fn finish(
                     }
                     node.sdk
                         .poco_writer()?
-                        .finalize(record.task, results.clone(), Bytes::new())
+                        .finalize(record.task, results.clone(), callback_data.clone())
                         .await?;
                     return Ok(TaskStep::Completed);
                 } else if task.revealCounter == U256::ZERO && now >= task.revealDeadline {

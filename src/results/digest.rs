@@ -105,20 +105,29 @@ pub fn read_computed(out_dir: &Path) -> Result<ComputedFile, DigestError> {
     serde_json::from_str(&text).map_err(|e| DigestError::Computed(format!("not valid JSON: {e}")))
 }
 
+/// The bytes a callback deal hands its callback contract: `callback-data` in computed.json,
+/// 0x-hex, not empty.
+pub fn callback_data(out_dir: &Path) -> Result<Vec<u8>, DigestError> {
+    callback_bytes(&read_computed(out_dir)?)
+}
+
+fn callback_bytes(computed: &ComputedFile) -> Result<Vec<u8>, DigestError> {
+    let hex = computed
+        .callback_data
+        .as_deref()
+        .ok_or_else(|| DigestError::CallbackData("missing for a callback deal".into()))?;
+    let bytes = alloy::hex::decode(hex).map_err(|e| DigestError::CallbackData(e.to_string()))?;
+    if bytes.is_empty() {
+        return Err(DigestError::CallbackData("empty".into()));
+    }
+    Ok(bytes)
+}
+
 /// The digest of a task's output folder (`out_dir` is what the container saw as `/iexec_out`).
 pub fn result_digest(out_dir: &Path, has_callback: bool) -> Result<B256, DigestError> {
     let computed = read_computed(out_dir)?;
     if has_callback {
-        let hex = computed
-            .callback_data
-            .as_deref()
-            .ok_or_else(|| DigestError::CallbackData("missing for a callback deal".into()))?;
-        let bytes =
-            alloy::hex::decode(hex).map_err(|e| DigestError::CallbackData(e.to_string()))?;
-        if bytes.is_empty() {
-            return Err(DigestError::CallbackData("empty".into()));
-        }
-        return Ok(keccak256(bytes));
+        return Ok(keccak256(callback_bytes(&computed)?));
     }
     let declared = computed
         .deterministic_output_path

@@ -247,6 +247,12 @@ impl Sdk {
             .await?
             .ok_or_else(|| SdkError::NotFound(format!("the deal of task {task_id} is missing")))?;
         let location = ipfs::location_from_results(&task.results).ok_or_else(|| {
+            if !task.resultsCallback.is_empty() {
+                return SdkError::Result(format!(
+                    "task {task_id} is a callback task: its result is on chain, nothing to download (callback data {}; see `pew task show`)",
+                    task.resultsCallback
+                ));
+            }
             SdkError::Result(format!(
                 "task {task_id} has no IPFS result (results: `{}`)",
                 String::from_utf8_lossy(&task.results)

@@ -294,6 +294,12 @@ pub fn results_link(cid: &str) -> String {
     format!("{{ \"storage\": \"ipfs\", \"location\": \"/ipfs/{cid}\" }}")
 }
 
+/// The results link of a callback task: nothing is uploaded, the result went to the callback
+/// contract (PROTOCOL.md §6.9; the address in lower case, as web3j prints it).
+pub fn callback_results_link(callback: alloy::primitives::Address) -> String {
+    format!("{{ \"storage\": \"ethereum\", \"location\": \"{callback:#x}\" }}")
+}
+
 /// The IPFS location in a task's `results` bytes, if they are an IPFS results link.
 pub fn location_from_results(results: &[u8]) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(results).ok()?;
@@ -324,6 +330,15 @@ mod tests {
             None
         );
         assert_eq!(location_from_results(b"garbage"), None);
+        let callback = alloy::primitives::address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+        assert_eq!(
+            callback_results_link(callback),
+            r#"{ "storage": "ethereum", "location": "0x5fbdb2315678afecb367f032d93f642f64180aa3" }"#
+        );
+        assert_eq!(
+            location_from_results(callback_results_link(callback).as_bytes()),
+            None
+        );
     }
 
     #[test]

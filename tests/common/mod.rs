@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod contracts;
 pub mod deals;
 pub mod node;
 
