@@ -425,18 +425,8 @@ async fn an_rpc_node_restarted_mid_run_is_recovered_from_without_help() {
 #[tokio::test]
 async fn a_task_that_cannot_complete_is_claimed_after_its_final_deadline() {
     let t = common::devnet(true).await;
-    let docker = common::docker().await;
     // An app whose result is refused (a symlink out of /iexec_out): nothing to contribute.
-    let image = common::app_image(&docker, "symlinker").await;
-    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
-    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(APP_OWNER, &["app", "publish", "--app", &app.to_string()]);
-    let pool = t.pew_as(
-        POOL_OWNER,
-        &["pool", "create", "--description", "pew claim test"],
-    );
-    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    let (app, pool) = common::node::app_and_pool(&t, "symlinker", 1, "pew claim test").await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     let node = start_node(&t, &config, None);
     let request = submit(&t, app, "x");
@@ -728,14 +718,7 @@ alloy::sol! {
 #[tokio::test]
 async fn a_callback_request_delivers_its_data_to_the_callback_contract_at_trust_1_and_2() {
     let t = common::devnet(true).await;
-    let docker = common::docker().await;
-    let image = common::app_image(&docker, "oracle").await;
-    let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
-    let app: Address = app["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(APP_OWNER, &["app", "publish", "--app", &app.to_string()]);
-    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "oracles"]);
-    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
-    t.pew_as(POOL_OWNER, &["account", "deposit", "10"]);
+    let (app, pool) = common::node::app_and_pool(&t, "oracle", 10, "oracles").await;
     let keeper = common::contracts::deploy(
         &t,
         REQUESTER,

@@ -16,8 +16,18 @@ pub async fn writer_app_and_pool(
     volume: u64,
     description: &str,
 ) -> (Address, Address) {
+    app_and_pool(t, "writer", volume, description).await
+}
+
+/// Like [`writer_app_and_pool`], for the test app `tests/apps/<app_name>`.
+pub async fn app_and_pool(
+    t: &TestDevnet,
+    app_name: &str,
+    volume: u64,
+    description: &str,
+) -> (Address, Address) {
     let docker = super::docker().await;
-    let image = super::app_image(&docker, "writer").await;
+    let image = super::app_image(&docker, app_name).await;
     let app = t.pew_as(APP_OWNER, &["app", "register", "--image", &image]);
     let app: Address = app["address"].as_str().unwrap().parse().unwrap();
     let volume = volume.to_string();
