@@ -1,5 +1,6 @@
 //! pew, the Positive Energy Worker: an iExec-compatible worker node for solar-powered
 //! Raspberry Pis, and the requester's SDK and CLI. See `docs/architecture.md` for the map.
+#![warn(missing_docs)]
 
 pub mod chain;
 pub mod cli;
