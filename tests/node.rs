@@ -780,3 +780,97 @@ async fn a_callback_request_delivers_its_data_to_the_callback_contract_at_trust_
         node_log(&t)
     );
 }
+
+#[tokio::test]
+async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
+    let t = common::devnet(true).await;
+    let pool = t.pew_as(POOL_OWNER, &["pool", "create", "--description", "doctor"]);
+    let pool: Address = pool["address"].as_str().unwrap().parse().unwrap();
+    let trace = t.dir.path().join("trace.csv");
+    std::fs::write(&trace, "time,pv_w,battery_soc\n0,12.5,0.6\n3600,12.5,0.6\n").unwrap();
+    let energy = format!(
+        "[energy]\nsource = \"trace\"\ntrace_file = \"{}\"\nstate_file = \"{}\"",
+        trace.display(),
+        t.dir.path().join("energy/state.json").display()
+    );
+    let config = node_config(&t, pool, &energy);
+    // A price makes the bid lock stake, which this owner has not deposited yet.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("price = \"0\"", "price = \"1\"");
+    std::fs::write(&config, text).unwrap();
+    let keystore = t.keystore(POOL_OWNER);
+    let doctor = || {
+        let output = t
+            .pew()
+            .args(["doctor", "--json", "--config", config.to_str().unwrap()])
+            .args(["--keystore", keystore.to_str().unwrap()])
+            .env_remove("PEW_PASSWORD") // it never needs the password
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        let outcome = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("no {name} check: {report}"))["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let outcomes: std::collections::HashMap<String, String> = [
+            "config",
+            "clock",
+            "wallet",
+            "chain",
+            "workerpool",
+            "gas",
+            "stake",
+            "docker",
+            "ipfs",
+            "disk",
+            "energy",
+        ]
+        .iter()
+        .map(|name| (name.to_string(), outcome(name)))
+        .collect();
+        (output.status.success(), report, outcomes)
+    };
+
+    let (ok, report, outcomes) = doctor();
+    assert!(!ok, "{report}");
+    assert_eq!(report["ok"], false);
+    assert_eq!(outcomes["stake"], "fail", "{report}");
+    let stake = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stake")
+        .unwrap();
+    assert!(
+        stake["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pew account deposit"),
+        "{stake}"
+    );
+    for name in [
+        "wallet",
+        "chain",
+        "workerpool",
+        "gas",
+        "docker",
+        "ipfs",
+        "energy",
+    ] {
+        assert_eq!(outcomes[name], "ok", "{name}: {report}");
+    }
+
+    t.pew_as(POOL_OWNER, &["account", "deposit", "1"]);
+    let (ok, report, outcomes) = doctor();
+    assert!(ok, "{report}");
+    assert_eq!(outcomes["stake"], "ok", "{report}");
+}

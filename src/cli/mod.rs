@@ -8,6 +8,7 @@ mod context;
 mod dataset;
 mod deal;
 mod devnet;
+mod doctor;
 mod energy;
 mod energy_setup;
 mod pool;
@@ -81,6 +82,9 @@ enum Command {
     /// admission policy.
     #[command(subcommand)]
     Energy(energy::EnergyCommand),
+    /// Check everything `pew run` needs (wallet, chain, workerpool, gas, stake, Docker, IPFS,
+    /// disk, energy source, clock) without starting it; each problem with its fix.
+    Doctor,
     /// Run the node for the workerpool in node.pool: bid when the gate admits work, match
     /// requests, run tasks, contribute. Stops cleanly on SIGTERM or SIGINT.
     Run,
@@ -132,6 +136,12 @@ pub fn main() -> ExitCode {
             Command::Result(command) => result::run(command, globals, &settings).await,
             Command::Energy(command) => {
                 energy::run(command, globals.json, &settings, cli.config.as_deref()).await
+            }
+            Command::Doctor => {
+                let file = cli.config.clone().or_else(|| {
+                    std::env::var_os(crate::config::CONFIG_ENV).map(std::path::PathBuf::from)
+                });
+                doctor::run(globals, &settings, file.as_deref()).await
             }
             Command::Run => run::run(globals, &settings).await,
         }

@@ -70,14 +70,20 @@ pub struct GateChoice {
     pub energy: Option<crate::energy::runtime::EnergyRuntime>,
 }
 
-/// Builds the gate the configuration names; `auto` is the energy gate when an energy source
-/// is configured, else the simulated sun.
-pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result<GateChoice> {
-    let source = match settings.gate.source.as_str() {
+/// The gate source in force: `gate.source`, with `auto` resolved (the energy gate when an
+/// energy source is configured, else the simulated sun).
+pub fn gate_source(settings: &Settings) -> &str {
+    match settings.gate.source.as_str() {
         "auto" if settings.energy.source != "none" => "energy",
         "auto" => "sim",
         other => other,
-    };
+    }
+}
+
+/// Builds the gate the configuration names; `auto` is the energy gate when an energy source
+/// is configured, else the simulated sun.
+pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result<GateChoice> {
+    let source = gate_source(settings);
     let simple = |gate: Box<dyn AdmissionGate>| GateChoice { gate, energy: None };
     match source {
         "always" => Ok(simple(Box::new(AlwaysGate))),

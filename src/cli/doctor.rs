@@ -1,0 +1,377 @@
+//! `pew doctor`: everything `pew run` needs, checked at once without starting the node, each
+//! problem with its fix. An operator runs it after setup, or when the node waits and the log has
+//! scrolled away. It never asks for the password and never sends a transaction.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use serde::Serialize;
+
+use super::context::{Globals, print};
+use crate::config::Settings;
+use crate::poco::Nrlc;
+use crate::sdk::Sdk;
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Fine.
+    Ok,
+    /// `pew run` would stop or wait on this.
+    Fail,
+    /// `pew run` works, but this deserves a look.
+    Warn,
+    /// Not checked: it does not apply, or an earlier failure makes it meaningless.
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// How it came out.
+    pub outcome: Outcome,
+    /// What was found, or what to do about it.
+    pub detail: String,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// True when no check failed.
+    pub ok: bool,
+    /// The checks, in the order the node meets them.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn add(&mut self, name: &'static str, outcome: Outcome, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name,
+            outcome,
+            detail: detail.into(),
+        });
+    }
+
+    fn result<T, E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        result: Result<T, E>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.add(name, Outcome::Ok, detail(&value));
+                Some(value)
+            }
+            Err(error) => {
+                self.add(name, Outcome::Fail, format!("{error:#}"));
+                None
+            }
+        }
+    }
+}
+
+/// Runs every check and prints the report; exits 1 when a check failed.
+pub async fn run(
+    globals: &Globals,
+    settings: &Settings,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut report = Report {
+        ok: true,
+        checks: Vec::new(),
+    };
+    report.add(
+        "config",
+        Outcome::Ok,
+        match config {
+            Some(path) => format!("{} (over the built-in defaults)", path.display()),
+            None => "the built-in defaults (no --config or PEW_CONFIG)".into(),
+        },
+    );
+    check_clock(&mut report);
+    let keystore = globals.keystore_path(settings);
+    // The wallet's errors already name the fix (`pew wallet create`, --keystore).
+    let me = report.result("wallet", crate::wallet::address(&keystore), |address| {
+        format!("{address} in {}", keystore.display())
+    });
+    let sdk = chain(globals, settings, &mut report).await;
+    node_account(settings, sdk.as_ref(), me, &mut report).await;
+    report.result("docker", docker_version().await, |version| {
+        format!("Docker Engine {version} answers")
+    });
+    ipfs(settings, sdk.as_ref(), &mut report).await;
+    disk(settings, &mut report);
+    energy(settings, &mut report);
+    report.ok = report.checks.iter().all(|c| c.outcome != Outcome::Fail);
+    let ok = report.ok;
+    print(globals.json, &report, human);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check_clock(report: &mut Report) {
+    let now = crate::energy::sample::unix_now();
+    if now < crate::energy::gate::SANE_WALL_CLOCK_S {
+        report.add(
+            "clock",
+            Outcome::Fail,
+            "the system clock is before 2025 (a real-time clock that lost power?): set the time or enable NTP; no work is admitted until then",
+        );
+    } else {
+        report.add("clock", Outcome::Ok, "the system clock is plausible");
+    }
+}
+
+async fn chain(globals: &Globals, settings: &Settings, report: &mut Report) -> Option<Sdk> {
+    let connected = async {
+        let target = globals.target(settings)?;
+        let chain = crate::chain::client::connect(target).await?;
+        let block = chain.provider.get_block_number().await?;
+        anyhow::Ok((Sdk::new(chain, None), block))
+    }
+    .await;
+    report
+        .result("chain", connected, |(sdk, block)| {
+            format!(
+                "chain id {} at block {block}, hub {}",
+                sdk.chain.target.chain_id, sdk.chain.target.hub
+            )
+        })
+        .map(|(sdk, _)| sdk)
+}
+
+/// The workerpool, gas and stake checks: all need the chain and the wallet's address.
+async fn node_account(
+    settings: &Settings,
+    sdk: Option<&Sdk>,
+    me: Option<Address>,
+    report: &mut Report,
+) {
+    let (Some(sdk), Some(me)) = (sdk, me) else {
+        for name in ["workerpool", "gas", "stake"] {
+            report.add(name, Outcome::Skip, "needs the chain and the wallet");
+        }
+        return;
+    };
+    let pool = settings.node.pool.trim();
+    if pool.is_empty() {
+        report.add(
+            "workerpool",
+            Outcome::Fail,
+            "node.pool is not set: create one with `pew pool create --description ...` and set node.pool",
+        );
+    } else {
+        match pool.parse::<Address>() {
+            Err(_) => report.add(
+                "workerpool",
+                Outcome::Fail,
+                format!("node.pool `{pool}` is not an address"),
+            ),
+            Ok(address) => match sdk.pool(address).await {
+                Ok(info) if info.owner == me => {
+                    report.add("workerpool", Outcome::Ok, format!("{address} is owned by {me}"))
+                }
+                Ok(info) => report.add(
+                    "workerpool",
+                    Outcome::Fail,
+                    format!(
+                        "{address} is owned by {}, not by {me}: use the owner's key file (--keystore)",
+                        info.owner
+                    ),
+                ),
+                Err(error) => report.add(
+                    "workerpool",
+                    Outcome::Fail,
+                    format!("{error}: create one with `pew pool create` and set node.pool"),
+                ),
+            },
+        }
+    }
+    let balances = match sdk.balances(me).await {
+        Ok(balances) => balances,
+        Err(error) => {
+            report.add("gas", Outcome::Fail, error.to_string());
+            report.add("stake", Outcome::Skip, "needs the balances");
+            return;
+        }
+    };
+    if balances.eth_wei.is_zero() {
+        report.add(
+            "gas",
+            Outcome::Fail,
+            format!("{me} has no ETH to pay for gas: send it some"),
+        );
+    } else {
+        report.add(
+            "gas",
+            Outcome::Ok,
+            format!(
+                "{} ETH",
+                alloy::primitives::utils::format_ether(balances.eth_wei)
+            ),
+        );
+    }
+    let price: Result<Nrlc, _> = settings.node.price.parse();
+    let Ok(price) = price else {
+        report.add(
+            "stake",
+            Outcome::Fail,
+            format!("node.price `{}` is not an amount", settings.node.price),
+        );
+        return;
+    };
+    let needed = crate::node::owner_stake_per_task(price) * U256::from(settings.node.volume.max(1));
+    if balances.stake_nrlc < needed {
+        report.add(
+            "stake",
+            Outcome::Fail,
+            format!(
+                "the bid locks {} but the iExec account holds {}: run `pew account deposit`",
+                Nrlc(needed),
+                Nrlc(balances.stake_nrlc)
+            ),
+        );
+    } else {
+        report.add(
+            "stake",
+            Outcome::Ok,
+            format!(
+                "{} in the iExec account; the bid locks {}",
+                Nrlc(balances.stake_nrlc),
+                Nrlc(needed)
+            ),
+        );
+    }
+}
+
+async fn docker_version() -> anyhow::Result<String> {
+    let docker = crate::executor::image::connect().await?;
+    let version = docker.version().await?;
+    Ok(version
+        .version
+        .unwrap_or_else(|| "(version unknown)".into()))
+}
+
+async fn ipfs(settings: &Settings, sdk: Option<&Sdk>, report: &mut Report) {
+    let api = if settings.ipfs.api.is_empty() {
+        sdk.and_then(|sdk| sdk.chain.target.ipfs_api.clone())
+    } else {
+        Some(settings.ipfs.api.clone())
+    };
+    let Some(api) = api else {
+        if sdk.is_none() && settings.ipfs.api.is_empty() {
+            report.add(
+                "ipfs",
+                Outcome::Skip,
+                "needs the chain (its preset names the IPFS API) or ipfs.api",
+            );
+            return;
+        }
+        report.add(
+            "ipfs",
+            Outcome::Fail,
+            "no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)",
+        );
+        return;
+    };
+    let client = crate::storage::ipfs::IpfsClient::new(&api, Duration::from_secs(10));
+    report.result("ipfs", client.id().await, |_| format!("{api} answers"));
+}
+
+fn disk(settings: &Settings, report: &mut Report) {
+    let work = &settings.executor.work_dir;
+    // The folder may not exist before the first run: measure the nearest one that does.
+    let existing = work
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("."));
+    let free_mb = crate::executor::cache::free_bytes(existing) / (1024 * 1024);
+    let wanted = settings.executor.min_free_disk_mb;
+    if free_mb < wanted {
+        report.add(
+            "disk",
+            Outcome::Warn,
+            format!(
+                "{free_mb} MiB free for {}, under executor.min_free_disk_mb = {wanted}: pulled images will be pruned; free some space",
+                work.display()
+            ),
+        );
+    } else {
+        report.add(
+            "disk",
+            Outcome::Ok,
+            format!("{free_mb} MiB free for {}", work.display()),
+        );
+    }
+}
+
+fn energy(settings: &Settings, report: &mut Report) {
+    let source = crate::node::gate_source(settings);
+    if source != "energy" {
+        report.add(
+            "energy",
+            Outcome::Skip,
+            format!("gate.source is `{source}`: no energy source is read"),
+        );
+        return;
+    }
+    let energy = &settings.energy;
+    let now = crate::energy::sample::unix_now();
+    // A running node owns the source (a serial port has one reader): ask its status file.
+    let live_file = crate::energy::live::path_for(&energy.state_file);
+    if let Some(live) = crate::energy::live::read_fresh(&live_file, now) {
+        report.add(
+            "energy",
+            Outcome::Ok,
+            format!("read by the running node (pid {})", live.pid),
+        );
+        return;
+    }
+    let read = crate::energy::runtime::open_source(energy).and_then(|mut opened| {
+        crate::energy::runtime::first_reading(opened.source.as_mut())
+            .map(|sample| (opened.source.name(), sample))
+    });
+    report.result("energy", read, |(name, sample)| {
+        let number = |v: Option<f64>, unit: &str| {
+            v.map(|v| format!("{v:.1} {unit}"))
+                .unwrap_or_else(|| format!("- {unit}"))
+        };
+        format!(
+            "{name} answers: PV {}, battery {}",
+            number(sample.pv_w, "W"),
+            number(sample.battery_v, "V")
+        )
+    });
+}
+
+fn human(report: &Report) -> String {
+    let mut lines: Vec<String> = report
+        .checks
+        .iter()
+        .map(|c| {
+            let mark = match c.outcome {
+                Outcome::Ok => "ok  ",
+                Outcome::Fail => "FAIL",
+                Outcome::Warn => "warn",
+                Outcome::Skip => "skip",
+            };
+            format!("{mark}  {:<11} {}", c.name, c.detail)
+        })
+        .collect();
+    lines.push(if report.ok {
+        "everything `pew run` needs is in place".into()
+    } else {
+        "fix the FAIL lines, then run `pew doctor` again".into()
+    });
+    lines.join("\n")
+}
