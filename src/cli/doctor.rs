@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 use alloy::providers::Provider;
 use serde::Serialize;
 
@@ -205,21 +205,16 @@ async fn node_account(
             return;
         }
     };
-    if balances.eth_wei.is_zero() {
-        report.add(
-            "gas",
-            Outcome::Fail,
-            format!("{me} has no ETH to pay for gas: send it some"),
-        );
-    } else {
-        report.add(
+    match crate::node::startup::gas_problem(&balances) {
+        Some(problem) => report.add("gas", Outcome::Fail, problem),
+        None => report.add(
             "gas",
             Outcome::Ok,
             format!(
                 "{} ETH",
                 alloy::primitives::utils::format_ether(balances.eth_wei)
             ),
-        );
+        ),
     }
     let price: Result<Nrlc, _> = settings.node.price.parse();
     let Ok(price) = price else {
@@ -230,19 +225,9 @@ async fn node_account(
         );
         return;
     };
-    let needed = crate::node::owner_stake_per_task(price) * U256::from(settings.node.volume.max(1));
-    if balances.stake_nrlc < needed {
-        report.add(
-            "stake",
-            Outcome::Fail,
-            format!(
-                "the bid locks {} but the iExec account holds {}: run `pew account deposit`",
-                Nrlc(needed),
-                Nrlc(balances.stake_nrlc)
-            ),
-        );
-    } else {
-        report.add(
+    let volume = settings.node.volume.max(1);
+    match crate::node::startup::stake_check(&balances, price, volume) {
+        Ok(needed) => report.add(
             "stake",
             Outcome::Ok,
             format!(
@@ -250,7 +235,8 @@ async fn node_account(
                 Nrlc(balances.stake_nrlc),
                 Nrlc(needed)
             ),
-        );
+        ),
+        Err(problem) => report.add("stake", Outcome::Fail, problem),
     }
 }
 

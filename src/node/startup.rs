@@ -9,6 +9,7 @@ use alloy::providers::Provider;
 
 use crate::poco::Nrlc;
 use crate::sdk::Sdk;
+use crate::sdk::account::Balances;
 use crate::storage::ipfs::IpfsClient;
 
 /// The outcome of the checks that can be waited for.
@@ -46,18 +47,11 @@ pub async fn preflight(sdk: &Sdk, ipfs: &IpfsClient, price: Nrlc, volume: u64) -
         Ok(b) => b,
         Err(e) => return Preflight::Wait(format!("the RPC node does not answer ({e}); waiting")),
     };
-    if balances.eth_wei.is_zero() {
-        return Preflight::Wait(format!(
-            "{me} has no ETH to pay for gas: send it some; waiting"
-        ));
+    if let Some(problem) = gas_problem(&balances) {
+        return Preflight::Wait(format!("{problem}; waiting"));
     }
-    let needed = super::owner_stake_per_task(price) * U256::from(volume);
-    if balances.stake_nrlc < needed {
-        return Preflight::Wait(format!(
-            "the bid locks {} of stake but {me} has {} in its iExec account: run `pew account deposit`; waiting",
-            Nrlc(needed),
-            Nrlc(balances.stake_nrlc)
-        ));
+    if let Err(problem) = stake_check(&balances, price, volume) {
+        return Preflight::Wait(format!("{problem}; waiting"));
     }
     if let Err(e) = crate::executor::image::connect().await {
         return Preflight::Wait(format!("{e}; waiting"));
@@ -66,6 +60,30 @@ pub async fn preflight(sdk: &Sdk, ipfs: &IpfsClient, price: Nrlc, volume: u64) -
         return Preflight::Wait(format!("{e}; waiting"));
     }
     Preflight::Ready
+}
+
+/// Why the account cannot pay for gas, if it cannot.
+pub fn gas_problem(balances: &Balances) -> Option<String> {
+    balances.eth_wei.is_zero().then(|| {
+        format!(
+            "{} has no ETH to pay for gas: send it some",
+            balances.address
+        )
+    })
+}
+
+/// The stake a bid of `volume` tasks at `price` locks, or why the account does not hold it.
+pub fn stake_check(balances: &Balances, price: Nrlc, volume: u64) -> Result<U256, String> {
+    let needed = super::owner_stake_per_task(price) * U256::from(volume);
+    if balances.stake_nrlc < needed {
+        return Err(format!(
+            "the bid locks {} of stake but {} has {} in its iExec account: run `pew account deposit`",
+            Nrlc(needed),
+            balances.address,
+            Nrlc(balances.stake_nrlc)
+        ));
+    }
+    Ok(needed)
 }
 
 /// Runs [`preflight`] until ready, logging each distinct problem once.
