@@ -171,31 +171,15 @@ async fn node_account(
             "node.pool is not set: create one with `pew pool create --description ...` and set node.pool",
         );
     } else {
-        match pool.parse::<Address>() {
-            Err(_) => report.add(
-                "workerpool",
-                Outcome::Fail,
-                format!("node.pool `{pool}` is not an address"),
-            ),
-            Ok(address) => match sdk.pool(address).await {
-                Ok(info) if info.owner == me => {
-                    report.add("workerpool", Outcome::Ok, format!("{address} is owned by {me}"))
-                }
-                Ok(info) => report.add(
-                    "workerpool",
-                    Outcome::Fail,
-                    format!(
-                        "{address} is owned by {}, not by {me}: use the owner's key file (--keystore)",
-                        info.owner
-                    ),
-                ),
-                Err(error) => report.add(
-                    "workerpool",
-                    Outcome::Fail,
-                    format!("{error}: create one with `pew pool create` and set node.pool"),
-                ),
-            },
+        let checked = async {
+            let address = crate::chain::client::parse_address("node.pool", pool)?;
+            crate::node::startup::check_pool(sdk, address, me).await?;
+            anyhow::Ok(address)
         }
+        .await;
+        report.result("workerpool", checked, |address| {
+            format!("{address} is owned by {me}")
+        });
     }
     let balances = match sdk.balances(me).await {
         Ok(balances) => balances,

@@ -121,7 +121,7 @@ async fn serve(
             }
         }
     };
-    node::startup::check_pool(&sdk, pool).await?;
+    node::startup::check_pool(&sdk, pool, sdk.sender()?.address()).await?;
     let ipfs_api = if settings.ipfs.api.is_empty() {
         sdk.chain.target.ipfs_api.clone()
     } else {

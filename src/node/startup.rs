@@ -21,9 +21,8 @@ pub enum Preflight {
     Wait(String),
 }
 
-/// Checks that cannot be fixed by waiting: the pool exists and the key owns it.
-pub async fn check_pool(sdk: &Sdk, pool: Address) -> anyhow::Result<()> {
-    let me = sdk.sender()?.address();
+/// Checks that cannot be fixed by waiting: the pool exists and `me` owns it.
+pub async fn check_pool(sdk: &Sdk, pool: Address, me: Address) -> anyhow::Result<()> {
     let info = sdk
         .pool(pool)
         .await
