@@ -37,8 +37,18 @@ pub struct Settings {
     pub gate: GateSettings,
     /// The energy module.
     pub energy: EnergySettings,
+    /// The node's local HTTP API.
+    pub api: ApiSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// The node's local HTTP API (health, Prometheus metrics, status JSON, a dashboard page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address to listen on, e.g. 127.0.0.1:9464; empty turns the API off.
+    pub listen: String,
 }
 
 /// The signing wallet.

@@ -2,6 +2,7 @@
 //! Raspberry Pis, and the requester's SDK and CLI. See `docs/architecture.md` for the map.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;

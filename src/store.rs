@@ -445,14 +445,60 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Every task, or only those not final.
+    /// Every task, or only those not final. The filter runs in SQLite: the journal keeps every
+    /// task the node ever took, and the node asks for the unfinished ones every round.
     pub fn tasks(&self, unfinished_only: bool) -> Result<Vec<TaskRecord>, StoreError> {
+        let filter = if unfinished_only {
+            "WHERE json_extract(step, '$.step') NOT IN ('completed', 'failed', 'claimed')"
+        } else {
+            ""
+        };
+        self.select_tasks(filter, [])
+    }
+
+    /// The tasks at one step (`TaskStep::name`), oldest first.
+    pub fn tasks_at(&self, step: &str) -> Result<Vec<TaskRecord>, StoreError> {
+        self.select_tasks("WHERE json_extract(step, '$.step') = ?1", [step])
+    }
+
+    /// One task.
+    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(self
+            .select_tasks("WHERE task = ?1", [task.to_string()])?
+            .pop())
+    }
+
+    /// How many tasks are at each step, for status and metrics.
+    pub fn task_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         let mut statement = self
             .connection
-            .prepare("SELECT task, deal, idx, step FROM tasks ORDER BY rowid")
+            .prepare("SELECT json_extract(step, '$.step'), COUNT(*) FROM tasks GROUP BY 1")
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |row| {
+                Ok((
+                    row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    row.get::<_, i64>(1)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut counts = std::collections::BTreeMap::new();
+        for row in rows {
+            let (step, count) = row.map_err(|e| self.error(e))?;
+            counts.insert(step, count.max(0) as u64);
+        }
+        Ok(counts)
+    }
+
+    fn select_tasks<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let sql = format!("SELECT task, deal, idx, step FROM tasks {filter} ORDER BY rowid");
+        let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params, |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
@@ -464,22 +510,14 @@ impl Store {
         let mut records = Vec::new();
         for row in rows {
             let (task, deal, index, step) = row.map_err(|e| self.error(e))?;
-            let record = TaskRecord {
+            records.push(TaskRecord {
                 task: TaskId::from_str(&task).map_err(|e| self.error(e))?,
                 deal: DealId::from_str(&deal).map_err(|e| self.error(e))?,
                 index: index as u64,
                 step: serde_json::from_str(&step).map_err(|e| self.error(e))?,
-            };
-            if !unfinished_only || !record.step.is_final() {
-                records.push(record);
-            }
+            });
         }
         Ok(records)
-    }
-
-    /// One task.
-    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        Ok(self.tasks(false)?.into_iter().find(|r| r.task == task))
     }
 }
 
@@ -516,6 +554,61 @@ mod tests {
         store.set_step(task, &TaskStep::Completed).unwrap();
         assert!(store.tasks(true).unwrap().is_empty());
         assert_eq!(store.get("cursor").unwrap().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn the_sql_filters_agree_with_the_steps_own_names_and_finality() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("journal.sqlite")).unwrap();
+        let steps = [
+            TaskStep::New,
+            TaskStep::Initialized,
+            TaskStep::Computed {
+                digest: B256::ZERO,
+                output_dir: "/o".into(),
+            },
+            TaskStep::Uploaded {
+                digest: B256::ZERO,
+                output_dir: "/o".into(),
+                cid: String::new(),
+            },
+            TaskStep::Finishing {
+                digest: B256::ZERO,
+                output_dir: "/o".into(),
+                cid: "Qm".into(),
+            },
+            TaskStep::Completed,
+            TaskStep::Failed { reason: "x".into() },
+            TaskStep::Claimed { reason: "y".into() },
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            let task = TaskId(B256::with_last_byte(i as u8));
+            store.add_task(task, DealId(B256::ZERO), i as u64).unwrap();
+            store.set_step(task, step).unwrap();
+        }
+        let unfinished: Vec<&str> = store
+            .tasks(true)
+            .unwrap()
+            .iter()
+            .map(|r| r.step.name())
+            .collect();
+        let expected: Vec<&str> = steps
+            .iter()
+            .filter(|s| !s.is_final())
+            .map(TaskStep::name)
+            .collect();
+        assert_eq!(unfinished, expected);
+        assert_eq!(store.tasks(false).unwrap().len(), steps.len());
+        let counts = store.task_counts().unwrap();
+        for step in &steps {
+            assert_eq!(counts[step.name()], 1, "{counts:?}");
+            let at = store.tasks_at(step.name()).unwrap();
+            assert_eq!(at.len(), 1);
+            assert_eq!(&at[0].step, step);
+        }
+        let one = TaskId(B256::with_last_byte(2));
+        assert_eq!(store.task(one).unwrap().unwrap().step.name(), "computed");
+        assert!(store.task(TaskId(B256::repeat_byte(9))).unwrap().is_none());
     }
 
     #[test]

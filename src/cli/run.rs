@@ -188,13 +188,39 @@ async fn serve(
         retry_after: Default::default(),
         timings: Default::default(),
         vanished: Mutex::new(vanished),
+        heartbeat: Default::default(),
     });
+    start_api(settings, &node, stop_rx).await;
     let mut stop = stop_rx.clone();
     node.run(watcher, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     })
     .await?;
     Ok(())
+}
+
+/// Starts the local HTTP API when `api.listen` names an address. A port in use or a bad
+/// address is reported, and the node runs without it: monitoring must never stop the work.
+async fn start_api(
+    settings: &Settings,
+    node: &Arc<Node>,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) {
+    let listen = settings.api.listen.trim();
+    if listen.is_empty() {
+        return;
+    }
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            tracing::info!("HTTP API on http://{listen}/ (/health, /metrics, /status)");
+            tokio::spawn(crate::api::serve(listener, node.clone(), stop_rx.clone()));
+        }
+        Err(error) => tracing::warn!(
+            listen,
+            %error,
+            "the HTTP API cannot listen there; the node runs without it (set api.listen, or \"\" to turn it off)"
+        ),
+    }
 }
 
 /// Runs the configured power-off command (after the node has parked everything).

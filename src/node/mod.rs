@@ -59,6 +59,8 @@ pub struct Node {
     /// When each deal's SchedulerNotice reached the node, and each task's app run time, for
     /// the latency figures the node logs per task.
     pub timings: Mutex<Timings>,
+    /// The loop's rounds, for the HTTP API's health and metrics.
+    pub heartbeat: crate::api::Heartbeat,
 }
 
 /// The gate the configuration names, and the energy module behind it when it is the
@@ -148,6 +150,11 @@ impl Node {
         }
     }
 
+    /// Whether a workerpool order of ours is open (as the journal remembers it).
+    pub fn bid_open(&self) -> bool {
+        scheduler::has_open_bid(self)
+    }
+
     /// The journal (the lock is never held across an await).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store
@@ -178,11 +185,19 @@ impl Node {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
             }
-            if let Err(error) = self.clone().step(&watcher).await {
+            let round = self.clone().step(&watcher).await;
+            if let Err(error) = &round {
                 tracing::warn!(%error, "this round did not complete; retrying next round");
             }
+            self.heartbeat.round(round.is_ok());
             if rounds % 60 == 1 {
                 self.free_disk().await;
+            }
+            // Claims are not urgent (final deadlines are hours away): every 30 rounds.
+            if rounds % 30 == 2
+                && let Err(error) = worker::claim_expired(&self).await
+            {
+                tracing::warn!(%error, "expired tasks not claimed this time; retrying later");
             }
             self.follow_pause(&mut paused).await;
             // Start every unfinished task that is not running yet, within the bound.
@@ -315,7 +330,6 @@ impl Node {
         scheduler::keep_bid(&self).await?;
         scheduler::decide_requests(&self, &found).await?;
         scheduler::revive_vanished(&self).await?;
-        worker::claim_expired(&self).await?;
         Ok(())
     }
 }

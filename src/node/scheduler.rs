@@ -38,6 +38,11 @@ fn open_bid(node: &Node) -> anyhow::Result<Option<WorkerpoolOrder>> {
     Ok(Some(WorkerpoolOrder::abi_decode(&bytes)?))
 }
 
+/// Whether the journal holds an open workerpool order of ours.
+pub fn has_open_bid(node: &Node) -> bool {
+    matches!(node.store().get(BID_ORDER), Ok(Some(_)))
+}
+
 fn remember_bid(node: &Node, order: Option<&WorkerpoolOrder>) -> anyhow::Result<()> {
     let store = node.store();
     match order {

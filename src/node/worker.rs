@@ -452,13 +452,10 @@ fn log_timing(node: &Node, record: &TaskRecord) {
 
 /// Claims the tasks this node gave up on once their final deadline has passed, so the
 /// requester's funds are not locked forever (anyone may claim; the node does it for its own).
+/// A failed task already settled on chain (claimed, or completed) leaves the list for good, so
+/// the list does not grow with every task ever failed.
 pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
-    let failed: Vec<TaskRecord> = node
-        .store()
-        .tasks(false)?
-        .into_iter()
-        .filter(|r| matches!(r.step, TaskStep::Failed { .. }))
-        .collect();
+    let failed = node.store().tasks_at("failed")?;
     if failed.is_empty() {
         return Ok(());
     }
@@ -469,6 +466,18 @@ pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
             continue;
         };
         let task = poco.task(record.task).await?;
+        let settled = match task.status {
+            status::COMPLETED => Some(TaskStep::Completed),
+            status::FAILED => Some(TaskStep::Claimed {
+                reason: format!("{reason}; found claimed on chain"),
+            }),
+            _ => None, // UNSET: a deal gone in a reorg, watched by revive_vanished
+        };
+        if let Some(step) = settled {
+            tracing::info!(task = %record.task, step = step.name(), "a failed task was settled on chain");
+            node.store().set_step(record.task, &step)?;
+            continue;
+        }
         let open = task.status == status::ACTIVE || task.status == status::REVEALING;
         if !open || now < task.finalDeadline {
             continue;

@@ -1,0 +1,319 @@
+//! The node's local HTTP API, for the operator's monitoring: `/health` (200 while the node's
+//! rounds keep completing, 503 when they stall), `/metrics` (Prometheus text format), `/status`
+//! (JSON), and `/` (a dashboard page that reads `/status`). Read-only; it binds where
+//! `api.listen` says, the loopback address by default.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::node::Node;
+
+/// What the node loop reports about itself, for `/health` and the metrics.
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    rounds: AtomicU64,
+    failed_rounds: AtomicU64,
+    last_round_ms: AtomicU64,
+}
+
+impl Heartbeat {
+    /// Records one finished round of the node loop, and whether it completed.
+    pub fn round(&self, completed: bool) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        if !completed {
+            self.failed_rounds.fetch_add(1, Ordering::Relaxed);
+        }
+        let now_ms = (crate::energy::sample::unix_now() * 1000.0) as u64;
+        self.last_round_ms.store(now_ms, Ordering::Relaxed);
+    }
+}
+
+/// Everything the API shows, taken at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The workerpool this node serves.
+    pub pool: String,
+    /// Rounds of the node loop so far, and how many did not complete.
+    pub rounds: u64,
+    /// Rounds that ended in an error (retried at the next round).
+    pub failed_rounds: u64,
+    /// Seconds since the last round ended (`None` before the first).
+    pub last_round_age_s: Option<f64>,
+    /// Whether the node is healthy: its last round ended recently.
+    pub healthy: bool,
+    /// Journaled tasks by step.
+    pub tasks: BTreeMap<String, u64>,
+    /// Tasks being worked on now.
+    pub running_tasks: usize,
+    /// Whether a workerpool order of ours is open on chain.
+    pub bid_open: bool,
+    /// The admission gate's status (the energy module's readings and decision when it is the
+    /// energy gate).
+    pub gate: serde_json::Value,
+}
+
+/// Takes a snapshot of the node now.
+pub fn snapshot(node: &Node) -> Snapshot {
+    let now_s = crate::energy::sample::unix_now();
+    let last_ms = node.heartbeat.last_round_ms.load(Ordering::Relaxed);
+    let last_round_age_s = (last_ms > 0).then(|| (now_s - last_ms as f64 / 1000.0).max(0.0));
+    // Stalled: no round for three poll intervals plus a minute (a slow RPC call included).
+    let stall_s = 3.0 * node.settings.node.poll_interval_ms as f64 / 1000.0 + 60.0;
+    let bid_open = node.bid_open();
+    let tasks = node.store().task_counts().unwrap_or_default();
+    let running_tasks = node.running.lock().map(|r| r.len()).unwrap_or(0);
+    Snapshot {
+        pool: node.pool.to_string(),
+        rounds: node.heartbeat.rounds.load(Ordering::Relaxed),
+        failed_rounds: node.heartbeat.failed_rounds.load(Ordering::Relaxed),
+        last_round_age_s,
+        healthy: last_round_age_s.is_some_and(|age| age < stall_s),
+        tasks,
+        running_tasks,
+        bid_open,
+        gate: node.gate.status(now_s as u64),
+    }
+}
+
+/// The Prometheus text exposition (format 0.0.4) of a snapshot.
+pub fn metrics_text(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |value: f64| vec![(String::new(), value)];
+    gauge(
+        "pew_up",
+        "1 while the node's rounds keep completing.",
+        "gauge",
+        &one(f64::from(u8::from(snapshot.healthy))),
+    );
+    gauge(
+        "pew_rounds_total",
+        "Rounds of the node loop.",
+        "counter",
+        &one(snapshot.rounds as f64),
+    );
+    gauge(
+        "pew_failed_rounds_total",
+        "Rounds that ended in an error and were retried.",
+        "counter",
+        &one(snapshot.failed_rounds as f64),
+    );
+    let steps: Vec<(String, f64)> = snapshot
+        .tasks
+        .iter()
+        .map(|(step, count)| (format!("{{step=\"{step}\"}}"), *count as f64))
+        .collect();
+    gauge("pew_tasks", "Journaled tasks by step.", "gauge", &steps);
+    gauge(
+        "pew_running_tasks",
+        "Tasks being worked on now.",
+        "gauge",
+        &one(snapshot.running_tasks as f64),
+    );
+    gauge(
+        "pew_bid_open",
+        "1 while a workerpool order of ours is open.",
+        "gauge",
+        &one(f64::from(u8::from(snapshot.bid_open))),
+    );
+    let gate = &snapshot.gate;
+    let admit = gate["decision"]["admit"]
+        .as_bool()
+        .or_else(|| gate["admit"].as_bool());
+    if let Some(admit) = admit {
+        gauge(
+            "pew_gate_admit",
+            "1 while the admission gate admits work.",
+            "gauge",
+            &one(f64::from(u8::from(admit))),
+        );
+    }
+    let energy = [
+        (
+            "pew_energy_battery_soc_ratio",
+            "Estimated battery state of charge, 0 to 1.",
+            gate["battery"]["soc_pct"].as_f64().map(|pct| pct / 100.0),
+        ),
+        (
+            "pew_energy_pv_watts",
+            "PV power last read.",
+            gate["readings"]["pv_w"].as_f64(),
+        ),
+        (
+            "pew_energy_load_watts",
+            "The node's own draw last read.",
+            gate["readings"]["load_w"].as_f64(),
+        ),
+        (
+            "pew_energy_surplus_watts",
+            "PV minus load.",
+            gate["surplus_w"].as_f64(),
+        ),
+    ];
+    for (name, help, value) in energy {
+        if let Some(value) = value {
+            gauge(name, help, "gauge", &one(value));
+        }
+    }
+    out
+}
+
+/// Answers one request.
+pub fn respond(node: &Node, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "read-only: use GET\n".into(),
+        );
+    }
+    match path {
+        "/health" => {
+            let snapshot = snapshot(node);
+            let (status, word) = if snapshot.healthy {
+                (StatusCode::OK, "ok")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "stalled")
+            };
+            let body = serde_json::json!({
+                "status": word,
+                "rounds": snapshot.rounds,
+                "last_round_age_s": snapshot.last_round_age_s,
+            });
+            text(status, "application/json", body.to_string())
+        }
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics_text(&snapshot(node)),
+        ),
+        "/status" => text(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&snapshot(node)).unwrap_or_default(),
+        ),
+        "/" => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: /health, /metrics, /status or /\n".into(),
+        ),
+    }
+}
+
+fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// Serves the API on `listener` until `stop` turns true. Connections that do not send their
+/// request headers within 10 s are dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Arc<Node>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(100)).await; // e.g. out of file handles
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let response = respond(&node, request.method(), request.uri().path());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+        });
+    }
+}
+
+/// The dashboard: one page, no external resources, refreshed from `/status` every 5 s.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_follow_the_prometheus_text_format() {
+        let snapshot = Snapshot {
+            pool: "0xpool".into(),
+            rounds: 42,
+            failed_rounds: 1,
+            last_round_age_s: Some(0.2),
+            healthy: true,
+            tasks: [("completed".to_string(), 3), ("failed".to_string(), 1)].into(),
+            running_tasks: 1,
+            bid_open: true,
+            gate: serde_json::json!({
+                "decision": {"admit": false, "reasons": ["night"]},
+                "battery": {"soc_pct": 61.5},
+                "readings": {"pv_w": 0.0, "load_w": 2.7},
+                "surplus_w": -2.7,
+            }),
+        };
+        let text = metrics_text(&snapshot);
+        for line in [
+            "# TYPE pew_up gauge",
+            "pew_up 1",
+            "# TYPE pew_rounds_total counter",
+            "pew_rounds_total 42",
+            "pew_failed_rounds_total 1",
+            "pew_tasks{step=\"completed\"} 3",
+            "pew_tasks{step=\"failed\"} 1",
+            "pew_running_tasks 1",
+            "pew_bid_open 1",
+            "pew_gate_admit 0",
+            "pew_energy_battery_soc_ratio 0.615",
+            "pew_energy_pv_watts 0",
+            "pew_energy_load_watts 2.7",
+            "pew_energy_surplus_watts -2.7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        // Every sample line is `name[{labels}] value`, and every name has its HELP and TYPE.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            let bare = name.split('{').next().unwrap();
+            assert!(text.contains(&format!("# TYPE {bare} ")), "{line}");
+        }
+        // A gate without energy readings gives no energy lines.
+        let plain = Snapshot {
+            gate: serde_json::json!({"source": "always"}),
+            ..snapshot
+        };
+        assert!(!metrics_text(&plain).contains("pew_energy"));
+    }
+}
