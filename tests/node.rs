@@ -130,7 +130,15 @@ async fn stop(mut child: Child) -> std::process::ExitStatus {
 async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
     let t = common::devnet(true).await;
     let (app, pool) = prepare(&t).await;
-    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let api_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = node_config(
+        &t,
+        pool,
+        &format!("[gate]\nsource = \"always\"\n[api]\nlisten = \"127.0.0.1:{api_port}\""),
+    );
     let node = start_node(&t, &config, None);
     let request = submit(&t, app, "hello from the node");
     let task = wait_completed(&t, request, Duration::from_secs(120)).await;
@@ -180,6 +188,45 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
             .any(|tx| tx.label.starts_with("matchOrders")),
         "{transactions:?}"
     );
+
+    // The local HTTP API shows the node as its operator's monitoring sees it.
+    let api = format!("http://127.0.0.1:{api_port}");
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = client.get(format!("{api}{path}"));
+        async move {
+            let response = request.send().await.expect("the API answers");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let (code, health) = get("/health").await;
+    assert_eq!(code, 200, "{health}");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    let (code, metrics) = get("/metrics").await;
+    assert_eq!(code, 200);
+    assert!(metrics.lines().any(|l| l == "pew_up 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"pew_tasks{step="completed"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "pew_gate_admit 1"),
+        "{metrics}"
+    );
+    let (_, status) = get("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["tasks"]["completed"], 1, "{status}");
+    assert_eq!(status["pool"], pool.to_string(), "{status}");
+    let (code, page) = get("/").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("fetch(\"/status\""),
+        "the dashboard reads /status"
+    );
+    assert_eq!(get("/nothing").await.0, 404);
 
     // A clean stop exits 0 and leaves no open bid.
     let status = stop(node).await;

@@ -16,6 +16,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::node::Node;
+use crate::scheduler::gate::Decision;
 
 /// What the node loop reports about itself, for `/health` and the metrics.
 #[derive(Debug, Default)]
@@ -23,9 +24,17 @@ pub struct Heartbeat {
     rounds: AtomicU64,
     failed_rounds: AtomicU64,
     last_round_ms: AtomicU64,
+    bid_decision: std::sync::Mutex<Option<Decision>>,
 }
 
 impl Heartbeat {
+    /// Records the gate's answer to this round's bid question.
+    pub fn bid_decided(&self, decision: &Decision) {
+        if let Ok(mut slot) = self.bid_decision.lock() {
+            *slot = Some(decision.clone());
+        }
+    }
+
     /// Records one finished round of the node loop, and whether it completed.
     pub fn round(&self, completed: bool) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
@@ -56,8 +65,10 @@ pub struct Snapshot {
     pub running_tasks: usize,
     /// Whether a workerpool order of ours is open on chain.
     pub bid_open: bool,
-    /// The admission gate's status (the energy module's readings and decision when it is the
-    /// energy gate).
+    /// The gate's last answer on bidding, with its reasons (`None` before the first round).
+    pub decision: Option<Decision>,
+    /// The admission gate's own status: the energy module's readings, estimate and forecast
+    /// when it is the energy gate, else null.
     pub gate: serde_json::Value,
 }
 
@@ -66,8 +77,6 @@ pub fn snapshot(node: &Node) -> Snapshot {
     let now_s = crate::energy::sample::unix_now();
     let last_ms = node.heartbeat.last_round_ms.load(Ordering::Relaxed);
     let last_round_age_s = (last_ms > 0).then(|| (now_s - last_ms as f64 / 1000.0).max(0.0));
-    // Stalled: no round for three poll intervals plus a minute (a slow RPC call included).
-    let stall_s = 3.0 * node.settings.node.poll_interval_ms as f64 / 1000.0 + 60.0;
     let bid_open = node.bid_open();
     let tasks = node.store().task_counts().unwrap_or_default();
     let running_tasks = node.running.lock().map(|r| r.len()).unwrap_or(0);
@@ -76,12 +85,25 @@ pub fn snapshot(node: &Node) -> Snapshot {
         rounds: node.heartbeat.rounds.load(Ordering::Relaxed),
         failed_rounds: node.heartbeat.failed_rounds.load(Ordering::Relaxed),
         last_round_age_s,
-        healthy: last_round_age_s.is_some_and(|age| age < stall_s),
+        healthy: healthy(last_round_age_s, node.settings.node.poll_interval_ms),
         tasks,
         running_tasks,
         bid_open,
+        decision: node
+            .heartbeat
+            .bid_decision
+            .lock()
+            .ok()
+            .and_then(|d| d.clone()),
         gate: node.gate.status(now_s as u64),
     }
+}
+
+/// Whether a node whose last round ended `last_round_age_s` ago is alive: it must have done a
+/// round, and not stalled for three poll intervals plus a minute (a slow RPC call included).
+pub fn healthy(last_round_age_s: Option<f64>, poll_interval_ms: u64) -> bool {
+    let stall_s = 3.0 * poll_interval_ms as f64 / 1000.0 + 60.0;
+    last_round_age_s.is_some_and(|age| age < stall_s)
 }
 
 /// The Prometheus text exposition (format 0.0.4) of a snapshot.
@@ -132,10 +154,7 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
         &one(f64::from(u8::from(snapshot.bid_open))),
     );
     let gate = &snapshot.gate;
-    let admit = gate["decision"]["admit"]
-        .as_bool()
-        .or_else(|| gate["admit"].as_bool());
-    if let Some(admit) = admit {
+    if let Some(admit) = snapshot.decision.as_ref().map(|d| d.admit) {
         gauge(
             "pew_gate_admit",
             "1 while the admission gate admits work.",
@@ -266,6 +285,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_node_is_healthy_only_after_a_round_and_until_it_stalls() {
+        assert!(!healthy(None, 1000), "no round yet");
+        assert!(healthy(Some(2.0), 1000));
+        assert!(healthy(Some(62.0), 1000));
+        assert!(!healthy(Some(64.0), 1000), "stalled past 3 × 1 s + 60 s");
+    }
+
+    #[test]
     fn metrics_follow_the_prometheus_text_format() {
         let snapshot = Snapshot {
             pool: "0xpool".into(),
@@ -276,8 +303,8 @@ mod tests {
             tasks: [("completed".to_string(), 3), ("failed".to_string(), 1)].into(),
             running_tasks: 1,
             bid_open: true,
+            decision: Some(Decision::no("night")),
             gate: serde_json::json!({
-                "decision": {"admit": false, "reasons": ["night"]},
                 "battery": {"soc_pct": 61.5},
                 "readings": {"pv_w": 0.0, "load_w": 2.7},
                 "surplus_w": -2.7,

@@ -82,6 +82,7 @@ pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
     let decision = node
         .gate
         .admit(&estimate(node.category, volume, None), now_s());
+    node.heartbeat.bid_decided(&decision);
     let bid = open_bid(node)?;
     let left = match &bid {
         Some(order) => remaining(node, order).await?,
