@@ -202,15 +202,15 @@ open_meteo = false
     );
 }
 
-/// Starts a node on a trace whose battery is healthy (60 %) for `healthy_minutes` trace minutes
-/// (seconds of wall time), then nearly empty (3 %), with `extra` appended to its config; waits
-/// until it exits by itself and returns its log. It must have run the power-off command.
-async fn run_until_the_battery_collapses(
+/// Writes the config of a node on a trace whose battery is healthy (60 %) for
+/// `healthy_minutes` trace minutes (seconds of wall time), then nearly empty (3 %), with `extra`
+/// appended; its shutdown command writes `off` into the file `powered-off`.
+fn collapsing_battery_config(
     t: &common::TestDevnet,
     pool: alloy::primitives::Address,
     healthy_minutes: u64,
     extra: &str,
-) -> String {
+) -> std::path::PathBuf {
     let dir = t.dir.path();
     let trace = dir.join("trace.csv");
     let mut text = String::from("time,pv_w,battery_soc\n");
@@ -219,7 +219,6 @@ async fn run_until_the_battery_collapses(
         text.push_str(&format!("{},20,{soc}\n", 1_780_272_000 + minute * 60));
     }
     std::fs::write(&trace, text).unwrap();
-    let marker = dir.join("powered-off");
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
@@ -233,10 +232,23 @@ async fn run_until_the_battery_collapses(
             dir.join("work").display(),
             trace.display(),
             dir.join("energy-state.json").display(),
-            marker.display(),
+            dir.join("powered-off").display(),
         ),
     )
     .unwrap();
+    config
+}
+
+/// Starts a node on a collapsing battery (see [`collapsing_battery_config`]), waits until it
+/// exits by itself and returns its log. It must have run the power-off command.
+async fn run_until_the_battery_collapses(
+    t: &common::TestDevnet,
+    pool: alloy::primitives::Address,
+    healthy_minutes: u64,
+    extra: &str,
+) -> String {
+    let dir = t.dir.path();
+    let config = collapsing_battery_config(t, pool, healthy_minutes, extra);
     let mut node = common::node::spawn_node(t, &config, &dir.join("node.log"), None);
     let node_log = || std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(healthy_minutes + 120);
@@ -254,7 +266,9 @@ async fn run_until_the_battery_collapses(
     let log = node_log();
     assert!(status.success(), "{log}");
     assert_eq!(
-        std::fs::read_to_string(&marker).unwrap_or_default().trim(),
+        std::fs::read_to_string(dir.join("powered-off"))
+            .unwrap_or_default()
+            .trim(),
         "off",
         "{log}"
     );
@@ -288,16 +302,45 @@ async fn a_critically_low_battery_stops_the_node_and_runs_the_power_off_command(
 async fn a_node_still_waiting_for_ipfs_powers_off_when_the_battery_collapses() {
     let t = common::devnet(true).await;
     let (_app, pool) = common::node::writer_app_and_pool(&t, 10, "waiting").await;
-    // An IPFS API nobody answers: the node waits for it, and never gets to bid.
+    // A first run bids, then dies without closing its bid (a power cut).
+    let config = collapsing_battery_config(&t, pool, 10_000, "");
+    let log_path = t.dir.path().join("first.log");
+    let mut first = common::node::spawn_node(&t, &config, &log_path, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("bid: workerpool order presigned")
+    {
+        assert!(Instant::now() < deadline, "the first run never bid");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await,
+        0
+    );
+
+    // The next run finds an IPFS API nobody answers: it waits for it, and never gets to bid.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
     let extra = format!("[ipfs]\napi = \"http://127.0.0.1:{dead_port}\"\n");
-    let log = run_until_the_battery_collapses(&t, pool, 5, &extra).await;
+    let log = run_until_the_battery_collapses(&t, pool, 20, &extra).await;
     assert!(log.contains("IPFS"), "it was waiting for IPFS: {log}");
     assert_eq!(
         logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await,
-        0,
+        1,
+        "only the first run bid: {log}"
+    );
+    // Before powering off, the bid the first run left open is closed.
+    assert_eq!(
+        logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await,
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("the bid left open by the last run is closed"),
         "{log}"
     );
 }

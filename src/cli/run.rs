@@ -130,6 +130,7 @@ async fn serve(
     .context("no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)")?;
     let ipfs = IpfsClient::new(&ipfs_api, Duration::from_secs(120));
     if !node::startup::wait_ready(&sdk, &ipfs, price, settings.node.volume.max(1), stop_rx).await {
+        close_left_bid(&sdk, settings).await;
         return Ok(());
     }
     let executor = Executor::new(&settings.executor, Some(ipfs.clone())).await?;
@@ -163,7 +164,8 @@ async fn serve(
     let owner = crate::wallet::unlock(&globals.keystore_path(settings), &globals.password(false)?)?;
     let mut worker = worker_sdk(globals, settings, stop_rx).await?;
     if *stop_rx.borrow() {
-        return Ok(()); // stopped while waiting for the worker's gas
+        close_left_bid(&sdk, settings).await; // stopped while waiting for the worker's gas
+        return Ok(());
     }
     if let Some(worker) = worker.as_mut() {
         worker.set_tx_log(tx_log);
@@ -197,6 +199,26 @@ async fn serve(
     })
     .await?;
     Ok(())
+}
+
+/// On a stop before the node ran: closes the bid the last run left open, within 20 s (the
+/// RPC node answers, but gas may be what was missing).
+async fn close_left_bid(sdk: &crate::sdk::Sdk, settings: &Settings) {
+    let journal = &settings.node.journal;
+    let closed = tokio::time::timeout(
+        Duration::from_secs(20),
+        node::close_bid_left_open(sdk, journal),
+    )
+    .await;
+    match closed {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "the bid left open by the last run could not be closed")
+        }
+        Err(_) => tracing::warn!(
+            "closing the bid left open by the last run took over 20 s; it stays open"
+        ),
+    }
 }
 
 /// Starts the local HTTP API when `api.listen` names an address. A port in use or a bad

@@ -15,7 +15,8 @@ use crate::poco::order::{
 };
 use crate::poco::{Category, DealId, OrderHash, RequestParams, Tag, ids::task_id};
 use crate::scheduler::gate::TaskEstimate;
-use crate::store::RequestDecision;
+use crate::sdk::Sdk;
+use crate::store::{RequestDecision, Store};
 
 const BID_ORDER: &str = "bid_order";
 
@@ -31,11 +32,33 @@ pub(crate) fn estimate(category: Category, volume: u64, app: Option<Address>) ->
 
 /// The open bid, if any.
 fn open_bid(node: &Node) -> anyhow::Result<Option<WorkerpoolOrder>> {
-    let Some(hex) = node.store().get(BID_ORDER)? else {
+    journaled_bid(&node.store())
+}
+
+fn journaled_bid(store: &Store) -> anyhow::Result<Option<WorkerpoolOrder>> {
+    let Some(hex) = store.get(BID_ORDER)? else {
         return Ok(None);
     };
     let bytes = alloy::hex::decode(hex)?;
     Ok(Some(WorkerpoolOrder::abi_decode(&bytes)?))
+}
+
+/// Closes the bid an earlier run left in the journal, for a node that stops before it could
+/// run (still waiting for Docker, IPFS or gas) and so never reached its own close: an open bid
+/// while the node is away would take work it cannot do.
+pub async fn close_bid_left_open(sdk: &Sdk, journal: &std::path::Path) -> anyhow::Result<()> {
+    let Some(order) = journaled_bid(&Store::open(journal)?)? else {
+        return Ok(());
+    };
+    let consumed = sdk.poco().consumed(order.hash(&sdk.chain.domain())).await?;
+    if !order.volume.saturating_sub(consumed).is_zero() {
+        sdk.poco_writer()?
+            .manage_workerpool_order(&order, OrderOperation::Close)
+            .await?;
+        tracing::info!("the bid left open by the last run is closed");
+    }
+    Store::open(journal)?.unset(BID_ORDER)?;
+    Ok(())
 }
 
 /// Whether the journal holds an open workerpool order of ours.
