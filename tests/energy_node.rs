@@ -190,6 +190,10 @@ open_meteo = false
 
     let status = common::node::sigterm_and_wait(&mut node, Duration::from_secs(90)).await;
     assert!(status.success(), "{}", node_log());
+    assert!(
+        !dir.join("node-status.json").exists(),
+        "the node removes its status file when it stops"
+    );
     let own = energy_status();
     assert!(own["node"].is_null(), "no node runs any more: {own}");
     assert!(own["last_node_decision"].is_null(), "{own}");

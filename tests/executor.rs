@@ -379,5 +379,7 @@ async fn a_running_app_can_be_frozen_and_thawed_and_the_frozen_time_does_not_cou
     assert_eq!(executor.set_paused(false).await, 1);
     let result = running.await.unwrap();
     assert!(result.is_valid(), "{result:?}");
+    // It ran 3 s, was frozen 4 s, and still met its 6 s limit: the frozen time was given back.
+    assert!(!result.timed_out, "{result:?}");
     assert!(frozen_at.elapsed() >= Duration::from_secs(4));
 }

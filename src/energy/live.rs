@@ -21,6 +21,15 @@ pub struct LiveStatus {
     pub written_at_s: f64,
     /// The gate's status, as `EnergyGate::status_at` gives it.
     pub status: serde_json::Value,
+    /// How long the file counts as fresh: at least [`FRESH_FOR_S`], more when the node reads
+    /// its source less often than the file is rewritten.
+    #[serde(default)]
+    pub fresh_for_s: f64,
+}
+
+/// How long a status written by a node polling every `poll_s` stays fresh.
+pub fn fresh_for(poll_s: f64) -> f64 {
+    FRESH_FOR_S.max(3.0 * poll_s)
 }
 
 /// The live status file that belongs to an energy state file: `node-status.json` beside it.
@@ -58,7 +67,7 @@ pub fn read_fresh(path: &Path, now_s: f64) -> Option<LiveStatus> {
         return None;
     }
     let age = now_s - live.written_at_s;
-    let fresh = (-5.0..=FRESH_FOR_S).contains(&age);
+    let fresh = (-5.0..=live.fresh_for_s.max(FRESH_FOR_S)).contains(&age);
     (fresh && process_alive(live.pid)).then_some(live)
 }
 
@@ -76,6 +85,7 @@ mod tests {
             pid,
             written_at_s,
             status: json!({"decision": {"admit": true}}),
+            fresh_for_s: fresh_for(10.0),
         }
     }
 
@@ -99,6 +109,17 @@ mod tests {
         assert!(
             read_fresh(&path, 1000.0 + FRESH_FOR_S + 1.0).is_none(),
             "stale"
+        );
+        // A node that reads its source every 10 min keeps its file fresh for 30 min.
+        let slow = LiveStatus {
+            fresh_for_s: fresh_for(600.0),
+            ..status(std::process::id(), 1000.0)
+        };
+        write(&path, &slow).unwrap();
+        assert!(read_fresh(&path, 1000.0 + 1700.0).is_some(), "slow poll");
+        assert!(
+            read_fresh(&path, 1000.0 + 1900.0).is_none(),
+            "slow poll, stale"
         );
         // A process id that cannot exist (above Linux's pid_max limit of 2^22).
         write(&path, &status(4_194_305, 1000.0)).unwrap();

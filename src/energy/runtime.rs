@@ -296,15 +296,17 @@ impl EnergyRuntime {
 struct Publisher {
     path: PathBuf,
     source: String,
+    fresh_for_s: f64,
     last_written: Option<(std::time::Instant, Option<bool>)>,
     warned: bool,
 }
 
 impl Publisher {
-    fn new(path: PathBuf, source: String) -> Self {
+    fn new(path: PathBuf, source: String, fresh_for_s: f64) -> Self {
         Self {
             path,
             source,
+            fresh_for_s,
             last_written: None,
             warned: false,
         }
@@ -326,6 +328,7 @@ impl Publisher {
             pid: std::process::id(),
             written_at_s: now,
             status,
+            fresh_for_s: self.fresh_for_s,
         };
         match super::live::write(&self.path, &status) {
             Ok(()) => self.warned = false,
@@ -414,7 +417,11 @@ fn monitor(
     poll: Duration,
     state_file: PathBuf,
 ) {
-    let mut publish = Publisher::new(super::live::path_for(&state_file), source.name());
+    let mut publish = Publisher::new(
+        super::live::path_for(&state_file),
+        source.name(),
+        super::live::fresh_for(poll.as_secs_f64()),
+    );
     let mut last_saved = std::time::Instant::now();
     let mut last_programmed: Option<std::time::Instant> = None;
     let mut failing = false;
