@@ -871,6 +871,7 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
         let outcomes: std::collections::HashMap<String, String> = [
             "config",
             "clock",
+            "category",
             "wallet",
             "chain",
             "workerpool",
@@ -905,6 +906,7 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
         "{stake}"
     );
     for name in [
+        "category",
         "wallet",
         "chain",
         "workerpool",

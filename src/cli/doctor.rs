@@ -95,7 +95,18 @@ pub async fn run(
             None => "the built-in defaults (no --config or PEW_CONFIG)".into(),
         },
     );
-    check_clock(&mut report);
+    check_clock(settings, &mut report);
+    report.result(
+        "category",
+        settings.node.category.parse::<crate::poco::Category>(),
+        |category| {
+            format!(
+                "bids for category {} ({} s per task)",
+                category.name().unwrap_or("custom"),
+                category.time_ref_s
+            )
+        },
+    );
     let keystore = globals.keystore_path(settings);
     // The wallet's errors already name the fix (`pew wallet create`, --keystore).
     let me = report.result("wallet", crate::wallet::address(&keystore), |address| {
@@ -119,13 +130,19 @@ pub async fn run(
     })
 }
 
-fn check_clock(report: &mut Report) {
+fn check_clock(settings: &Settings, report: &mut Report) {
     let now = crate::energy::sample::unix_now();
     if now < crate::energy::gate::SANE_WALL_CLOCK_S {
+        // Only the energy gate refuses work on such a clock; the others run, wrongly dated.
+        let outcome = if crate::node::gate_source(settings) == "energy" {
+            Outcome::Fail
+        } else {
+            Outcome::Warn
+        };
         report.add(
             "clock",
-            Outcome::Fail,
-            "the system clock is before 2025 (a real-time clock that lost power?): set the time or enable NTP; no work is admitted until then",
+            outcome,
+            "the system clock is before 2025 (a real-time clock that lost power?): set the time or enable NTP; the energy gate admits no work until then",
         );
     } else {
         report.add("clock", Outcome::Ok, "the system clock is plausible");
@@ -210,6 +227,7 @@ async fn node_account(
         return;
     };
     let volume = settings.node.volume.max(1);
+    worker_key(settings, sdk, report).await;
     match crate::node::startup::stake_check(&balances, price, volume) {
         Ok(needed) => report.add(
             "stake",
@@ -222,6 +240,30 @@ async fn node_account(
         ),
         Err(problem) => report.add("stake", Outcome::Fail, problem),
     }
+}
+
+/// A separate worker key (`node.worker_keystore`) sends the contributions: it needs gas too.
+async fn worker_key(settings: &Settings, sdk: &Sdk, report: &mut Report) {
+    let path = &settings.node.worker_keystore;
+    if path.as_os_str().is_empty() {
+        return;
+    }
+    let checked = async {
+        let worker = crate::wallet::address(path)?;
+        let balances = sdk.balances(worker).await?;
+        match crate::node::startup::gas_problem(&balances) {
+            Some(problem) => Err(anyhow::anyhow!("worker key: {problem}")),
+            None => anyhow::Ok((worker, balances.eth_wei)),
+        }
+    }
+    .await;
+    report.result("worker key", checked, |(worker, eth)| {
+        format!(
+            "{worker} in {} has {} ETH",
+            path.display(),
+            alloy::primitives::utils::format_ether(*eth)
+        )
+    });
 }
 
 async fn docker_version() -> anyhow::Result<String> {
@@ -307,21 +349,27 @@ fn energy(settings: &Settings, report: &mut Report) {
         );
         return;
     }
-    let read = crate::energy::runtime::open_source(energy).and_then(|mut opened| {
-        crate::energy::runtime::first_reading(opened.source.as_mut())
-            .map(|sample| (opened.source.name(), sample))
-    });
-    report.result("energy", read, |(name, sample)| {
-        let number = |v: Option<f64>, unit: &str| {
-            v.map(|v| format!("{v:.1} {unit}"))
-                .unwrap_or_else(|| format!("- {unit}"))
-        };
+    // As `pew run` builds it: the source with a first reading, the site, battery and policy.
+    let prepared = crate::energy::runtime::prepare(energy);
+    report.result("energy", prepared, |prepared| {
+        let status = prepared.gate.status_at(now);
         format!(
-            "{name} answers: PV {}, battery {}",
-            number(sample.pv_w, "W"),
-            number(sample.battery_v, "V")
+            "{} answers: PV {} W, battery {} % (reserve {} Wh)",
+            prepared.source.name(),
+            status["readings"]["pv_w"],
+            status["battery"]["soc_pct"],
+            status["battery"]["reserve_wh"]
         )
     });
+    if energy.wittypi {
+        let board = crate::energy::i2c::LinuxI2c::open(energy.i2c_bus, energy.wittypi_address);
+        report.result("witty pi", board, |_| {
+            format!(
+                "I2C bus {} address 0x{:02x} opens",
+                energy.i2c_bus, energy.wittypi_address
+            )
+        });
+    }
 }
 
 fn human(report: &Report) -> String {
@@ -335,7 +383,7 @@ fn human(report: &Report) -> String {
                 Outcome::Warn => "warn",
                 Outcome::Skip => "skip",
             };
-            format!("{mark}  {:<11} {}", c.name, c.detail)
+            format!("{mark}  {:<12} {}", c.name, c.detail)
         })
         .collect();
     lines.push(if report.ok {
