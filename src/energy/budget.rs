@@ -196,8 +196,9 @@ fn plan(input: &BudgetInput<'_>, jobs: &[PlannedJob], steps: usize) -> Plan {
     }
 }
 
-/// The longest plan, in steps: 146 days at the gate's 2-minute step, far past any PoCo
-/// deadline (an XL task's final deadline is 10 × 36 000 s after its deal).
+/// The longest plan, in steps: 146 days at the gate's 2-minute step (of node time, whatever a
+/// trace's replay speed), far past any PoCo deadline (an XL task's final deadline is
+/// 10 × 36 000 s after its deal).
 pub const MAX_PLAN_STEPS: usize = 105_120;
 
 /// Checks whether `candidates` can be admitted on top of `input.queue`.

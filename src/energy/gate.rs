@@ -436,7 +436,9 @@ impl EnergyGate {
             idle_w: self.config.idle_w,
             pv_w: &pv,
             queue: &queue,
-            step_s: 120.0,
+            // Two minutes of node time: a trace replayed N times faster stretches the work N
+            // times in energy time, and the plan's steps with it, so their count stays bounded.
+            step_s: 120.0 * self.clock.speed.max(1.0),
             horizon_s: 86_400.0,
             margin_wh: 0.0,
         };
@@ -795,6 +797,10 @@ pub(crate) mod tests {
     }
 
     fn gate_from(soc: f64, persisted: PersistentState) -> EnergyGate {
+        gate_on(Clock::wall(), soc, persisted)
+    }
+
+    fn gate_on(clock: Clock, soc: f64, persisted: PersistentState) -> EnergyGate {
         let config = GateConfig {
             spec: BatterySpec {
                 chemistry: Chemistry::Lifepo4,
@@ -817,13 +823,35 @@ pub(crate) mod tests {
             critical_soc: 0.05,
         };
         let site = Site::parse("latitude=48 longitude=0 tilt=30 azimuth=0 kwp=0.05").unwrap();
-        EnergyGate::new(
-            config,
-            Clock::wall(),
-            Some(Forecaster::new(site)),
-            persisted,
-            soc,
-        )
+        EnergyGate::new(config, clock, Some(Forecaster::new(site)), persisted, soc)
+    }
+
+    #[test]
+    fn an_xl_task_fits_the_plan_on_a_trace_replayed_1000_times_faster() {
+        // An app known to draw nothing above idle: only the deadline check can refuse it. At
+        // 1000 × speed its 10 h run is 36 M s of energy time: in 2-minute steps of energy time
+        // the plan would be cut short; in 2-minute steps of node time it is 300 steps.
+        let persisted = PersistentState {
+            app_power_w: [("0xfree".to_string(), 0.0)].into(),
+            ..PersistentState::default()
+        };
+        let wall = 1_800_000_000.0;
+        let clock = Clock {
+            wall_start_s: wall,
+            energy_start_s: NOON,
+            speed: 1000.0,
+        };
+        let gate = gate_on(clock, 0.9, persisted);
+        gate.observe(sample(NOON, 40.0, Some(2.7)));
+        let xl = TaskEstimate {
+            category: 4,
+            max_runtime_s: 36_000,
+            volume: 1,
+            deadline_in_s: 7 * 36_000,
+            app: Some("0xfree".into()),
+        };
+        let decision = gate.admit(&xl, wall as u64);
+        assert!(decision.admit, "{decision:?}");
     }
 
     #[test]
