@@ -923,3 +923,34 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
     assert!(ok, "{report}");
     assert_eq!(outcomes["stake"], "ok", "{report}");
 }
+
+#[tokio::test]
+async fn a_callback_task_killed_after_its_result_step_still_delivers_after_restart() {
+    let t = common::devnet(true).await;
+    let (app, pool) = common::node::app_and_pool(&t, "oracle", 10, "oracles").await;
+    let keeper = common::contracts::deploy(
+        &t,
+        REQUESTER,
+        "ResultKeeper",
+        &alloy::sol_types::SolValue::abi_encode(&t.info().hub),
+    )
+    .await;
+    let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
+    let data = "0x0000000000000000000000000000000000000000000000000000000000000007";
+    let keeper_flag = keeper.to_string();
+    for point in ["after-upload", "sent:contributeAndFinalize"] {
+        let mut crashing = start_node(&t, &config, Some(point));
+        let request = common::node::submit_request(&t, app, data, &["--callback", &keeper_flag]);
+        wait_killed(&t, &mut crashing, point).await;
+        let node = start_node(&t, &config, None);
+        let task = wait_completed(&t, request, Duration::from_secs(120)).await;
+        assert_eq!(contributions(&t, task).await, 1, "{point}");
+        let delivered = ResultKeeper::new(keeper, t.reader())
+            .resultOf(task.0)
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(delivered.to_string(), data, "{point}");
+        assert!(stop(node).await.success());
+    }
+}

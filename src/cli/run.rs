@@ -77,7 +77,15 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     if let Some(runtime) = energy.as_mut() {
         runtime.stop();
     }
-    let reason = power_off.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // The watcher looks twice a second: a request made in the last moments is read here.
+    let late = energy
+        .as_ref()
+        .and_then(|r| crate::scheduler::gate::AdmissionGate::power_off_reason(&*r.gate));
+    let reason = power_off
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .or(late);
     if let Some(reason) = reason {
         let powered = power_off_now(&settings.energy.shutdown_command, &reason);
         if let (Err(first), Err(_)) = (&outcome, &powered) {

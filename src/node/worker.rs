@@ -114,17 +114,22 @@ async fn upload(
 }
 
 /// What the final transaction carries: the `results` link, and the callback data for a
-/// callback deal (read again from computed.json, which stays on disk until the task is final).
+/// callback deal (read again from computed.json, which stays on disk until the task is final,
+/// and checked against the digest contributed).
 fn final_payload(
     deal_callback: Address,
     cid: &str,
     output_dir: &str,
+    digest: alloy::primitives::B256,
 ) -> Result<(Bytes, Bytes), String> {
     if deal_callback == Address::ZERO {
         return Ok((Bytes::from(results_link(cid).into_bytes()), Bytes::new()));
     }
     let data = crate::results::digest::callback_data(std::path::Path::new(output_dir))
         .map_err(|e| format!("the callback data cannot be read again: {e}"))?;
+    if crate::poco::result::callback_digest(&data) != digest {
+        return Err("the callback data changed since its digest was computed".into());
+    }
     Ok((
         Bytes::from(callback_results_link(deal_callback).into_bytes()),
         Bytes::from(data),
@@ -275,15 +280,23 @@ fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
     tracing::info!(task = %record.task, wh = %receipt["wh_used"], pv_share_pct = %receipt["pv_share_pct"], "task energy");
 }
 
-/// Waits until none of the worker's transactions is pending, so the chain tells the whole
-/// truth.
+/// Waits until none of our transactions is pending, so the chain tells the whole truth: the
+/// worker key's contributions and reveals, and the owner key's finalize and reopen.
 async fn settle(node: &Node) -> anyhow::Result<()> {
-    let me = node.worker_sdk().sender()?.address();
-    let provider = &node.worker_sdk().chain.provider;
+    let provider = &node.sdk.chain.provider;
+    let mut keys = vec![node.sdk.sender()?.address()];
+    let worker = node.worker_sdk().sender()?.address();
+    if !keys.contains(&worker) {
+        keys.push(worker);
+    }
     for _ in 0..600 {
-        let pending = provider.get_transaction_count(me).pending().await?;
-        let mined = provider.get_transaction_count(me).latest().await?;
-        if pending == mined {
+        let mut settled = true;
+        for &key in &keys {
+            let pending = provider.get_transaction_count(key).pending().await?;
+            let mined = provider.get_transaction_count(key).latest().await?;
+            settled &= pending == mined;
+        }
+        if settled {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -309,10 +322,9 @@ async fn finish(
     };
     let trust: u64 = deal.trust.saturating_to();
     let worker = node.worker_sdk().sender()?.address();
-    let (results, callback_data) = match final_payload(deal.callback, cid, output_dir) {
-        Ok(payload) => payload,
-        Err(reason) => return Ok(TaskStep::Failed { reason }),
-    };
+    // Built only where a final transaction is sent: after a crash the chain may show the task
+    // done already, whatever became of the files.
+    let payload = || final_payload(deal.callback, cid, output_dir, digest);
     // Waiting (for other workers, or their reveals) leaves the step as it is.
     let waiting = TaskStep::Finishing {
         digest,
@@ -348,6 +360,10 @@ async fn finish(
                         reason: "another worker contributed to this trust-1 task".into(),
                     });
                 }
+                let (results, callback_data) = match payload() {
+                    Ok(payload) => payload,
+                    Err(reason) => return Ok(TaskStep::Failed { reason }),
+                };
                 let authorization =
                     crate::poco::result::sign_authorization(&node.owner, worker, record.task);
                 node.worker_sdk()
@@ -355,8 +371,8 @@ async fn finish(
                     .contribute_and_finalize(
                         record.task,
                         digest,
-                        results.clone(),
-                        callback_data.clone(),
+                        results,
+                        callback_data,
                         authorization,
                     )
                     .await?;
@@ -403,9 +419,13 @@ async fn finish(
                             reason: "another result reached consensus".into(),
                         });
                     }
+                    let (results, callback_data) = match payload() {
+                        Ok(payload) => payload,
+                        Err(reason) => return Ok(TaskStep::Failed { reason }),
+                    };
                     node.sdk
                         .poco_writer()?
-                        .finalize(record.task, results.clone(), callback_data.clone())
+                        .finalize(record.task, results, callback_data)
                         .await?;
                     return Ok(TaskStep::Completed);
                 } else if task.revealCounter == U256::ZERO && now >= task.revealDeadline {

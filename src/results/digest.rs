@@ -111,6 +111,10 @@ pub fn callback_data(out_dir: &Path) -> Result<Vec<u8>, DigestError> {
     callback_bytes(&read_computed(out_dir)?)
 }
 
+/// The most callback data a task may hand on: it goes into the final transaction's calldata
+/// and into chain storage (about 20 000 gas per 32 bytes, paid by the node).
+pub const MAX_CALLBACK_BYTES: usize = 8 * 1024;
+
 fn callback_bytes(computed: &ComputedFile) -> Result<Vec<u8>, DigestError> {
     let hex = computed
         .callback_data
@@ -119,6 +123,12 @@ fn callback_bytes(computed: &ComputedFile) -> Result<Vec<u8>, DigestError> {
     let bytes = alloy::hex::decode(hex).map_err(|e| DigestError::CallbackData(e.to_string()))?;
     if bytes.is_empty() {
         return Err(DigestError::CallbackData("empty".into()));
+    }
+    if bytes.len() > MAX_CALLBACK_BYTES {
+        return Err(DigestError::CallbackData(format!(
+            "{} bytes, more than the {MAX_CALLBACK_BYTES} a node puts on chain",
+            bytes.len()
+        )));
     }
     Ok(bytes)
 }
@@ -303,6 +313,12 @@ mod tests {
             result_digest(dir.path(), true).unwrap(),
             b256!("b10e2d527612073b26eecdfd717e6a320cf44b4afac2b0732d9fcbe2b7fa0cf6")
         );
+        let huge = out_with(&format!(
+            r#"{{"callback-data":"0x{}"}}"#,
+            "ab".repeat(MAX_CALLBACK_BYTES + 1)
+        ));
+        let err = result_digest(huge.path(), true).unwrap_err().to_string();
+        assert!(err.contains("8192"), "{err}");
         let empty = out_with(r#"{"callback-data":"0x"}"#);
         assert!(matches!(
             result_digest(empty.path(), true),
