@@ -309,7 +309,7 @@ fn calibrate_measures_idle_and_full_load_from_the_sources_load_readings() {
     let idle = result["idle_w"].as_f64().unwrap();
     let busy = result["busy_w"].as_f64().unwrap();
     assert!((2.5..3.5).contains(&idle), "{result}");
-    assert!(busy > 5.0, "{result}");
+    assert!(busy > 4.5, "{result}"); // mostly the 6 W stretch
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(
         written.contains("[energy.policy]") && written.contains("idle_w"),
