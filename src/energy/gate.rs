@@ -862,6 +862,9 @@ pub(crate) mod tests {
         let mut state: serde_json::Value = serde_json::to_value(&forecaster).unwrap();
         state["weather"] =
             json!({"fetched_at_s": NOON, "period_end_s": [NOON, NOON + 3600.0], "gti": [100.0]});
+        // A learned ratio and a peak power no panel gives: the forecast must not believe them.
+        state["clear_sky"]["recent"] = json!([NOON, 1e9]);
+        state["peak_w"] = json!(1e9);
         forecaster = serde_json::from_value(state).unwrap();
         let persisted = PersistentState {
             soc: Some(f64::NAN),
@@ -871,6 +874,15 @@ pub(crate) mod tests {
         };
         let gate = gate_from(0.6, persisted);
         assert!(gate.persistent_state().app_power_w.is_empty());
+        let fresh = gate_from(0.6, PersistentState::default());
+        gate.observe(sample(NOON, 4.0, None));
+        fresh.observe(sample(NOON, 4.0, None));
+        let forecast = |g: &EnergyGate| g.status(NOON as u64)["forecast"]["next_24h_wh"].clone();
+        assert_eq!(
+            forecast(&gate),
+            forecast(&fresh),
+            "the absurd learning is dropped"
+        );
         assert_eq!(gate.status(NOON as u64)["battery"]["soc_pct"], 60.0);
         // A task of that app, on a source without a load reading: accounted, no panic.
         gate.observe(sample(NOON, 4.0, None));

@@ -228,6 +228,17 @@ impl Corrector {
         }
     }
 
+    /// Whether every learned ratio is a number within 0..=3 (what `observe` ever stores).
+    pub fn is_sound(&self) -> bool {
+        let ratio = |r: f64| (0.0..=3.0).contains(&r);
+        self.default_quantiles.iter().all(|&q| ratio(q))
+            && self.recent.is_none_or(|(t, r)| t.is_finite() && ratio(r))
+            && self
+                .hour
+                .is_none_or(|(_, m, b)| m.is_finite() && b.is_finite())
+            && self.hourly.iter().all(|&r| ratio(r))
+    }
+
     /// The recent ratio, if there is one from the last few hours.
     pub fn recent(&self, now_s: f64) -> Option<f64> {
         self.recent
@@ -300,13 +311,25 @@ impl Forecaster {
         self.weather = Some(weather);
     }
 
-    /// The same forecaster without its weather forecast if that does not hold together (a
-    /// state file cut short or edited by hand).
+    /// The same forecaster, loaded from a state file, with whatever cannot be right put back
+    /// to a fresh start: a weather forecast that does not hold together, a learned ratio out of
+    /// its 0..=3 range or not a number, a peak power other than the site's. A file cut short or
+    /// edited by hand must not make the gate count on sun that is not there.
     pub fn without_unsound_weather(mut self) -> Self {
         if self.weather.as_ref().is_some_and(|w| !w.is_sound()) {
             tracing::warn!("the saved weather forecast does not hold together; dropped");
             self.weather = None;
         }
+        let fresh = Forecaster::new(self.site.clone());
+        if !self.clear_sky.is_sound() {
+            tracing::warn!("the saved clear-sky correction is out of range; learning again");
+            self.clear_sky = fresh.clear_sky.clone();
+        }
+        if !self.weather_corrector.is_sound() {
+            tracing::warn!("the saved weather correction is out of range; learning again");
+            self.weather_corrector = fresh.weather_corrector.clone();
+        }
+        self.peak_w = fresh.peak_w;
         self
     }
 
