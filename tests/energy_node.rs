@@ -89,6 +89,15 @@ open_meteo = false
     // Act one: night, battery under its reserve. A request waits; nothing is presigned.
     let first = common::node::submit_request(&t, app, "sunny", &[]);
     let sdk = t.sdk(REQUESTER).await;
+    // The node has said no at least once (it runs and sees the night), then had time to act.
+    while !node_log().contains("admit=false") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the gate never decided:\n{}",
+            node_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     while started.elapsed() < Duration::from_secs(12) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -121,10 +130,20 @@ open_meteo = false
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert!(
-        started.elapsed() > Duration::from_secs(15),
-        "matched before the window"
-    );
+    // Matched inside the window by the node's own account: its last decision before the match
+    // was a yes.
+    let log = node_log();
+    let matched_at = log
+        .lines()
+        .position(|l| l.contains("request matched"))
+        .expect("the node logged the match");
+    let last_decision = log
+        .lines()
+        .take(matched_at)
+        .filter(|l| l.contains("energy gate decision"))
+        .last()
+        .expect("a decision before the match");
+    assert!(last_decision.contains("admit=true"), "{log}");
     assert!(logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await >= 1);
 
     // Act three: night again. The open bid is withdrawn and a new request waits. The test keys
