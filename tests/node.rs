@@ -762,17 +762,24 @@ alloy::sol! {
     }
 }
 
-#[tokio::test]
-async fn a_callback_request_delivers_its_data_to_the_callback_contract_at_trust_1_and_2() {
-    let t = common::devnet(true).await;
-    let (app, pool) = common::node::app_and_pool(&t, "oracle", 10, "oracles").await;
+/// The oracle test app with a staked pool, and a `ResultKeeper` deployed by the requester to
+/// receive callbacks from the hub.
+async fn oracle_app_pool_and_keeper(t: &TestDevnet) -> (Address, Address, Address) {
+    let (app, pool) = common::node::app_and_pool(t, "oracle", 10, "oracles").await;
     let keeper = common::contracts::deploy(
-        &t,
+        t,
         REQUESTER,
         "ResultKeeper",
         &alloy::sol_types::SolValue::abi_encode(&t.info().hub),
     )
     .await;
+    (app, pool, keeper)
+}
+
+#[tokio::test]
+async fn a_callback_request_delivers_its_data_to_the_callback_contract_at_trust_1_and_2() {
+    let t = common::devnet(true).await;
+    let (app, pool, keeper) = oracle_app_pool_and_keeper(&t).await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     with_node_settings(&config, "trust = 2");
     let node = start_node(&t, &config, None);
@@ -927,14 +934,7 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
 #[tokio::test]
 async fn a_callback_task_killed_after_its_result_step_still_delivers_after_restart() {
     let t = common::devnet(true).await;
-    let (app, pool) = common::node::app_and_pool(&t, "oracle", 10, "oracles").await;
-    let keeper = common::contracts::deploy(
-        &t,
-        REQUESTER,
-        "ResultKeeper",
-        &alloy::sol_types::SolValue::abi_encode(&t.info().hub),
-    )
-    .await;
+    let (app, pool, keeper) = oracle_app_pool_and_keeper(&t).await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     let data = "0x0000000000000000000000000000000000000000000000000000000000000007";
     let keeper_flag = keeper.to_string();
