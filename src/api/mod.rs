@@ -63,7 +63,7 @@ pub struct Snapshot {
     pub tasks: BTreeMap<String, u64>,
     /// Tasks being worked on now.
     pub running_tasks: usize,
-    /// Whether a workerpool order of ours is open on chain.
+    /// Whether the journal holds an open workerpool order of ours (presigned, not closed).
     pub bid_open: bool,
     /// The gate's last answer on bidding, with its reasons (`None` before the first round).
     pub decision: Option<Decision>,

@@ -215,11 +215,12 @@ async fn close_left_bid(sdk: &crate::sdk::Sdk, settings: &Settings) {
     let journal = &settings.node.journal;
     let closed = tokio::time::timeout(
         Duration::from_secs(20),
-        node::close_bid_left_open(sdk, journal),
+        node::close_journaled_bid(sdk, journal),
     )
     .await;
     match closed {
-        Ok(Ok(())) => {}
+        Ok(Ok(true)) => tracing::info!("the bid left open by the last run is closed"),
+        Ok(Ok(false)) => {}
         Ok(Err(error)) => {
             tracing::warn!(error = %format!("{error:#}"), "the bid left open by the last run could not be closed")
         }

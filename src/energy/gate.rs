@@ -153,9 +153,7 @@ impl EnergyGate {
             .unwrap_or(initial_soc);
         let estimator = Estimator::new(config.spec, soc);
         let forecaster = match (forecaster, persisted.forecaster) {
-            (Some(fresh), Some(saved)) if saved.site() == fresh.site() => {
-                Some(saved.without_unsound_weather())
-            }
+            (Some(fresh), Some(saved)) if saved.site() == fresh.site() => Some(saved.sanitized()),
             (fresh, _) => fresh,
         };
         let mut app_power_w = persisted.app_power_w;

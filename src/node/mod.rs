@@ -23,7 +23,7 @@ use crate::sdk::Sdk;
 use crate::storage::ipfs::IpfsClient;
 use crate::store::Store;
 
-pub use scheduler::{close_bid_left_open, vanished_in_journal};
+pub use scheduler::{close_journaled_bid, vanished_in_journal};
 pub use startup::Preflight;
 
 /// Everything the node's roles share.

@@ -43,22 +43,24 @@ fn journaled_bid(store: &Store) -> anyhow::Result<Option<WorkerpoolOrder>> {
     Ok(Some(WorkerpoolOrder::abi_decode(&bytes)?))
 }
 
-/// Closes the bid an earlier run left in the journal, for a node that stops before it could
-/// run (still waiting for Docker, IPFS or gas) and so never reached its own close: an open bid
-/// while the node is away would take work it cannot do.
-pub async fn close_bid_left_open(sdk: &Sdk, journal: &std::path::Path) -> anyhow::Result<()> {
+/// Closes the bid the journal remembers, if it still has volume on chain, and forgets it;
+/// true when a close was sent. Takes the chain access and the journal's path rather than a
+/// running node, so a node that stops before it could run (still waiting for Docker, IPFS or
+/// gas) closes the bid its last run left open too: an open bid while the node is away would
+/// take work it cannot do.
+pub async fn close_journaled_bid(sdk: &Sdk, journal: &std::path::Path) -> anyhow::Result<bool> {
     let Some(order) = journaled_bid(&Store::open(journal)?)? else {
-        return Ok(());
+        return Ok(false);
     };
     let consumed = sdk.poco().consumed(order.hash(&sdk.chain.domain())).await?;
-    if !order.volume.saturating_sub(consumed).is_zero() {
+    let open = !order.volume.saturating_sub(consumed).is_zero();
+    if open {
         sdk.poco_writer()?
             .manage_workerpool_order(&order, OrderOperation::Close)
             .await?;
-        tracing::info!("the bid left open by the last run is closed");
     }
     Store::open(journal)?.unset(BID_ORDER)?;
-    Ok(())
+    Ok(open)
 }
 
 /// Whether the journal holds an open workerpool order of ours.
@@ -139,15 +141,7 @@ pub async fn served_trust(node: &Node) -> anyhow::Result<u64> {
 
 /// Closes the open bid, if any (on a "no" from the gate and at shutdown).
 pub async fn close_bid(node: &Node) -> anyhow::Result<()> {
-    if let Some(order) = open_bid(node)? {
-        if !remaining(node, &order).await?.is_zero() {
-            node.sdk
-                .poco_writer()?
-                .manage_workerpool_order(&order, OrderOperation::Close)
-                .await?;
-        }
-        remember_bid(node, None)?;
-    }
+    close_journaled_bid(&node.sdk, &node.settings.node.journal).await?;
     Ok(())
 }
 

@@ -315,7 +315,7 @@ impl Forecaster {
     /// to a fresh start: a weather forecast that does not hold together, a learned ratio out of
     /// its 0..=3 range or not a number, a peak power other than the site's. A file cut short or
     /// edited by hand must not make the gate count on sun that is not there.
-    pub fn without_unsound_weather(mut self) -> Self {
+    pub fn sanitized(mut self) -> Self {
         if self.weather.as_ref().is_some_and(|w| !w.is_sound()) {
             tracing::warn!("the saved weather forecast does not hold together; dropped");
             self.weather = None;
