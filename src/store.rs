@@ -456,6 +456,16 @@ impl Store {
         self.select_tasks(filter, [])
     }
 
+    /// The tasks a chain reorganisation can still touch: the unfinished ones, and those whose
+    /// step changed at or after `since_unix_s`.
+    pub fn tasks_touched_since(&self, since_unix_s: i64) -> Result<Vec<TaskRecord>, StoreError> {
+        self.select_tasks(
+            "WHERE updated_at >= ?1 \
+             OR json_extract(step, '$.step') NOT IN ('completed', 'failed', 'claimed')",
+            [since_unix_s],
+        )
+    }
+
     /// The tasks at one step (`TaskStep::name`), oldest first.
     pub fn tasks_at(&self, step: &str) -> Result<Vec<TaskRecord>, StoreError> {
         self.select_tasks("WHERE json_extract(step, '$.step') = ?1", [step])
@@ -606,6 +616,17 @@ mod tests {
             assert_eq!(at.len(), 1);
             assert_eq!(&at[0].step, step);
         }
+        // All were written just now: a reorg could touch every one; in the future, none but
+        // the unfinished.
+        assert_eq!(store.tasks_touched_since(0).unwrap().len(), steps.len());
+        let later = i64::MAX;
+        let touched: Vec<&str> = store
+            .tasks_touched_since(later)
+            .unwrap()
+            .iter()
+            .map(|r| r.step.name())
+            .collect();
+        assert_eq!(touched, expected);
         let one = TaskId(B256::with_last_byte(2));
         assert_eq!(store.task(one).unwrap().unwrap().step.name(), "computed");
         assert!(store.task(TaskId(B256::repeat_byte(9))).unwrap().is_none());

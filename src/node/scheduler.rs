@@ -423,8 +423,10 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     {
         remember_bid(node, None)?; // its presign vanished too
     }
-    // Every task, finished ones included: a reorg can take a completed task away too.
-    let records = node.store().tasks(false)?;
+    // Finished tasks too (a reorg can take a completed task away), but only those of the last
+    // day: no reorganisation reaches further back, and the journal keeps every task ever taken.
+    let day_ago = (now_s() as i64).saturating_sub(86_400);
+    let records = node.store().tasks_touched_since(day_ago)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
             tracing::warn!(task = %record.task, deal = %record.deal, "the deal vanished in a reorg");
