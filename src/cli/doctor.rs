@@ -275,13 +275,15 @@ async fn docker_version() -> anyhow::Result<String> {
 }
 
 async fn ipfs(settings: &Settings, sdk: Option<&Sdk>, report: &mut Report) {
-    let api = if settings.ipfs.api.is_empty() {
-        sdk.and_then(|sdk| sdk.chain.target.ipfs_api.clone())
-    } else {
-        Some(settings.ipfs.api.clone())
+    // The chain target already carries `ipfs.api` over its preset's (Globals::target); without
+    // a chain, only the configured one is known.
+    let configured = (!settings.ipfs.api.is_empty()).then(|| settings.ipfs.api.clone());
+    let api = match sdk {
+        Some(sdk) => sdk.chain.target.ipfs_api.clone(),
+        None => configured,
     };
     let Some(api) = api else {
-        if sdk.is_none() && settings.ipfs.api.is_empty() {
+        if sdk.is_none() {
             report.add(
                 "ipfs",
                 Outcome::Skip,
@@ -340,8 +342,7 @@ fn energy(settings: &Settings, report: &mut Report) {
     let energy = &settings.energy;
     let now = crate::energy::sample::unix_now();
     // A running node owns the source (a serial port has one reader): ask its status file.
-    let live_file = crate::energy::live::path_for(&energy.state_file);
-    if let Some(live) = crate::energy::live::read_fresh(&live_file, now) {
+    if let Some(live) = crate::energy::live::running_node(&energy.state_file, now) {
         report.add(
             "energy",
             Outcome::Ok,

@@ -130,12 +130,10 @@ async fn serve(
         }
     };
     node::startup::check_pool(&sdk, pool, sdk.sender()?.address()).await?;
-    let ipfs_api = if settings.ipfs.api.is_empty() {
-        sdk.chain.target.ipfs_api.clone()
-    } else {
-        Some(settings.ipfs.api.clone())
-    }
-    .context("no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)")?;
+    // The chain target carries `ipfs.api` over its preset's (Globals::target).
+    let ipfs_api = sdk.chain.target.ipfs_api.clone().context(
+        "no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)",
+    )?;
     let ipfs = IpfsClient::new(&ipfs_api, Duration::from_secs(120));
     if !node::startup::wait_ready(&sdk, &ipfs, price, settings.node.volume.max(1), stop_rx).await {
         close_left_bid(&sdk, settings).await;

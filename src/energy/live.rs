@@ -71,6 +71,11 @@ pub fn read_fresh(path: &Path, now_s: f64) -> Option<LiveStatus> {
     (fresh && process_alive(live.pid)).then_some(live)
 }
 
+/// The status a running node publishes for the energy state file `state_file`, if one runs.
+pub fn running_node(state_file: &Path, now_s: f64) -> Option<LiveStatus> {
+    read_fresh(&path_for(state_file), now_s)
+}
+
 fn process_alive(pid: u32) -> bool {
     pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
 }
