@@ -145,16 +145,8 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
     assert_eq!(contributions(&t, task).await, 1);
 
     // The result is on IPFS and verifies.
-    let downloads = t.dir.path().join("downloads");
-    t.pew_json(&[
-        "result",
-        "download",
-        &task.to_string(),
-        "--to",
-        downloads.to_str().unwrap(),
-    ]);
-    let result =
-        std::fs::read_to_string(downloads.join(task.to_string()).join("result.txt")).unwrap();
+    let (folder, _) = t.download_result(&task.to_string());
+    let result = std::fs::read_to_string(folder.join("result.txt")).unwrap();
     assert_eq!(result, "hello from the node\n");
     let view = t.pew_json(&["task", "show", &task.to_string()]);
     assert!(
@@ -696,15 +688,7 @@ async fn a_request_with_a_dataset_is_matched_with_its_dataset_order_and_the_app_
         ],
     );
     let task = wait_completed(&t, request, Duration::from_secs(120)).await;
-    let downloads = t.dir.path().join("downloads");
-    t.pew_json(&[
-        "result",
-        "download",
-        &task.to_string(),
-        "--to",
-        downloads.to_str().unwrap(),
-    ]);
-    let folder = downloads.join(task.to_string());
+    let (folder, _) = t.download_result(&task.to_string());
     let content = std::fs::read_to_string(folder.join("inputs-content.txt")).unwrap();
     assert_eq!(content, "t,pv\n0,12.5\n", "the app read the dataset");
     let env = std::fs::read_to_string(folder.join("env.txt")).unwrap();

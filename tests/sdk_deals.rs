@@ -93,19 +93,12 @@ async fn trust_one_deal_runs_through_pews_cli_and_library() {
     assert_eq!(request_json["deals"][0]["tasks"][0]["status"], "COMPLETED");
 
     // The requester downloads and verifies the result through the CLI.
-    let downloads = t.dir.path().join("downloads");
-    let downloaded = t.pew_json(&[
-        "result",
-        "download",
-        &task.to_string(),
-        "--to",
-        downloads.to_str().unwrap(),
-    ]);
+    let (folder, downloaded) = t.download_result(&task.to_string());
     assert_eq!(
         downloaded["digest"].as_str().unwrap(),
         result_digest.to_string()
     );
-    let file = downloads.join(task.to_string()).join("result.txt");
+    let file = folder.join("result.txt");
     assert_eq!(std::fs::read_to_string(file).unwrap(), "hello world\n");
 
     // Escrow: requester paid 1.2 RLC; the worker got 99 % of the pool price; app owner 0.2.
@@ -236,16 +229,9 @@ async fn trust_three_deal_needs_consensus_reveals_and_finalize() {
         "the late worker lost nothing"
     );
     assert_eq!(stake(&t, REQUESTER), U256::from(4_000_000_000u64));
-    let downloads = t.dir.path().join("downloads");
-    t.pew_json(&[
-        "result",
-        "download",
-        &task.to_string(),
-        "--to",
-        downloads.to_str().unwrap(),
-    ]);
+    let (folder, _) = t.download_result(&task.to_string());
     assert_eq!(
-        std::fs::read_to_string(downloads.join(task.to_string()).join("result.txt")).unwrap(),
+        std::fs::read_to_string(folder.join("result.txt")).unwrap(),
         "agreed\n"
     );
 }

@@ -311,6 +311,20 @@ impl TestDevnet {
             .unwrap_or_else(|e| panic!("pew {} printed no JSON ({e}): {stdout}", args.join(" ")))
     }
 
+    /// Runs `pew result download TASK --to <test dir>/downloads`; returns the task's folder
+    /// there and the command's JSON output.
+    pub fn download_result(&self, task: &str) -> (PathBuf, serde_json::Value) {
+        let downloads = self.dir.path().join("downloads");
+        let output = self.pew_json(&[
+            "result",
+            "download",
+            task,
+            "--to",
+            downloads.to_str().unwrap(),
+        ]);
+        (downloads.join(task), output)
+    }
+
     /// A key file for dev account `index`, imported through `pew wallet import` on first use.
     pub fn keystore(&self, index: usize) -> PathBuf {
         let path = self.dir.path().join("keys").join(format!("{index}.json"));
