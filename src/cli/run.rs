@@ -220,10 +220,10 @@ async fn close_left_bid(sdk: &crate::sdk::Sdk, settings: &Settings) {
         Ok(Ok(true)) => tracing::info!("the bid left open by the last run is closed"),
         Ok(Ok(false)) => {}
         Ok(Err(error)) => {
-            tracing::warn!(error = %format!("{error:#}"), "the bid left open by the last run could not be closed")
+            tracing::warn!(error = %format!("{error:#}"), "the bid left open by the last run could not be closed now; the node closes it once it runs and its gate says no")
         }
         Err(_) => tracing::warn!(
-            "closing the bid left open by the last run took over 20 s; it stays open"
+            "closing the bid left open by the last run took over 20 s; it stays open until the node runs again"
         ),
     }
 }
