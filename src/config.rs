@@ -361,13 +361,24 @@ impl Settings {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
 
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        // Read once, bounded: the file is parsed from this text only, so a device or a FIFO
+        // given as --config is refused instead of read without end.
+        let file_text = match file {
+            Some(path) => Some(
+                crate::files::read_text(path, crate::files::limit::CONFIG, "a config file")
+                    .map_err(|e| ConfigError::Unreadable {
+                        path: path.to_path_buf(),
+                        reason: match e {
+                            crate::files::ReadError::Missing { .. } => "no such file".into(),
+                            other => other.to_string(),
+                        },
+                    })?,
+            ),
+            None => None,
+        };
+        if let (Some(path), Some(text)) = (file, file_text.as_deref()) {
             let parsed = Config::builder()
-                .add_source(File::from_str(&text, FileFormat::Toml))
+                .add_source(File::from_str(text, FileFormat::Toml))
                 .build()
                 .map_err(|e| ConfigError::Unreadable {
                     path: path.to_path_buf(),
@@ -387,7 +398,7 @@ impl Settings {
                     source_name: path.display().to_string(),
                 });
             }
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
         }
 
         let mut env_map = Map::new();
@@ -426,8 +437,10 @@ impl Settings {
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let settings: Settings = merged.try_deserialize().map_err(|e| {
             // The crate names the key; say where the bad value came from, as the user gave it.
-            let source = match file {
-                Some(path) if !Self::file_alone_is_valid(path) => format!("in {}", path.display()),
+            let source = match (file, file_text.as_deref()) {
+                (Some(path), Some(text)) if !Self::file_alone_is_valid(text) => {
+                    format!("in {}", path.display())
+                }
                 _ => "set by a PEW_* environment variable".to_string(),
             };
             ConfigError::Invalid(format!("{e} ({source})"))
@@ -463,11 +476,11 @@ impl Settings {
 }
 
 impl Settings {
-    /// Whether the defaults plus `path` alone (no environment) deserialize.
-    fn file_alone_is_valid(path: &Path) -> bool {
+    /// Whether the defaults plus the file's `text` alone (no environment) deserialize.
+    fn file_alone_is_valid(text: &str) -> bool {
         Config::builder()
             .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
-            .add_source(File::from(path).format(FileFormat::Toml))
+            .add_source(File::from_str(text, FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize::<Settings>())
             .is_ok()

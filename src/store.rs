@@ -164,8 +164,11 @@ impl crate::chain::sender::TxLog for JournalTxLog {
 pub enum RequestDecision {
     /// Not looked at yet, or to look at again (the gate said "not now").
     Pending,
-    /// Matched into this deal.
+    /// Matched into this deal, with nothing left to match.
     Matched(DealId),
+    /// Matched into this deal for part of its volume: the rest is matched again when the node
+    /// has room (the request stays pending).
+    PartlyMatched(DealId),
     /// Not for this node, with the reason.
     Refused(String),
 }
@@ -184,7 +187,7 @@ impl Store {
             reason,
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+            crate::files::private_dir(parent).map_err(|e| fail(e.to_string()))?;
         }
         let connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         connection
@@ -197,6 +200,10 @@ impl Store {
                  CREATE TABLE IF NOT EXISTS tasks (
                      task TEXT PRIMARY KEY, deal TEXT NOT NULL, idx INTEGER NOT NULL,
                      step TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS request_deals (
+                     hash TEXT NOT NULL, deal TEXT NOT NULL, PRIMARY KEY (hash, deal));
+                 INSERT OR IGNORE INTO request_deals (hash, deal)
+                     SELECT hash, detail FROM requests WHERE decision = 'matched' AND detail IS NOT NULL;
                  CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS transactions (
                      id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
@@ -256,12 +263,26 @@ impl Store {
 
     /// Every journaled transaction, oldest first.
     pub fn transactions(&self) -> Result<Vec<TxEntry>, StoreError> {
-        let mut statement = self
-            .connection
-            .prepare("SELECT id, sender, nonce, label, hash, state FROM transactions ORDER BY id")
-            .map_err(|e| self.error(e))?;
+        self.select_transactions("", [])
+    }
+
+    /// The transactions whose entry changed at or after `since_unix_s` (those a reorg can
+    /// still touch), oldest first.
+    pub fn transactions_since(&self, since_unix_s: i64) -> Result<Vec<TxEntry>, StoreError> {
+        self.select_transactions("WHERE updated_at >= ?1", [since_unix_s])
+    }
+
+    fn select_transactions<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<TxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT id, sender, nonce, label, hash, state FROM transactions {filter} ORDER BY id"
+        );
+        let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |row| {
+            .query_map(params, |row| {
                 Ok(TxEntry {
                     id: row.get(0)?,
                     sender: row.get(1)?,
@@ -348,8 +369,17 @@ impl Store {
         let (kind, detail) = match decision {
             RequestDecision::Pending => ("pending", None),
             RequestDecision::Matched(deal) => ("matched", Some(deal.to_string())),
+            RequestDecision::PartlyMatched(deal) => ("pending", Some(deal.to_string())),
             RequestDecision::Refused(reason) => ("refused", Some(reason.clone())),
         };
+        if let RequestDecision::Matched(deal) | RequestDecision::PartlyMatched(deal) = decision {
+            self.connection
+                .execute(
+                    "INSERT OR IGNORE INTO request_deals (hash, deal) VALUES (?1, ?2)",
+                    params![hash.to_string(), deal.to_string()],
+                )
+                .map_err(|e| self.error(e))?;
+        }
         self.connection
             .execute(
                 "UPDATE requests SET decision = ?2, detail = ?3 WHERE hash = ?1",
@@ -378,11 +408,23 @@ impl Store {
         Ok(hashes)
     }
 
-    /// The request orders matched, with their deals.
+    /// Forgets one deal of a request (it vanished in a reorg).
+    pub fn forget_request_deal(&self, hash: OrderHash, deal: DealId) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "DELETE FROM request_deals WHERE hash = ?1 AND deal = ?2",
+                params![hash.to_string(), deal.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every deal a request order was matched into (a request with volume left may have
+    /// several), with its request.
     pub fn matched_requests(&self) -> Result<Vec<(OrderHash, DealId)>, StoreError> {
         let mut statement = self
             .connection
-            .prepare("SELECT hash, detail FROM requests WHERE decision = 'matched'")
+            .prepare("SELECT hash, deal FROM request_deals ORDER BY rowid")
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |row| {
@@ -647,6 +689,29 @@ mod tests {
         let entry = &store.transactions().unwrap()[0];
         assert_eq!(entry.hash.as_deref(), Some(format!("{a},{b}").as_str()));
         assert_eq!((entry.nonce, entry.state.as_str()), (7, "timed-out"));
+    }
+
+    #[test]
+    fn a_partly_matched_request_stays_pending_and_keeps_each_deal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let hash = OrderHash(B256::repeat_byte(9));
+        let (first, second) = (DealId(B256::repeat_byte(1)), DealId(B256::repeat_byte(2)));
+        store.add_request(hash, 10).unwrap();
+        store
+            .decide_request(hash, &RequestDecision::PartlyMatched(first))
+            .unwrap();
+        assert_eq!(store.pending_requests().unwrap(), [hash], "volume is left");
+        store
+            .decide_request(hash, &RequestDecision::Matched(second))
+            .unwrap();
+        assert!(store.pending_requests().unwrap().is_empty());
+        assert_eq!(
+            store.matched_requests().unwrap(),
+            [(hash, first), (hash, second)]
+        );
+        store.forget_request_deal(hash, first).unwrap();
+        assert_eq!(store.matched_requests().unwrap(), [(hash, second)]);
     }
 
     #[test]

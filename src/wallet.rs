@@ -165,13 +165,15 @@ pub fn address(path: &Path) -> Result<Address, WalletError> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
-    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => WalletError::Missing(path.to_path_buf()),
-        _ => WalletError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+    let text = crate::files::read_text(path, crate::files::limit::KEYSTORE, "a key file").map_err(
+        |e| match e {
+            crate::files::ReadError::Missing { .. } => WalletError::Missing(path.to_path_buf()),
+            other => WalletError::NotAKeystore {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
         },
-    })?;
+    )?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| WalletError::NotAKeystore {
             path: path.to_path_buf(),
@@ -235,33 +237,48 @@ fn check_crypto_parameters(crypto: &serde_json::Value) -> Result<(), String> {
     }
 }
 
+/// The mode of a key file that other local users can read or write (ssh's "unprotected
+/// private key file"), or `None` when only its owner can. The key inside is encrypted, but a
+/// readable copy invites an offline attack on its password.
+pub fn loose_mode(path: &Path) -> Option<u32> {
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Warns, as ssh does, when others can read or write the key file.
+fn warn_if_loose(path: &Path) {
+    if let Some(mode) = loose_mode(path) {
+        tracing::warn!(
+            "key file {} is readable by other users (mode {mode:04o}): run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 /// Opens a key file with its password.
 pub fn unlock(path: &Path, password: &str) -> Result<PrivateKeySigner, WalletError> {
-    let json = read_json(path)?;
-    // Some writers use "Crypto"; eth-keystore reads "crypto". Normalise through a private copy.
-    let normalised;
-    let source = if json.get("crypto").is_none() {
-        let mut copy = json.clone();
-        if let Some(obj) = copy.as_object_mut()
-            && let Some(crypto) = obj.remove("Crypto")
-        {
-            obj.insert("crypto".into(), crypto);
-        }
-        let staging = tempfile::Builder::new()
-            .prefix(".pew-keystore-")
-            .permissions(fs::Permissions::from_mode(0o700))
-            .tempdir()
-            .map_err(|e| WalletError::Io {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let file = staging.path().join("key.json");
-        fs::write(&file, copy.to_string()).map_err(io(&file))?;
-        normalised = staging;
-        normalised.path().join("key.json")
-    } else {
-        path.to_path_buf()
-    };
+    warn_if_loose(path);
+    let mut json = read_json(path)?;
+    // Some writers use "Crypto"; eth-keystore reads "crypto". eth-keystore also reads the file
+    // itself: it is handed a private copy of exactly the JSON checked above, so a file swapped
+    // or grown in between is never what it reads.
+    if let Some(obj) = json.as_object_mut()
+        && !obj.contains_key("crypto")
+        && let Some(crypto) = obj.remove("Crypto")
+    {
+        obj.insert("crypto".into(), crypto);
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".pew-keystore-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| WalletError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let source = staging.path().join("key.json");
+    fs::write(&source, json.to_string()).map_err(io(&source))?;
     let key = eth_keystore::decrypt_key(&source, password).map_err(|e| match e {
         eth_keystore::KeystoreError::MacMismatch => WalletError::WrongPassword(path.to_path_buf()),
         other => WalletError::NotAKeystore {
@@ -320,6 +337,32 @@ mod tests {
             assert!(err.contains(expected), "{expected}: {err}");
         }
         assert!(unlock(&path, "pw").is_ok());
+    }
+
+    #[test]
+    fn key_files_that_are_not_regular_or_too_large_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        let err = unlock(Path::new("/dev/zero"), "pw")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        fs::write(&big, vec![b' '; 200_000]).unwrap();
+        let err = address(&big).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.json");
+        create(&path, "pw").unwrap();
+        assert_eq!(loose_mode(&path), None);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(loose_mode(&path), Some(0o644));
+        assert!(unlock(&path, "pw").is_ok(), "still usable, with a warning");
     }
 
     #[test]

@@ -35,11 +35,14 @@ impl Heartbeat {
         }
     }
 
-    /// Records one finished round of the node loop, and whether it completed.
+    /// Records one finished round of the node loop, and whether it completed. Only a
+    /// completed round counts for health: a node whose every round fails (its RPC node frozen)
+    /// is not doing its work, however busy its loop.
     pub fn round(&self, completed: bool) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
         if !completed {
             self.failed_rounds.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         let now_ms = (crate::energy::sample::unix_now() * 1000.0) as u64;
         self.last_round_ms.store(now_ms, Ordering::Relaxed);
@@ -55,9 +58,9 @@ pub struct Snapshot {
     pub rounds: u64,
     /// Rounds that ended in an error (retried at the next round).
     pub failed_rounds: u64,
-    /// Seconds since the last round ended (`None` before the first).
+    /// Seconds since the last completed round ended (`None` before the first).
     pub last_round_age_s: Option<f64>,
-    /// Whether the node is healthy: its last round ended recently.
+    /// Whether the node is healthy: its last completed round ended recently.
     pub healthy: bool,
     /// Journaled tasks by step.
     pub tasks: BTreeMap<String, u64>,
@@ -290,6 +293,22 @@ mod tests {
         assert!(healthy(Some(2.0), 1000));
         assert!(healthy(Some(62.0), 1000));
         assert!(!healthy(Some(64.0), 1000), "stalled past 3 × 1 s + 60 s");
+    }
+
+    #[test]
+    fn failed_rounds_do_not_count_as_a_sign_of_life() {
+        let heartbeat = Heartbeat::default();
+        heartbeat.round(false);
+        heartbeat.round(false);
+        assert_eq!(heartbeat.rounds.load(Ordering::Relaxed), 2);
+        assert_eq!(heartbeat.failed_rounds.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            heartbeat.last_round_ms.load(Ordering::Relaxed),
+            0,
+            "never completed"
+        );
+        heartbeat.round(true);
+        assert!(heartbeat.last_round_ms.load(Ordering::Relaxed) > 0);
     }
 
     #[test]

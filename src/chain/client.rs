@@ -146,16 +146,33 @@ impl ChainTarget {
     }
 }
 
-/// Parses an address, naming the setting when it is malformed.
+/// Parses an address, naming the setting when it is malformed. An address written in mixed
+/// case carries an EIP-55 checksum, and one whose checksum fails is refused: it is a typo or a
+/// tampered copy, and funds sent there are lost. All-lower and all-upper hex carry none and
+/// are taken as they are.
 pub fn parse_address(what: &'static str, value: &str) -> Result<Address, ChainError> {
-    value
-        .trim()
+    let invalid = |reason: String| ChainError::Invalid {
+        what,
+        value: crate::text::quote(value),
+        reason,
+    };
+    let text = value.trim();
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    let address: Address = text
         .parse()
-        .map_err(|e: alloy::hex::FromHexError| ChainError::Invalid {
-            what,
-            value: value.into(),
-            reason: e.to_string(),
-        })
+        .map_err(|e: alloy::hex::FromHexError| invalid(e.to_string()))?;
+    let mixed_case =
+        hex.bytes().any(|b| b.is_ascii_uppercase()) && hex.bytes().any(|b| b.is_ascii_lowercase());
+    if mixed_case && Address::parse_checksummed(format!("0x{hex}"), None).is_err() {
+        return Err(invalid(format!(
+            "its mixed-case EIP-55 checksum is wrong (the checksummed form of that hex is {}); check for a typo, or write it all in lower case",
+            address.to_checksum(None)
+        )));
+    }
+    Ok(address)
 }
 
 /// Longest wait for one RPC answer: a node that stops answering must not hang pew.
@@ -204,7 +221,8 @@ pub async fn connect(target: ChainTarget) -> Result<Chain, ChainError> {
         })?
         .map_err(|e| ChainError::Unreachable {
             url: target.rpc_url.clone(),
-            reason: e.to_string(),
+            // A server that is not a JSON-RPC node may answer with a whole HTML page.
+            reason: crate::text::quote(&e.to_string()),
         })?;
     if target.chain_id != 0 && actual != target.chain_id {
         return Err(ChainError::WrongChain {
@@ -273,6 +291,30 @@ mod tests {
             ChainTarget::resolve("mainnet", None, None, Path::new("")),
             Err(ChainError::UnknownPreset(_))
         ));
+    }
+
+    #[test]
+    fn mixed_case_addresses_must_carry_a_valid_checksum() {
+        let good = "0x098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0";
+        assert!(parse_address("hub", good).is_ok());
+        assert!(parse_address("hub", &good.to_lowercase()).is_ok());
+        assert!(parse_address("hub", &good[2..].to_uppercase()).is_ok());
+        // One letter's case flipped: the checksum fails.
+        let typo = good.replacen("bFCb", "bFcb", 1);
+        let err = parse_address("node.pool", &typo).unwrap_err().to_string();
+        assert!(
+            err.contains("node.pool") && err.contains("checksum"),
+            "{err}"
+        );
+        assert!(err.contains(good), "the right form is suggested: {err}");
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_not_echoed() {
+        let huge = "z".repeat(10_000_000);
+        let err = parse_address("node.pool", &huge).unwrap_err().to_string();
+        assert!(err.len() < 600, "{} bytes", err.len());
+        assert!(err.contains("10000000 bytes in all"), "{}", &err[..300]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum AccountCommand {
     /// RLC in the wallet, stake and locked RLC in the iExec account, ETH for gas.
     Show {
         /// Another account than the wallet's.
-        #[arg(long)]
+        #[arg(value_parser = super::context::address_arg, long)]
         address: Option<Address>,
     },
     /// Move RLC from the wallet into the iExec account (e.g. `1.5` or `1500000000nRLC`).

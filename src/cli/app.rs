@@ -30,7 +30,7 @@ pub enum AppCommand {
     /// Presign an app order on chain, so requesters' requests can match it.
     Publish {
         /// The app.
-        #[arg(long)]
+        #[arg(value_parser = super::context::address_arg, long)]
         app: Address,
         /// Price per run (RLC, or nRLC with the suffix).
         #[arg(long, default_value = "0")]
@@ -45,6 +45,7 @@ pub enum AppCommand {
     /// Show an app's registration.
     Show {
         /// The app.
+        #[arg(value_parser = super::context::address_arg)]
         app: Address,
     },
     /// Run an app exactly as the node would, without any chain: prints the output folder,
@@ -162,7 +163,7 @@ async fn test(args: TestArgs, globals: &Globals, settings: &Settings) -> anyhow:
         Some(dir) => dir,
         None => {
             let base = settings.executor.work_dir.join("app-test");
-            std::fs::create_dir_all(&base)
+            crate::files::private_dir(&base)
                 .with_context(|| format!("cannot create {}", base.display()))?;
             tempfile::Builder::new()
                 .prefix("run-")
@@ -182,7 +183,27 @@ async fn test(args: TestArgs, globals: &Globals, settings: &Settings) -> anyhow:
         has_callback: false,
         task_dir,
     };
-    let result = executor.execute(&run).await?;
+    // Ctrl-C (or SIGTERM) must not leave the app running nor its output tmpfs mounted: the
+    // run is dropped (which unmounts) and its container removed before pew exits.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let stopped_by = tokio::select! {
+        result = executor.execute(&run) => Ok(result?),
+        _ = interrupt.recv() => Err(("SIGINT", 130)),
+        _ = terminate.recv() => Err(("SIGTERM", 143)),
+    };
+    let result = match stopped_by {
+        Ok(result) => result,
+        Err((signal, code)) => {
+            let removed = executor.remove_started().await;
+            super::output::err_line(&format!(
+                "{signal}: the app was stopped ({removed} container removed); its output folder {} is incomplete",
+                run.task_dir.display()
+            ));
+            return Ok(ExitCode::from(code));
+        }
+    };
     let valid = result.is_valid();
     print(globals.json, &result, |r| {
         format!(
@@ -222,17 +243,16 @@ fn default_name(image: &str) -> String {
 /// Prints a registration: the address on stdout, and whether it is new.
 pub fn print_registration(json: bool, kind: &str, registration: Registration) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&registration).expect("serializes")
-        );
+        super::context::print(true, &registration, |_| String::new());
         return;
     }
     match registration {
-        Registration::Created(address) => println!("{address}"),
+        Registration::Created(address) => super::output::out_line(&address.to_string()),
         Registration::Exists(address) => {
-            eprintln!("this {kind} is already registered with these exact arguments");
-            println!("{address}");
+            super::output::err_line(&format!(
+                "this {kind} is already registered with these exact arguments"
+            ));
+            super::output::out_line(&address.to_string());
         }
     }
 }

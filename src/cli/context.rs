@@ -89,9 +89,8 @@ impl Globals {
     /// when `confirm`, for new key files).
     pub fn password(&self, confirm: bool) -> anyhow::Result<String> {
         if let Some(file) = &self.password_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the password file {}", file.display()))?;
-            let line = text.lines().next().unwrap_or_default().to_string();
+            let line = crate::files::read_secret_line(file, "a password file")
+                .context("cannot read the password file")?;
             if line.is_empty() {
                 bail!("the password file {} is empty", file.display());
             }
@@ -148,6 +147,11 @@ impl Globals {
     }
 }
 
+/// clap's parser for address arguments: EIP-55 checked (see [`client::parse_address`]).
+pub fn address_arg(text: &str) -> Result<alloy::primitives::Address, String> {
+    client::parse_address("address", text).map_err(|e| e.to_string())
+}
+
 /// The transaction policy from configuration.
 pub fn send_policy(settings: &Settings) -> SendPolicy {
     SendPolicy {
@@ -169,12 +173,11 @@ pub struct Published {
 
 /// Prints `value` as one JSON object with `--json`, else the text `human` makes.
 pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(value).expect("output serializes")
-        );
-    } else {
-        println!("{}", human(value));
+    match json {
+        true => match serde_json::to_string(value) {
+            Ok(text) => super::output::out_line(&text),
+            Err(error) => super::output::err_line(&format!("error: output not printable: {error}")),
+        },
+        false => super::output::out_line(&human(value)),
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 
 use super::app::print_registration;
@@ -33,7 +33,7 @@ pub enum DatasetCommand {
     /// Presign a dataset order on chain.
     Publish {
         /// The dataset.
-        #[arg(long)]
+        #[arg(value_parser = super::context::address_arg, long)]
         dataset: Address,
         /// Price per use (RLC, or nRLC with the suffix).
         #[arg(long, default_value = "0")]
@@ -45,18 +45,19 @@ pub enum DatasetCommand {
         #[arg(long, default_value = "0x0")]
         tag: Tag,
         /// Only this app may use the dataset.
-        #[arg(long, value_name = "ADDRESS")]
+        #[arg(value_parser = super::context::address_arg, long, value_name = "ADDRESS")]
         app_restrict: Option<Address>,
         /// Only this workerpool may run tasks on it.
-        #[arg(long, value_name = "ADDRESS")]
+        #[arg(value_parser = super::context::address_arg, long, value_name = "ADDRESS")]
         workerpool_restrict: Option<Address>,
         /// Only this requester may use it.
-        #[arg(long, value_name = "ADDRESS")]
+        #[arg(value_parser = super::context::address_arg, long, value_name = "ADDRESS")]
         requester_restrict: Option<Address>,
     },
     /// Show a dataset's registration.
     Show {
         /// The dataset.
+        #[arg(value_parser = super::context::address_arg)]
         dataset: Address,
     },
 }
@@ -83,8 +84,12 @@ pub async fn run(
                             "no IPFS API is configured to add the file to: give --multiaddr or set ipfs.api"
                         );
                     };
-                    let bytes = std::fs::read(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    // No node downloads a dataset larger than its input limit.
+                    let bytes = crate::files::read(
+                        &file,
+                        settings.executor.input_max_mb * 1024 * 1024,
+                        "a dataset (executor.input_max_mb)",
+                    )?;
                     let added =
                         crate::storage::ipfs::IpfsClient::new(&api, Duration::from_secs(300))
                             .add(&bytes)

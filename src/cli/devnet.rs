@@ -83,10 +83,7 @@ async fn up(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     let mut running = devnet::up(options).await?;
-    println!(
-        "{}",
-        serde_json::to_string(running.info()).expect("DevnetInfo serializes")
-    );
+    super::output::out_line(&serde_json::to_string(running.info())?);
     if args.detach {
         tracing::info!(
             "devnet detached; stop it with `pew devnet down --state-dir {}`",
@@ -118,13 +115,16 @@ async fn up(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
 fn down(state_dir: &Path) -> anyhow::Result<ExitCode> {
     let stopped = devnet::down(state_dir)?;
     if stopped.is_empty() {
-        eprintln!("no devnet is running from {}", state_dir.display());
+        super::output::err_line(&format!(
+            "no devnet is running from {}",
+            state_dir.display()
+        ));
     } else {
         let names: Vec<String> = stopped
             .iter()
             .map(|h| format!("{} (pid {})", h.name, h.pid))
             .collect();
-        eprintln!("stopped {}", names.join(", "));
+        super::output::err_line(&format!("stopped {}", names.join(", ")));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -142,10 +142,7 @@ async fn status(state_dir: &Path) -> anyhow::Result<ExitCode> {
         "ipfs_api": info.ipfs_api,
         "ipfs_peer_id": ipfs_id,
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).expect("JSON serializes")
-    );
+    super::output::out_line(&serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }
 

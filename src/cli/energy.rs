@@ -92,8 +92,8 @@ pub fn simulate_command(args: &SimulateArgs, settings: &Settings) -> anyhow::Res
     let trace = Trace::load(&args.trace)?;
     let jobs = match &args.jobs {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("jobs file {} cannot be read", path.display()))?;
+            let text = crate::files::read_text(path, crate::files::limit::TRACE, "a jobs file")
+                .context("the jobs file cannot be read")?;
             simulate::parse_jobs(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
         }
         None => {

@@ -1,6 +1,6 @@
 //! `pew energy status`, `setup` and `calibrate`: the operator's side of the energy module.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -236,8 +236,7 @@ fn ask(input: &mut dyn BufRead, question: &Question) -> anyhow::Result<toml_edit
             .as_ref()
             .unwrap_or(&question.current)
             .to_string();
-        eprint!("{} [{}]: ", question.prompt, shown.trim());
-        std::io::stderr().flush().ok();
+        super::output::err_prompt(&format!("{} [{}]: ", question.prompt, shown.trim()));
         let mut line = String::new();
         if input.read_line(&mut line)? == 0 {
             bail!("input ended before setup was complete (use --non-interactive with flags)");
@@ -248,7 +247,7 @@ fn ask(input: &mut dyn BufRead, question: &Question) -> anyhow::Result<toml_edit
         }
         match parse_answer(question.kind, line) {
             Ok(value) => return Ok(value),
-            Err(error) => eprintln!("  {error}; try again"),
+            Err(error) => super::output::err_line(&format!("  {error}; try again")),
         }
     }
 }
@@ -447,15 +446,17 @@ pub async fn setup(
     ];
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut document: toml_edit::DocumentMut = match std::fs::read_to_string(&target) {
-        Ok(existing) => existing.parse().with_context(|| {
-            format!(
-                "{} is not valid TOML; fix or remove it first",
-                target.display()
-            )
-        })?,
-        Err(_) => toml_edit::DocumentMut::new(),
-    };
+    let mut document: toml_edit::DocumentMut =
+        match crate::files::read_text(&target, crate::files::limit::CONFIG, "a config file") {
+            Ok(existing) => existing.parse().with_context(|| {
+                format!(
+                    "{} is not valid TOML; fix or remove it first",
+                    target.display()
+                )
+            })?,
+            Err(error) if error.is_missing() => toml_edit::DocumentMut::new(),
+            Err(error) => return Err(error.into()),
+        };
     for question in &questions {
         let value = if args.non_interactive {
             match &question.answer {
@@ -581,8 +582,13 @@ pub async fn calibrate(
     let calibration = tokio::task::spawn_blocking(move || measure(&energy, seconds)).await??;
     if args.write {
         let target = config_target(config)?;
-        let mut document: toml_edit::DocumentMut = std::fs::read_to_string(&target)
-            .unwrap_or_default()
+        let text =
+            match crate::files::read_text(&target, crate::files::limit::CONFIG, "a config file") {
+                Ok(text) => text,
+                Err(error) if error.is_missing() => String::new(),
+                Err(error) => return Err(error.into()),
+            };
+        let mut document: toml_edit::DocumentMut = text
             .parse()
             .with_context(|| format!("{} is not valid TOML", target.display()))?;
         let policy = document

@@ -11,6 +11,7 @@ mod devnet;
 mod doctor;
 mod energy;
 mod energy_setup;
+mod output;
 mod pool;
 mod request;
 mod result;
@@ -105,7 +106,7 @@ pub fn main() -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(err) => {
-            eprintln!("error: {err}");
+            output::err_line(&error_line(&err.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -117,7 +118,9 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            output::err_line(&error_line(&format!(
+                "cannot start the async runtime: {err}"
+            )));
             return ExitCode::FAILURE;
         }
     };
@@ -149,10 +152,19 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            output::err_line(&error_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one line an error ends a command with: bounded, control characters escaped (an error
+/// may quote a server, a file or a setting).
+fn error_line(message: &str) -> String {
+    format!(
+        "error: {}",
+        crate::text::one_line(message, crate::text::LINE_CHARS)
+    )
 }
 
 fn init_logging(settings: &Settings, verbose: u8) {
@@ -169,7 +181,7 @@ fn init_logging(settings: &Settings, verbose: u8) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(output::LogSink)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();

@@ -23,12 +23,13 @@ pub enum PoolCommand {
     /// Show a workerpool's registration.
     Show {
         /// The workerpool.
+        #[arg(value_parser = super::context::address_arg)]
         pool: Address,
     },
     /// Presign a workerpool order by hand (`pew run` does this itself under its energy gate).
     Publish {
         /// The workerpool.
-        #[arg(long)]
+        #[arg(value_parser = super::context::address_arg, long)]
         pool: Address,
         /// Price per task (RLC, or nRLC with the suffix).
         #[arg(long, default_value = "0")]

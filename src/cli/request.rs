@@ -35,13 +35,13 @@ pub enum RequestCommand {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// The app to run.
-    #[arg(long)]
+    #[arg(value_parser = super::context::address_arg, long)]
     app: Address,
     /// A dataset for the app.
-    #[arg(long)]
+    #[arg(value_parser = super::context::address_arg, long)]
     dataset: Option<Address>,
     /// Only this workerpool may run it [default: any].
-    #[arg(long)]
+    #[arg(value_parser = super::context::address_arg, long)]
     workerpool: Option<Address>,
     /// Category (max run time): XS, S, M, L, XL or 0-4.
     #[arg(long, default_value = "XS")]
@@ -59,10 +59,10 @@ pub struct SubmitArgs {
     #[arg(long = "input-file", value_name = "URL")]
     input_files: Vec<String>,
     /// A contract to call with the result.
-    #[arg(long)]
+    #[arg(value_parser = super::context::address_arg, long)]
     callback: Option<Address>,
     /// Who receives the result [default: the requester].
-    #[arg(long)]
+    #[arg(value_parser = super::context::address_arg, long)]
     beneficiary: Option<Address>,
     /// Requirements (0x-hex or names such as gpu); TEE tags are refused.
     #[arg(long, default_value = "0x0")]
@@ -164,7 +164,7 @@ async fn submit(
         return Ok(ExitCode::SUCCESS);
     }
     if !globals.json {
-        println!("{hash}");
+        super::output::out_line(&hash.to_string());
     }
     let status = wait(&sdk, hash, args.wait_timeout).await?;
     let failed = status
@@ -183,7 +183,7 @@ async fn submit(
         );
     } else {
         for task in status.deals.iter().flat_map(|d| &d.tasks) {
-            println!("task {} {}", task.task_id, task.status);
+            super::output::out_line(&format!("task {} {}", task.task_id, task.status));
         }
     }
     Ok(if failed {
@@ -201,7 +201,7 @@ pub async fn wait(sdk: &Sdk, hash: OrderHash, timeout_s: u64) -> anyhow::Result<
         let status = sdk.request_status(hash).await?;
         let summary = progress_line(&status);
         if summary != last {
-            eprintln!("[{:>4}s] {summary}", started.elapsed().as_secs());
+            super::output::err_line(&format!("[{:>4}s] {summary}", started.elapsed().as_secs()));
             last = summary;
         }
         if status.is_done() {

@@ -27,6 +27,14 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     let pool = parse_address("node.pool", &settings.node.pool)?;
     let price: Nrlc = settings.node.price.parse().context("node.price")?;
     let category: Category = settings.node.category.parse().context("node.category")?;
+    // One node per state folder, key and workerpool, before anything is sent or journaled.
+    let key = crate::wallet::address(&globals.keystore_path(settings))?;
+    let hub = globals.target(settings)?.hub;
+    let state_dir = match settings.node.journal.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let _locks = node::lock::acquire(&state_dir, hub, key, pool)?;
     let node::GateChoice { gate, mut energy } = node::gate_from_settings(settings, node::now_s())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -290,13 +298,8 @@ async fn worker_sdk(
     let password = if password_file.as_os_str().is_empty() {
         globals.password(false)?
     } else {
-        let text = std::fs::read_to_string(password_file).with_context(|| {
-            format!(
-                "node.worker_password_file {} cannot be read",
-                password_file.display()
-            )
-        })?;
-        text.lines().next().unwrap_or_default().to_string()
+        crate::files::read_secret_line(password_file, "a password file")
+            .context("node.worker_password_file cannot be read")?
     };
     let signer = crate::wallet::unlock(path, &password)
         .with_context(|| format!("node.worker_keystore {}", path.display()))?;

@@ -19,13 +19,19 @@ pub enum TaskCommand {
         /// The task id.
         task: TaskId,
     },
-    /// Follow a task until it is COMPLETED or FAILED, printing each change on stderr.
+    /// Follow a task until it is COMPLETED or FAILED, printing each change on stderr. Gives
+    /// up when the task has not appeared within --appear-timeout, or once its final deadline
+    /// has passed (it can then only be claimed).
     Watch {
         /// The task id.
         task: TaskId,
-        /// Give up after this many seconds (0: never).
+        /// Give up after this many seconds whatever happens (0: no overall limit).
         #[arg(long, default_value_t = 0)]
         timeout: u64,
+        /// Give up when the task does not exist on chain after this many seconds (a wrong id,
+        /// or a deal that was never made).
+        #[arg(long, default_value_t = 600)]
+        appear_timeout: u64,
     },
 }
 
@@ -61,6 +67,18 @@ fn human(t: &TaskView) -> String {
     out
 }
 
+/// Whether the chain's clock is past a task's final deadline (checked on each change of status
+/// and every minute: a task that stays ACTIVE forever would keep a watcher waiting forever).
+async fn past_final_deadline(sdk: &crate::sdk::Sdk, view: &TaskView) -> bool {
+    if view.final_deadline.is_zero() {
+        return false;
+    }
+    match sdk.poco().now().await {
+        Ok(now) => alloy::primitives::U256::from(now) > view.final_deadline,
+        Err(_) => false,
+    }
+}
+
 /// Runs one task subcommand.
 pub async fn run(
     command: TaskCommand,
@@ -74,14 +92,24 @@ pub async fn run(
             print(globals.json, &view, human);
             Ok(ExitCode::SUCCESS)
         }
-        TaskCommand::Watch { task, timeout } => {
+        TaskCommand::Watch {
+            task,
+            timeout,
+            appear_timeout,
+        } => {
             let started = Instant::now();
             let mut last = String::new();
+            let mut poll: u64 = 0;
             loop {
+                poll = poll.wrapping_add(1);
                 let status = match sdk.task_view(task).await {
                     Ok(view) => {
                         if view.status == "COMPLETED" || view.status == "FAILED" {
-                            eprintln!("[{:>4}s] {}", started.elapsed().as_secs(), view.status);
+                            super::output::err_line(&format!(
+                                "[{:>4}s] {}",
+                                started.elapsed().as_secs(),
+                                view.status
+                            ));
                             let ok = view.status == "COMPLETED";
                             print(globals.json, &view, human);
                             return Ok(if ok {
@@ -90,13 +118,33 @@ pub async fn run(
                                 ExitCode::FAILURE
                             });
                         }
+                        // A task that stays open forever would keep the watcher forever.
+                        if (view.status != last || poll % 30 == 1)
+                            && past_final_deadline(&sdk, &view).await
+                        {
+                            anyhow::bail!(
+                                "task {task} is still {} past its final deadline {}: it will not complete; anyone can now claim it to refund the requester",
+                                view.status,
+                                view.final_deadline
+                            );
+                        }
                         view.status
                     }
-                    Err(SdkError::NotFound(_)) => "UNSET (not initialized yet)".to_string(),
+                    Err(SdkError::NotFound(_)) => {
+                        if started.elapsed() > Duration::from_secs(appear_timeout) {
+                            anyhow::bail!(
+                                "task {task} does not exist on chain after {appear_timeout} s: check the id (`pew deal show DEAL` lists a deal's tasks), or give a longer --appear-timeout"
+                            );
+                        }
+                        "UNSET (not initialized yet)".to_string()
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 if status != last {
-                    eprintln!("[{:>4}s] {status}", started.elapsed().as_secs());
+                    super::output::err_line(&format!(
+                        "[{:>4}s] {status}",
+                        started.elapsed().as_secs()
+                    ));
                     last = status;
                 }
                 if timeout > 0 && started.elapsed() > Duration::from_secs(timeout) {

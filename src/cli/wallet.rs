@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -64,16 +63,19 @@ pub fn run(
             }
             let password = globals.password(true)?;
             if let Some(file) = &args.private_key_file {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let text = crate::files::read_text(
+                    file,
+                    crate::files::limit::SECRET,
+                    "a private key file",
+                )?;
                 wallet::import_private_key(&keystore, &text, &password)?
             } else {
                 let file = args
                     .mnemonic_file
                     .as_ref()
                     .expect("clap requires one source");
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let text =
+                    crate::files::read_text(file, crate::files::limit::SECRET, "a mnemonic file")?;
                 wallet::import_mnemonic(&keystore, &text, args.index, &password)?
             }
         }

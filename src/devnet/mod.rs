@@ -93,10 +93,18 @@ pub struct DevnetInfo {
 impl DevnetInfo {
     /// Reads a `devnet.json` written by `pew devnet up`.
     pub fn read(path: &Path) -> Result<Self, DevnetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DevnetError::Io {
-            path: path.to_path_buf(),
-            reason: format!("{e} (is a devnet running? start one with `pew devnet up`)"),
-        })?;
+        let text =
+            crate::files::read_text(path, crate::files::limit::STATE, "a devnet description")
+                .map_err(|e| DevnetError::Io {
+                    path: path.to_path_buf(),
+                    reason: match e {
+                        crate::files::ReadError::Missing { .. } => {
+                            "no such file (is a devnet running? start one with `pew devnet up`)"
+                                .into()
+                        }
+                        other => other.to_string(),
+                    },
+                })?;
         serde_json::from_str(&text).map_err(|e| DevnetError::Io {
             path: path.to_path_buf(),
             reason: format!("not a devnet description: {e}"),
@@ -243,7 +251,11 @@ fn claim_port(port: u16, what: &'static str, flag: &'static str) -> Result<u16, 
 
 /// The helpers recorded in `state_dir` that still run.
 fn live_helpers(state_dir: &Path) -> Vec<Helper> {
-    let Ok(text) = std::fs::read_to_string(state_dir.join(PROCESSES_FILE)) else {
+    let Ok(text) = crate::files::read_text(
+        &state_dir.join(PROCESSES_FILE),
+        crate::files::limit::STATE,
+        "a process list",
+    ) else {
         return Vec::new();
     };
     let helpers: Vec<Helper> = serde_json::from_str(&text).unwrap_or_default();

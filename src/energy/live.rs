@@ -40,7 +40,7 @@ pub fn path_for(state_file: &Path) -> PathBuf {
 /// Writes the status atomically (a reader never sees half a file).
 pub fn write(path: &Path, status: &LiveStatus) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::files::private_dir(parent)?;
     }
     let text = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     let temporary = path.with_extension("json.tmp");
@@ -61,7 +61,8 @@ pub fn remove(path: &Path) {
 /// written recently, and its writer is alive. Anything else (no node, a crashed one, a corrupt
 /// file) is `None`, and the caller reads the source itself.
 pub fn read_fresh(path: &Path, now_s: f64) -> Option<LiveStatus> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text =
+        crate::files::read_text(path, crate::files::limit::STATE, "a node status file").ok()?;
     let live: LiveStatus = serde_json::from_str(&text).ok()?;
     if !live.status.is_object() {
         return None;

@@ -130,19 +130,23 @@ pub fn open_source(settings: &EnergySettings) -> anyhow::Result<OpenedSource> {
 /// Reads the persisted state; a missing file is a first start, a corrupt one is reported and
 /// ignored (the estimate re-anchors at the next full charge).
 pub fn load_state(path: &Path) -> PersistentState {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_text(path, crate::files::limit::STATE, "an energy state file") {
         Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
             tracing::warn!(path = %path.display(), %error, "energy state unreadable; starting from the configured SoC");
             PersistentState::default()
         }),
-        Err(_) => PersistentState::default(),
+        Err(error) if error.is_missing() => PersistentState::default(),
+        Err(error) => {
+            tracing::warn!(%error, "energy state unreadable; starting from the configured SoC");
+            PersistentState::default()
+        }
     }
 }
 
 /// Writes the persisted state atomically.
 pub fn save_state(path: &Path, state: &PersistentState) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::files::private_dir(parent)?;
     }
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, serde_json::to_vec_pretty(state)?)?;

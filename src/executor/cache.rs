@@ -36,7 +36,7 @@ impl ImageCache {
     /// Loads the record at `path` (empty if absent or unreadable: the worst case is that an
     /// image pew pulled is never pruned).
     pub fn load(path: &Path) -> Self {
-        let entries = std::fs::read_to_string(path)
+        let entries = crate::files::read_text(path, crate::files::limit::STATE, "an image record")
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
@@ -73,7 +73,7 @@ impl ImageCache {
     /// Writes the record (atomically).
     pub fn save(&self) -> std::io::Result<()> {
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent)?;
+            crate::files::private_dir(parent)?;
         }
         let staged = self.path.with_extension("json.tmp");
         std::fs::write(

@@ -55,6 +55,19 @@ pub enum ImageError {
     },
 }
 
+impl ImageError {
+    /// Whether trying again cannot help: the image is not the registered one, or cannot run on
+    /// this host. An engine that does not answer or a pull that failed may work next time.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ImageError::ChecksumMismatch { .. }
+                | ImageError::Platform { .. }
+                | ImageError::BadDigest { .. }
+        )
+    }
+}
+
 /// Connects to the local Docker Engine and agrees on an API version.
 pub async fn connect() -> Result<Docker, ImageError> {
     let docker =
@@ -80,7 +93,7 @@ pub async fn local_image_checksum(docker: &Docker, reference: &str) -> Result<B2
     let image = docker
         .inspect_image(reference)
         .await
-        .map_err(|_| ImageError::Missing(reference.into()))?;
+        .map_err(|_| ImageError::Missing(crate::text::quote(reference)))?;
     let digest = image
         .repo_digests
         .as_ref()
@@ -88,7 +101,7 @@ pub async fn local_image_checksum(docker: &Docker, reference: &str) -> Result<B2
         .or(image.id.clone())
         .unwrap_or_default();
     parse_sha256_digest(&digest).ok_or(ImageError::BadDigest {
-        reference: reference.into(),
+        reference: crate::text::quote(reference),
         digest,
     })
 }
@@ -117,6 +130,8 @@ pub struct ReadyImage {
     pub id: String,
     /// Whether pew pulled it just now.
     pub pulled: bool,
+    /// Its own `USER`, when it names one.
+    pub user: Option<String>,
 }
 
 /// Makes `reference` available locally (pulling it with progress logs and a timeout when
@@ -137,7 +152,7 @@ pub async fn prepare(
             docker
                 .inspect_image(reference)
                 .await
-                .map_err(|_| ImageError::Missing(reference.into()))?
+                .map_err(|_| ImageError::Missing(crate::text::quote(reference)))?
         }
     };
     let id = image.id.clone().unwrap_or_default();
@@ -151,7 +166,7 @@ pub async fn prepare(
         digests.extend(parse_sha256_digest(&id));
         if !digests.contains(&checksum) {
             return Err(ImageError::ChecksumMismatch {
-                reference: reference.into(),
+                reference: crate::text::quote(reference),
                 expected: checksum,
                 id,
             });
@@ -162,15 +177,21 @@ pub async fn prepare(
     let host = host_architecture();
     if !platform_runs(&os, &arch, host) {
         return Err(ImageError::Platform {
-            reference: reference.into(),
+            reference: crate::text::quote(reference),
             platform: format!("{os}/{arch}"),
             host: host.into(),
         });
     }
+    let user = image
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .filter(|u| !u.trim().is_empty());
     Ok(ReadyImage {
         reference: reference.into(),
         id,
         pulled,
+        user,
     })
 }
 
@@ -203,11 +224,11 @@ async fn pull(
     match tokio::time::timeout(timeout, pulling).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(ImageError::Pull {
-            reference: reference.into(),
-            reason,
+            reference: crate::text::quote(reference),
+            reason: crate::text::quote(&reason),
         }),
         Err(_) => Err(ImageError::Pull {
-            reference: reference.into(),
+            reference: crate::text::quote(reference),
             reason: format!(
                 "not done after {} s (executor.pull_timeout_s)",
                 timeout.as_secs()

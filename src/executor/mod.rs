@@ -10,6 +10,7 @@ pub mod cache;
 pub mod env;
 pub mod image;
 pub mod inputs;
+pub mod output;
 pub mod run;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +113,9 @@ pub struct Executor {
     pull_timeout: Duration,
     input_max_bytes: u64,
     cache: tokio::sync::Mutex<cache::ImageCache>,
+    /// Containers started and not yet known removed: a run cut short (Ctrl-C on `pew app
+    /// test`) leaves its name here for [`Executor::remove_started`].
+    started: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Executor {
@@ -121,6 +125,9 @@ impl Executor {
         ipfs: Option<IpfsClient>,
     ) -> Result<Self, image::ImageError> {
         let docker = image::connect().await?;
+        if let Err(error) = crate::files::private_dir(&settings.work_dir) {
+            tracing::warn!(folder = %settings.work_dir.display(), %error, "the work folder cannot be made private (0700)");
+        }
         let input_max_bytes = settings.input_max_mb * 1024 * 1024;
         Ok(Self {
             docker,
@@ -136,7 +143,26 @@ impl Executor {
             cache: tokio::sync::Mutex::new(cache::ImageCache::load(
                 &settings.work_dir.join("images.json"),
             )),
+            started: Default::default(),
         })
+    }
+
+    /// Removes the containers of runs that were cut short (their future dropped), with their
+    /// output tmpfs already unmounted by then. For a command stopped by Ctrl-C.
+    pub async fn remove_started(&self) -> usize {
+        let names: Vec<String> = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        let mut removed = 0;
+        for name in names {
+            if run::remove(&self.docker, &name).await {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Removes the containers this executor left behind (see [`run::remove_orphans`]).
@@ -197,7 +223,9 @@ impl Executor {
 
     /// Runs the app of one task and computes its digest.
     pub async fn execute(&self, task: &AppRun) -> Result<AppResult, ExecError> {
-        self.prepare_image(&task.image, task.checksum).await?;
+        let ready = self.prepare_image(&task.image, task.checksum).await?;
+        // The task folder is pew's alone: no other local user reaches its inputs or outputs.
+        crate::files::private_dir(&task.task_dir).map_err(|e| folder_error(&task.task_dir, e))?;
         let input_dir = task.task_dir.join("input");
         let output_dir = task.task_dir.join("output").join("iexec_out");
         for dir in [&input_dir, &output_dir] {
@@ -219,12 +247,22 @@ impl Executor {
         if let Err(error) = self.fetch_inputs(task, &input_dir).await {
             return Ok(failed(error.to_string()));
         }
+        // Readable by the app's user, whoever it is (pew's umask may be strict).
+        if let Err(error) = readable_inputs(&input_dir) {
+            return Err(folder_error(&input_dir, error));
+        }
         let args = match task.iexec_args.as_deref().map(args::split_args).transpose() {
             Ok(args) => args.unwrap_or_default(),
             Err(error) => return Ok(failed(error.to_string())),
         };
         let spec = RunSpec {
-            image: task.image.clone(),
+            // The image checked above, by id: a tag moved meanwhile is not what runs.
+            image: if ready.id.is_empty() {
+                task.image.clone()
+            } else {
+                ready.id.clone()
+            },
+            image_user: ready.user.clone(),
             args,
             env: env::iexec_env(&task.context),
             input_dir,
@@ -237,7 +275,16 @@ impl Executor {
             ),
         };
         tracing::info!(task = %task.context.task, image = %task.image, "running the app");
-        let outcome = run::run(&self.docker, &self.limits, &spec, &self.pause).await?;
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.name.clone());
+        let outcome = run::run(&self.docker, &self.limits, &spec, &self.pause).await;
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&spec.name);
+        let outcome = outcome?;
         let logs = join_logs(&outcome.stdout, &outcome.stderr);
         let mut result = AppResult {
             exit_code: outcome.exit_code,
@@ -301,7 +348,7 @@ impl Executor {
                     .unwrap_or_else(|| "unknown".into())
             ));
         }
-        match check_output_tree(&output_dir).and_then(|()| {
+        match output::check_tree(&output_dir).and_then(|()| {
             digest::result_digest(&output_dir, task.has_callback).map_err(|e| e.to_string())
         }) {
             Ok(digest) => result.digest = Some(digest),
@@ -362,62 +409,16 @@ fn join_logs(stdout: &str, stderr: &str) -> String {
     }
 }
 
-/// Refuses an output folder holding a symbolic link or a hard-linked file anywhere: pew must
-/// never read or upload anything from outside `/iexec_out`.
-pub fn check_output_tree(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for entry in entries.flatten() {
-            let child = entry.path();
-            let meta = child
-                .symlink_metadata()
-                .map_err(|e| format!("{}: {e}", child.display()))?;
-            let shown = child
-                .strip_prefix(dir)
-                .unwrap_or(&child)
-                .display()
-                .to_string();
-            if meta.file_type().is_symlink() {
-                return Err(format!(
-                    "/iexec_out/{shown} is a symbolic link: results may only hold regular files and folders"
-                ));
-            }
-            if meta.is_dir() {
-                stack.push(child);
-            } else if meta.nlink() > 1 {
-                return Err(format!(
-                    "/iexec_out/{shown} is a hard link: results may only hold files of their own"
-                ));
-            }
+/// Makes the input folder and its files readable (not writable) by any user: the app's user
+/// may be the image's own, and the folder above is private to pew anyway.
+fn readable_inputs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644))?;
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_anywhere_in_the_output_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/a"), "a").unwrap();
-        assert!(check_output_tree(dir.path()).is_ok());
-        std::fs::hard_link(dir.path().join("sub/a"), dir.path().join("b")).unwrap();
-        assert!(
-            check_output_tree(dir.path())
-                .unwrap_err()
-                .contains("hard link")
-        );
-        std::fs::remove_file(dir.path().join("b")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("sub/p")).unwrap();
-        assert!(
-            check_output_tree(dir.path())
-                .unwrap_err()
-                .contains("symbolic link")
-        );
-    }
 }

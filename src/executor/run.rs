@@ -16,6 +16,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::env::{CONTAINER_IN, CONTAINER_OUT};
+use super::output;
+use std::os::unix::fs::PermissionsExt;
 
 /// The label every app container carries, so containers a crash left behind can be found.
 pub const CONTAINER_LABEL: &str = "pew.app";
@@ -130,8 +132,8 @@ pub struct Limits {
     pub output_cap_bytes: u64,
     /// Whether the app may use the network.
     pub allow_network: bool,
-    /// `uid:gid` to run as; empty for the image's user.
-    pub user: String,
+    /// Who the app runs as.
+    pub user: AppUser,
     /// How much of the end of the logs is kept.
     pub log_tail_bytes: usize,
     /// Enforce the output cap in the kernel (a size-limited tmpfs as `/iexec_out`, copied to
@@ -142,15 +144,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits from configuration; an empty user means pew's own uid:gid.
+    /// Limits from configuration.
     pub fn from_settings(settings: &crate::config::ExecutorSettings) -> Self {
-        let user = if settings.user.is_empty() {
-            // SAFETY: getuid/getgid cannot fail.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            format!("{uid}:{gid}")
-        } else {
-            settings.user.clone()
-        };
+        let user = AppUser::parse(&settings.user);
         Self {
             memory_bytes: (settings.memory_mb * 1024 * 1024) as i64,
             cpus: settings.cpus,
@@ -160,14 +156,71 @@ impl Limits {
             allow_network: settings.allow_network,
             user,
             log_tail_bytes: (settings.log_tail_kib * 1024) as usize,
-            // SAFETY: geteuid cannot fail.
-            kernel_output_cap: unsafe { libc::geteuid() } == 0,
+            kernel_output_cap: running_as_root(),
             owner: std::path::absolute(&settings.work_dir)
                 .unwrap_or_else(|_| settings.work_dir.clone())
                 .display()
                 .to_string(),
         }
     }
+}
+
+/// Whether pew runs as root (it can then mount the size-limited output and own every file).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid:gid apps run as when nothing better is known: `nobody`, which owns nothing.
+pub const UNPRIVILEGED_USER: &str = "65534:65534";
+
+/// Who an app runs as (`executor.user`). Never root unless the operator says so: a root
+/// process in a container is one kernel bug away from root on the Pi.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppUser {
+    /// `""`: the image's own `USER` when it is not root, else [`UNPRIVILEGED_USER`]; when pew
+    /// itself is not root, pew's own uid:gid (an unprivileged user, and the one that can clean
+    /// the output up).
+    Auto,
+    /// `"root"` (or `"0"`, `"0:0"`): the operator's explicit choice, warned about at start.
+    Root,
+    /// `"uid:gid"` (or a user name the image knows).
+    Fixed(String),
+}
+
+impl AppUser {
+    /// Reads `executor.user`.
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            "" => AppUser::Auto,
+            user if is_root_user(user) => AppUser::Root,
+            user => AppUser::Fixed(user.to_string()),
+        }
+    }
+
+    /// The user handed to Docker for an image whose own `USER` is `image_user` (`None`: the
+    /// image's own, which is then known not to be root).
+    pub fn for_image(&self, image_user: Option<&str>) -> Option<String> {
+        match self {
+            AppUser::Root => Some("0:0".into()),
+            AppUser::Fixed(user) => Some(user.clone()),
+            AppUser::Auto if !running_as_root() => {
+                // SAFETY: getuid/getgid cannot fail.
+                let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+                Some(format!("{uid}:{gid}"))
+            }
+            AppUser::Auto => match image_user.map(str::trim) {
+                Some(user) if !user.is_empty() && !is_root_user(user) => None,
+                _ => Some(UNPRIVILEGED_USER.into()),
+            },
+        }
+    }
+}
+
+/// Whether a Docker `USER` value names root (`root`, `0`, with any group).
+fn is_root_user(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or_default().trim();
+    name.is_empty() || name == "root" || name == "0"
 }
 
 /// One container run.
@@ -187,6 +240,8 @@ pub struct RunSpec {
     pub timeout: Duration,
     /// Container name (unique).
     pub name: String,
+    /// The image's own `USER`, if it names one.
+    pub image_user: Option<String>,
 }
 
 /// What happened to the container.
@@ -230,48 +285,36 @@ fn docker_error(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error
     }
 }
 
-/// Total size of the regular files under `dir`, without following links.
-pub fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total += meta.len();
-            }
-        }
-    }
-    total
-}
-
 fn tail(text: &[u8], max: usize) -> String {
     let start = text.len().saturating_sub(max);
     String::from_utf8_lossy(&text[start..]).to_string()
 }
 
-/// Runs one container to completion (or to its limit) and removes it.
+/// Runs one container to completion (or to its limit) and removes it, then brings its output
+/// onto the host under the rules of [`super::output`]: a run whose output breaks them, or
+/// outgrows the cap (apparent sizes counted), has its output removed at once.
 pub async fn run(
     docker: &Docker,
     limits: &Limits,
     spec: &RunSpec,
     pause: &PauseClock,
 ) -> Result<RunOutcome, DockerError> {
+    let cap = limits.output_cap_bytes;
     let staging = if limits.kernel_output_cap {
         Some(
-            OutputTmpfs::mount(&spec.output_dir, limits).map_err(|reason| DockerError {
+            output::OutputTmpfs::mount(&spec.output_dir, cap).map_err(|reason| DockerError {
                 action: "preparing the size-limited /iexec_out".into(),
                 reason,
             })?,
         )
     } else {
+        // The app writes in the host folder itself: it must be writable by the app's user,
+        // which is pew's own unless configured otherwise (the folder above is private).
+        std::fs::set_permissions(&spec.output_dir, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| DockerError {
+                action: "preparing /iexec_out".into(),
+                reason: format!("{}: {e}", spec.output_dir.display()),
+            })?;
         None
     };
     let mount_dir = staging
@@ -279,12 +322,29 @@ pub async fn run(
         .map(|s| s.dir.clone())
         .unwrap_or_else(|| spec.output_dir.clone());
     let mut outcome = run_in(docker, limits, spec, &mount_dir, pause).await;
-    if let (Some(staging), Ok(outcome)) = (&staging, &mut outcome) {
-        if let Err(error) = copy_tree(&staging.dir, &spec.output_dir) {
-            outcome.output_error = Some(error);
-        }
-        if outcome.output_error.is_none() && staging.full() {
+    if let Ok(outcome) = &mut outcome {
+        // Apparent sizes: sparse files take no room in the tmpfs but expand when read.
+        if output::apparent_size(&mount_dir, cap) > cap
+            || staging.as_ref().is_some_and(|s| s.full())
+        {
             outcome.output_exceeded = true;
+        } else {
+            let taken = match &staging {
+                Some(staging) => output::copy_tree(&staging.dir, &spec.output_dir, cap),
+                None => output::sanitize_in_place(&spec.output_dir).and_then(|()| {
+                    std::fs::set_permissions(
+                        &spec.output_dir,
+                        std::fs::Permissions::from_mode(output::DIR_MODE),
+                    )
+                    .map_err(|e| format!("{}: {e}", spec.output_dir.display()))
+                }),
+            };
+            if let Err(error) = taken {
+                outcome.output_error = Some(error);
+            }
+        }
+        if outcome.output_exceeded || outcome.output_error.is_some() {
+            output::discard(&spec.output_dir);
         }
     }
     drop(staging);
@@ -344,7 +404,7 @@ async fn run_in(
             Some(spec.args.clone())
         },
         env: Some(spec.env.clone()),
-        user: (!limits.user.is_empty()).then(|| limits.user.clone()),
+        user: limits.user.for_image(spec.image_user.as_deref()),
         labels: Some(HashMap::from([
             (CONTAINER_LABEL.to_string(), "app".to_string()),
             (OWNER_LABEL.to_string(), limits.owner.clone()),
@@ -368,13 +428,19 @@ async fn run_in(
             spec.name, spec.image
         )))?;
     let outcome = supervise(docker, limits, spec, output_dir, pause).await;
-    let _ = docker
+    remove(docker, &spec.name).await;
+    outcome
+}
+
+/// Stops and removes a container by name; true when it was there to remove.
+pub async fn remove(docker: &Docker, name: &str) -> bool {
+    docker
         .remove_container(
-            &spec.name,
+            name,
             Some(RemoveContainerOptionsBuilder::new().force(true).build()),
         )
-        .await;
-    outcome
+        .await
+        .is_ok()
 }
 
 async fn supervise(
@@ -415,7 +481,9 @@ async fn supervise(
                 if run_started.elapsed().saturating_sub(frozen) >= spec.timeout {
                     timed_out = true;
                     kill(docker, &spec.name).await;
-                } else if tree_size(output_dir) > limits.output_cap_bytes {
+                } else if output::apparent_size(output_dir, limits.output_cap_bytes)
+                    > limits.output_cap_bytes
+                {
                     output_exceeded = true;
                     kill(docker, &spec.name).await;
                 }
@@ -442,106 +510,6 @@ async fn supervise(
         stderr,
         duration,
     })
-}
-
-/// A tmpfs of exactly the output cap, mounted next to the output folder for one run: the
-/// kernel refuses every byte past the cap, so a full disk is impossible.
-struct OutputTmpfs {
-    dir: PathBuf,
-    cap: u64,
-}
-
-impl OutputTmpfs {
-    fn mount(output_dir: &Path, limits: &Limits) -> Result<Self, String> {
-        let dir = output_dir.with_extension("tmpfs");
-        unmount(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let (uid, gid) = limits.user.split_once(':').unwrap_or(("0", "0"));
-        let options = format!(
-            "size={},mode=0755,uid={uid},gid={gid}",
-            limits.output_cap_bytes
-        );
-        let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|e| e.to_string())?;
-        let c_options = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
-        // SAFETY: mount(2) with valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                c_dir.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c_options.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(format!(
-                "mount tmpfs on {}: {}",
-                dir.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(Self {
-            dir,
-            cap: limits.output_cap_bytes,
-        })
-    }
-
-    /// Whether the app filled the whole cap (its writes then failed).
-    fn full(&self) -> bool {
-        crate::executor::cache::free_bytes(&self.dir) < 64 * 1024
-            || tree_size(&self.dir) >= self.cap
-    }
-}
-
-impl Drop for OutputTmpfs {
-    fn drop(&mut self) {
-        unmount(&self.dir);
-    }
-}
-
-fn unmount(dir: &Path) {
-    if let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
-        // SAFETY: umount2(2) on a path we own; failure (not mounted) is fine.
-        unsafe {
-            libc::umount2(c_dir.as_ptr(), libc::MNT_DETACH);
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
-/// Copies an app's output to disk, refusing symlinks and hard links (a link could make pew
-/// read or upload something from outside `/iexec_out`).
-pub fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    let mut entries: Vec<_> = std::fs::read_dir(from)
-        .map_err(|e| format!("{}: {e}", from.display()))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let meta = source
-            .symlink_metadata()
-            .map_err(|e| format!("{}: {e}", source.display()))?;
-        let shown = entry.file_name().to_string_lossy().to_string();
-        if meta.file_type().is_symlink() {
-            return Err(format!(
-                "{shown} in /iexec_out is a symbolic link: results may only hold regular files and folders"
-            ));
-        } else if meta.is_dir() {
-            copy_tree(&source, &target)?;
-        } else if meta.nlink() > 1 {
-            return Err(format!(
-                "{shown} in /iexec_out is a hard link: results may only hold files of their own"
-            ));
-        } else if meta.is_file() {
-            std::fs::copy(&source, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-        }
-    }
-    Ok(())
 }
 
 async fn kill(docker: &Docker, name: &str) {
@@ -583,14 +551,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tree_size_counts_files_but_not_link_targets() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a"), vec![0u8; 100]).unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/b"), vec![0u8; 50]).unwrap();
-        std::os::unix::fs::symlink("/usr/bin", dir.path().join("link")).unwrap();
-        let size = tree_size(dir.path());
-        assert!((150..200).contains(&size), "{size}");
+    fn apps_never_run_as_root_unless_asked() {
+        assert_eq!(AppUser::parse(""), AppUser::Auto);
+        assert_eq!(AppUser::parse("root"), AppUser::Root);
+        assert_eq!(AppUser::parse("0:0"), AppUser::Root);
+        assert_eq!(
+            AppUser::parse("1000:1000"),
+            AppUser::Fixed("1000:1000".into())
+        );
+        assert_eq!(AppUser::Root.for_image(None), Some("0:0".into()));
+        if running_as_root() {
+            for image_user in [None, Some(""), Some("root"), Some("0"), Some("0:0")] {
+                assert_eq!(
+                    AppUser::Auto.for_image(image_user),
+                    Some(UNPRIVILEGED_USER.into()),
+                    "{image_user:?}"
+                );
+            }
+            assert_eq!(
+                AppUser::Auto.for_image(Some("node")),
+                None,
+                "the image's own"
+            );
+        } else {
+            // SAFETY: getuid cannot fail.
+            let uid = unsafe { libc::getuid() };
+            let user = AppUser::Auto.for_image(Some("root")).unwrap();
+            assert!(user.starts_with(&format!("{uid}:")), "{user}");
+        }
     }
 
     #[test]

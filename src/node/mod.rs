@@ -3,6 +3,7 @@
 //! its journaled steps (compute, upload, contribute-and-finalize) with a bounded number at once.
 //! Everything the node does is in the journal first, so a power cut is resumed, not repeated.
 
+pub mod lock;
 mod scheduler;
 pub mod startup;
 mod worker;
@@ -208,7 +209,18 @@ impl Node {
                     continue;
                 }
             };
+            let now = std::time::Instant::now();
             for record in unfinished {
+                // A step that failed waits out its backoff before it is tried again.
+                let waiting = self
+                    .retry_after
+                    .lock()
+                    .expect("not poisoned")
+                    .get(&record.task)
+                    .is_some_and(|(at, _)| *at > now);
+                if waiting {
+                    continue;
+                }
                 if !self
                     .running
                     .lock()
@@ -224,16 +236,26 @@ impl Node {
                         return;
                     };
                     let task = record.task;
-                    match worker::process(&node, record).await {
+                    match worker::process(&node, record.clone()).await {
                         Ok(()) => {
                             node.retry_after.lock().expect("not poisoned").remove(&task);
                         }
                         Err(error) => {
-                            let mut retries = node.retry_after.lock().expect("not poisoned");
-                            let attempts = retries.get(&task).map(|(_, n)| n + 1).unwrap_or(0);
-                            let wait = Duration::from_secs((1u64 << attempts.min(6)).min(60));
-                            retries.insert(task, (std::time::Instant::now() + wait, attempts));
-                            tracing::warn!(%task, error = %format!("{error:#}"), retry_in_s = wait.as_secs(), "task step failed; it will be retried");
+                            let error = crate::text::one_line(&format!("{error:#}"), 500);
+                            if worker::give_up_if_late(&node, &record, &error).await {
+                                node.retry_after.lock().expect("not poisoned").remove(&task);
+                            } else {
+                                let wait = {
+                                    let mut retries =
+                                        node.retry_after.lock().expect("not poisoned");
+                                    let attempts =
+                                        retries.get(&task).map(|(_, n)| n + 1).unwrap_or(0);
+                                    let wait = retry_wait(attempts);
+                                    retries.insert(task, (std::time::Instant::now() + wait, attempts));
+                                    wait
+                                };
+                                tracing::warn!(%task, %error, retry_in_s = wait.as_secs(), "task step failed; it will be retried");
+                            }
                         }
                     }
                     node.running.lock().expect("not poisoned").remove(&task);
@@ -332,6 +354,12 @@ impl Node {
         scheduler::revive_vanished(&self).await?;
         Ok(())
     }
+}
+
+/// How long a task waits before its `attempts`-th retry (0 = the first): 1 s, doubling, at most
+/// 60 s.
+pub fn retry_wait(attempts: u32) -> Duration {
+    Duration::from_secs((1u64 << attempts.min(6)).min(60))
 }
 
 /// In-memory latency bookkeeping (lost on restart; only used for the logged figures).

@@ -191,7 +191,9 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
     for hash in pending {
         match decide_request(node, hash).await {
             Ok(Some(decision)) => {
-                if let RequestDecision::Matched(deal) = &decision {
+                if let RequestDecision::Matched(deal) | RequestDecision::PartlyMatched(deal) =
+                    &decision
+                {
                     // Our own match: its receipt holds the SchedulerNotice; take the deal now
                     // instead of waiting for the next log poll.
                     take_deal(node, *deal).await?;
@@ -199,6 +201,9 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
                 match &decision {
                     RequestDecision::Matched(deal) => {
                         tracing::info!(request = %hash, %deal, "request matched")
+                    }
+                    RequestDecision::PartlyMatched(deal) => {
+                        tracing::info!(request = %hash, %deal, "request matched in part; the rest is matched when the node has room")
                     }
                     RequestDecision::Refused(reason) => {
                         tracing::info!(request = %hash, reason, "request not served")
@@ -326,10 +331,17 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
             Signed::presigned(app_order),
             Signed::presigned(dataset_order),
             Signed::presigned(pool_order),
-            Signed::presigned(request),
+            Signed::presigned(request.clone()),
         )
         .await?;
-    Ok(Some(RequestDecision::Matched(deal)))
+    // A request's volume may be larger than what one match takes (our bid's volume): it stays
+    // pending for the rest.
+    let left = request.volume.saturating_sub(poco.consumed(hash).await?);
+    Ok(Some(if left.is_zero() {
+        RequestDecision::Matched(deal)
+    } else {
+        RequestDecision::PartlyMatched(deal)
+    }))
 }
 
 /// Journals every task of one of our deals, initializing them all at once when several.
@@ -426,6 +438,12 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     // Finished tasks too (a reorg can take a completed task away), but only those of the last
     // day: no reorganisation reaches further back, and the journal keeps every task ever taken.
     let day_ago = (now_s() as i64).saturating_sub(86_400);
+    {
+        // The journal's transactions follow the chain: a receipt the new branch lacks is no
+        // longer "mined". A second handle: the checks await, and the shared one must stay free.
+        let journal = crate::store::Store::open(&node.settings.node.journal)?;
+        super::startup::recheck_mined_after_reorg(&node.sdk, &journal, day_ago).await?;
+    }
     let records = node.store().tasks_touched_since(day_ago)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
@@ -446,8 +464,9 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     for (hash, deal) in matched {
         if node.sdk.poco().deal(deal).await?.is_none() {
             tracing::warn!(request = %hash, %deal, "the match vanished in a reorg; looking at the request again");
-            node.store()
-                .decide_request(hash, &RequestDecision::Pending)?;
+            let store = node.store();
+            store.forget_request_deal(hash, deal)?;
+            store.decide_request(hash, &RequestDecision::Pending)?;
         }
     }
     Ok(())

@@ -111,6 +111,64 @@ pub async fn wait_ready(
     }
 }
 
+/// After a reorg: journaled transactions of the last day recorded as mined (or reverted) whose
+/// receipt the new chain no longer has become `sent` when the node still knows them (they will
+/// be mined again), else `dropped`. The journal follows the chain, not its own memory. Returns
+/// how many changed.
+pub async fn recheck_mined_after_reorg(
+    sdk: &Sdk,
+    store: &crate::store::Store,
+    since_unix_s: i64,
+) -> anyhow::Result<usize> {
+    let mut changed = 0;
+    for entry in store.transactions_since(since_unix_s)? {
+        if !matches!(entry.state.as_str(), "mined" | "reverted") {
+            continue;
+        }
+        let hashes: Vec<alloy::primitives::B256> = entry
+            .hash
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|h| h.parse().ok())
+            .collect();
+        let mut mined = false;
+        let mut pending = None;
+        for &hash in &hashes {
+            if sdk
+                .chain
+                .provider
+                .get_transaction_receipt(hash)
+                .await?
+                .is_some()
+            {
+                mined = true;
+                break;
+            }
+            if pending.is_none()
+                && sdk
+                    .chain
+                    .provider
+                    .get_transaction_by_hash(hash)
+                    .await?
+                    .is_some()
+            {
+                pending = Some(hash);
+            }
+        }
+        if mined {
+            continue;
+        }
+        let state = if pending.is_some() { "sent" } else { "dropped" };
+        tracing::warn!(tx = %entry.label, state, "a journaled transaction vanished in a reorg");
+        store.update_transaction(entry.id, pending, state)?;
+        changed += 1;
+    }
+    // Those the new chain mined again are brought back to `mined` (or `reverted`).
+    reconcile_transactions(sdk, store).await?;
+    Ok(changed)
+}
+
 /// Brings the journal's transactions that were in flight when the node last stopped (a power
 /// cut) up to date from the chain: mined, reverted, or still pending.
 pub async fn reconcile_transactions(

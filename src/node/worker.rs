@@ -65,22 +65,66 @@ pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
             tracing::warn!(%task, reason, "task failed on this node");
         }
         if next.is_final() {
-            // The gate stops planning for it (a no-op when it ran: its receipt is out).
-            let _ = node
-                .gate
-                .task_finished(&task.to_string(), crate::energy::sample::unix_now());
-            // The task is final on chain: its files are no longer needed, except its energy
-            // receipt, which stays as the task's record of where its energy came from.
-            let folder = task_dir(node, &record);
-            let _ = std::fs::remove_dir_all(&folder);
-            if let Ok(Some(receipt)) = node.store().receipt(record.task) {
-                let output = folder.join("output");
-                let _ = std::fs::create_dir_all(&output)
-                    .and_then(|_| std::fs::write(output.join("energy.json"), receipt));
-            }
+            tidy_final(node, &record);
         }
         step = next;
     }
+}
+
+/// What follows a task's last step on this node: the gate stops planning for it (a no-op when
+/// it ran: its receipt is out), and its files go, except its energy receipt, which stays as the
+/// task's record of where its energy came from.
+fn tidy_final(node: &Node, record: &TaskRecord) {
+    let _ = node
+        .gate
+        .task_finished(&record.task.to_string(), crate::energy::sample::unix_now());
+    let folder = task_dir(node, record);
+    let _ = std::fs::remove_dir_all(&folder);
+    if let Ok(Some(receipt)) = node.store().receipt(record.task) {
+        let output = folder.join("output");
+        let _ = std::fs::create_dir_all(&output)
+            .and_then(|_| std::fs::write(output.join("energy.json"), receipt));
+    }
+}
+
+/// After a failed step: when the task's contribution deadline has passed and nothing was
+/// contributed yet, retrying cannot help any more. The task then fails with the error that
+/// kept it back (not a vague "the deadline passed"), and true is returned.
+pub async fn give_up_if_late(node: &Node, record: &TaskRecord, error: &str) -> bool {
+    let before_contribution = matches!(
+        record.step,
+        TaskStep::Initialized | TaskStep::Computed { .. } | TaskStep::Uploaded { .. }
+    );
+    if !before_contribution {
+        return false;
+    }
+    let poco = node.sdk.poco();
+    let (Ok(task), Ok(now)) = (poco.task(record.task).await, poco.now().await) else {
+        return false; // the chain does not answer: nothing to decide now
+    };
+    if task.contributionDeadline.is_zero() || U256::from(now) < task.contributionDeadline {
+        return false;
+    }
+    let step = TaskStep::Failed {
+        reason: format!(
+            "the contribution deadline passed while the {} step kept failing: {error}",
+            record.step.name()
+        ),
+    };
+    let changed = {
+        let store = node.store();
+        match store.task(record.task) {
+            Ok(Some(current)) if current.step == record.step => {
+                store.set_step(record.task, &step).is_ok()
+            }
+            _ => false,
+        }
+    };
+    if changed {
+        tracing::warn!(task = %record.task, reason = %error, "task failed: its contribution deadline passed");
+        tidy_final(node, record);
+    }
+    changed
 }
 
 /// Puts the result archive on IPFS. A callback deal's result goes on chain to its callback
@@ -100,7 +144,15 @@ async fn upload(
         tracing::info!(task = %record.task, callback = %deal.callback, "callback deal: the result goes on chain, nothing uploaded");
         String::new()
     } else {
-        let bytes = archive::build(std::path::Path::new(output_dir))?;
+        let bytes = match archive::build(std::path::Path::new(output_dir)) {
+            Ok(bytes) => bytes,
+            // What is on disk cannot become a result archive (and never will).
+            Err(error) => {
+                return Ok(TaskStep::Failed {
+                    reason: format!("the result archive cannot be built: {error}"),
+                });
+            }
+        };
         let added = node.ipfs.add(&bytes).await?;
         tracing::info!(task = %record.task, cid = %added.cid, bytes = bytes.len(), "result on IPFS");
         added.cid
@@ -247,7 +299,16 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
     {
         keep_receipt(node, record, &receipt);
     }
-    let result = executed?;
+    let result = match executed {
+        Ok(result) => result,
+        // The image was retagged or replaced since the match: no retry can fix that.
+        Err(crate::executor::ExecError::Image(error)) if error.is_permanent() => {
+            return Ok(TaskStep::Failed {
+                reason: error.to_string(),
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
     node.timings
         .lock()
         .expect("not poisoned")

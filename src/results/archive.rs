@@ -18,6 +18,9 @@ pub enum ArchiveError {
     /// An entry would be written outside the target folder, or is not a plain file/folder.
     #[error("archive entry `{0}` is unsafe (absolute, `..`, or a link): refusing the archive")]
     UnsafeEntry(String),
+    /// A file name that is not UTF-8 (two such names can become the same entry name).
+    #[error("{0} has a file name that is not UTF-8 text: results may only hold UTF-8 names")]
+    NotText(PathBuf),
     /// The archive expands beyond the cap.
     #[error("the archive expands to more than {0} bytes: refusing it")]
     TooLarge(u64),
@@ -72,7 +75,9 @@ fn add_dir(
         let path = entry.path();
         let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
         let name_path = relative.join(entry.file_name());
-        let name = name_path.to_string_lossy().to_string();
+        let Some(name) = name_path.to_str().map(str::to_string) else {
+            return Err(ArchiveError::NotText(path));
+        };
         if meta.file_type().is_symlink() {
             return Err(ArchiveError::Symlink(path));
         } else if meta.is_dir() {
@@ -150,6 +155,16 @@ mod tests {
             "{}"
         );
         assert_eq!(build(src.path()).unwrap(), bytes, "deterministic");
+    }
+
+    #[test]
+    fn names_that_are_not_text_are_refused_not_merged() {
+        use std::os::unix::ffi::OsStrExt;
+        let src = tempfile::tempdir().unwrap();
+        for name in [&b"\xff\xfebad"[..], &b"\xfd\xfcbad"[..]] {
+            fs::write(src.path().join(std::ffi::OsStr::from_bytes(name)), "x").unwrap();
+        }
+        assert!(matches!(build(src.path()), Err(ArchiveError::NotText(_))));
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub enum DigestError {
     /// A symlink where a result file was expected.
     #[error("{0} is a symbolic link: results may only be regular files inside /iexec_out")]
     Symlink(PathBuf),
+    /// A file name that is not UTF-8: the digest's sort order and the archive's names are
+    /// defined on text only.
+    #[error("{0} has a file name that is not UTF-8 text: results may only hold UTF-8 names")]
+    NotText(PathBuf),
     /// The callback data is missing or not hex.
     #[error("callback-data: {0}")]
     CallbackData(String),
@@ -101,7 +105,10 @@ pub fn read_computed(out_dir: &Path) -> Result<ComputedFile, DigestError> {
     if meta.file_type().is_symlink() {
         return Err(DigestError::Symlink(path));
     }
-    let text = fs::read_to_string(&path).map_err(|e| DigestError::Computed(e.to_string()))?;
+    // An app's file: a regular file of bounded size (a FIFO would hang the node, a 95 MB
+    // JSON document would take hundreds of MB to parse on a Pi).
+    let text = crate::files::read_text(&path, crate::files::limit::COMPUTED_JSON, "computed.json")
+        .map_err(|e| DigestError::Computed(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| DigestError::Computed(format!("not valid JSON: {e}")))
 }
 
@@ -153,7 +160,7 @@ pub fn result_digest(out_dir: &Path, has_callback: bool) -> Result<B256, DigestE
 /// it (`..`, other roots) or passes through a symlink.
 pub fn host_path(out_dir: &Path, container_path: &str) -> Result<PathBuf, DigestError> {
     let bad = |reason: &str| DigestError::OutputPath {
-        path: container_path.to_string(),
+        path: crate::text::quote(container_path),
         reason: reason.to_string(),
     };
     let relative = Path::new(container_path)
@@ -181,7 +188,7 @@ pub fn host_path(out_dir: &Path, container_path: &str) -> Result<PathBuf, Digest
 
 fn path_digest(host: &Path, declared: &str) -> Result<B256, DigestError> {
     let meta = fs::symlink_metadata(host).map_err(|_| DigestError::OutputPath {
-        path: declared.to_string(),
+        path: crate::text::quote(declared),
         reason: "does not exist in the output folder".into(),
     })?;
     if meta.is_file() {
@@ -189,15 +196,18 @@ fn path_digest(host: &Path, declared: &str) -> Result<B256, DigestError> {
     }
     if !meta.is_dir() {
         return Err(DigestError::OutputPath {
-            path: declared.to_string(),
+            path: crate::text::quote(declared),
             reason: "is neither a file nor a folder".into(),
         });
     }
     let mut children: Vec<(Vec<u16>, PathBuf)> = Vec::new();
     for entry in fs::read_dir(host).map_err(io_error(host))? {
         let entry = entry.map_err(io_error(host))?;
-        let name = entry.file_name().to_string_lossy().encode_utf16().collect();
-        children.push((name, entry.path()));
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            return Err(DigestError::NotText(entry.path()));
+        };
+        children.push((name.encode_utf16().collect(), entry.path()));
     }
     children.sort();
     let mut files = Vec::with_capacity(children.len());
@@ -355,6 +365,23 @@ mod tests {
             result_digest(dir.path(), false),
             Err(DigestError::Symlink(_))
         ));
+    }
+
+    #[test]
+    fn a_computed_json_that_is_huge_or_a_fifo_is_refused() {
+        let dir = out_with(&format!(
+            r#"{{"deterministic-output-path":"/iexec_out","error-message":"{}"}}"#,
+            "x".repeat(2 << 20)
+        ));
+        let err = result_digest(dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("computed.json");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = result_digest(dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("FIFO"), "{err}");
     }
 
     #[test]

@@ -286,6 +286,9 @@ impl TestDevnet {
             .env("PEW_CHAIN__DEVNET_FILE", self.devnet_file())
             .env("PEW_PASSWORD", TEST_PASSWORD)
             .env("HOME", self.dir.path())
+            // Node locks about keys and workerpools live here: parallel tests use the same dev
+            // keys on their own chains.
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("PEW_TOOLS_DIR", tools().root())
             .env_remove("PEW_CONFIG")
             .env_remove("RUST_LOG");

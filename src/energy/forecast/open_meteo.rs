@@ -158,7 +158,12 @@ impl OpenMeteo {
 
     /// The cached forecast, if a readable one exists.
     pub fn cached(&self) -> Option<WeatherForecast> {
-        let text = std::fs::read_to_string(&self.cache_path).ok()?;
+        let text = crate::files::read_text(
+            &self.cache_path,
+            crate::files::limit::STATE,
+            "a forecast cache",
+        )
+        .ok()?;
         serde_json::from_str::<WeatherForecast>(&text)
             .ok()
             .filter(WeatherForecast::is_sound)
@@ -219,7 +224,7 @@ impl OpenMeteo {
 
     fn store(&self, forecast: &WeatherForecast) -> std::io::Result<()> {
         if let Some(parent) = self.cache_path.parent() {
-            std::fs::create_dir_all(parent)?;
+            crate::files::private_dir(parent)?;
         }
         let temporary = self.cache_path.with_extension("tmp");
         std::fs::write(&temporary, serde_json::to_vec(forecast)?)?;

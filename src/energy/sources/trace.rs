@@ -47,10 +47,11 @@ impl Trace {
     /// Reads and validates a trace file.
     pub fn load(path: &Path) -> Result<Self, TraceError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TraceError {
-            name: name.clone(),
-            what: format!("cannot be read: {e}"),
-        })?;
+        let text = crate::files::read_text(path, crate::files::limit::TRACE, "a trace file")
+            .map_err(|e| TraceError {
+                name: name.clone(),
+                what: format!("cannot be read: {e}"),
+            })?;
         Self::parse(&text, &name)
     }
 
