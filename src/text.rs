@@ -48,6 +48,12 @@ pub fn quote(text: &str) -> String {
     one_line(text, QUOTE_CHARS)
 }
 
+/// An error for a log line: its whole chain (`{:#}`), on one line of at most 500 characters
+/// (an RPC node's error may carry a whole HTML page).
+pub fn brief(error: impl std::fmt::Display) -> String {
+    one_line(&format!("{error:#}"), 500)
+}
+
 /// Bytes that may not be UTF-8 (a server's body, a file's head), quoted like [`quote`].
 pub fn quote_bytes(bytes: &[u8]) -> String {
     // Decoding a prefix is enough: nothing past the quote length is shown.

@@ -165,6 +165,7 @@ pub fn address(path: &Path) -> Result<Address, WalletError> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
+    warn_if_loose(path);
     let text = crate::files::read_text(path, crate::files::limit::KEYSTORE, "a key file").map_err(
         |e| match e {
             crate::files::ReadError::Missing { .. } => WalletError::Missing(path.to_path_buf()),
@@ -258,7 +259,6 @@ fn warn_if_loose(path: &Path) {
 
 /// Opens a key file with its password.
 pub fn unlock(path: &Path, password: &str) -> Result<PrivateKeySigner, WalletError> {
-    warn_if_loose(path);
     let mut json = read_json(path)?;
     // Some writers use "Crypto"; eth-keystore reads "crypto". eth-keystore also reads the file
     // itself: it is handed a private copy of exactly the JSON checked above, so a file swapped

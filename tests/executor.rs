@@ -8,50 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{B256, keccak256};
-use pew::config::{ExecutorSettings, Settings};
+use pew::executor::AppRun;
 use pew::executor::env::TaskContext;
-use pew::executor::{AppResult, AppRun, Executor};
 use sha2::{Digest, Sha256};
 
-fn settings(work: &Path) -> ExecutorSettings {
-    let mut settings = Settings::load_from(None, &[]).unwrap().executor;
-    settings.work_dir = work.to_path_buf();
-    settings
-}
-
-async fn executor(work: &Path, tweak: impl FnOnce(&mut ExecutorSettings)) -> Executor {
-    common::docker().await;
-    let mut settings = settings(work);
-    tweak(&mut settings);
-    Executor::new(&settings, None)
-        .await
-        .expect("Docker answers")
-}
-
-async fn run(
-    executor: &Executor,
-    work: &Path,
-    app: &str,
-    args: Option<&str>,
-    timeout_s: u64,
-) -> AppResult {
-    let image = common::app_image(executor.docker(), app).await;
-    let task = AppRun {
-        image,
-        checksum: B256::ZERO,
-        iexec_args: args.map(str::to_string),
-        context: TaskContext::offline(vec![]),
-        local_inputs: vec![],
-        dataset: None,
-        timeout: Duration::from_secs(timeout_s),
-        has_callback: false,
-        task_dir: work.join(app),
-    };
-    executor
-        .execute(&task)
-        .await
-        .expect("the node can run apps")
-}
+use common::apps::{executor, run, settings};
 
 fn sha256(bytes: &[u8]) -> B256 {
     B256::from_slice(&Sha256::digest(bytes))

@@ -5,7 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::node::{
+    contributions, node_config, node_log, stop, wait_completed, with_node_settings,
+};
+use common::relay::Relay;
+
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,40 +21,10 @@ use alloy::sol_types::SolEvent;
 use common::TestDevnet;
 use common::deals::*;
 use pew::chain::bindings::IexecInterfaceToken as Hub;
-use pew::poco::{OrderHash, TaskId};
-
-/// The node's configuration file for this devnet.
-fn node_config(t: &TestDevnet, pool: Address, gate: &str) -> PathBuf {
-    let dir = t.dir.path();
-    let path = dir.join("node.toml");
-    let text = format!(
-        r#"
-[node]
-pool = "{pool}"
-journal = "{journal}"
-poll_interval_ms = 200
-price = "0"
-volume = 1
-stop_grace_s = 30
-
-[executor]
-work_dir = "{work}"
-
-{gate}
-"#,
-        journal = dir.join("journal.sqlite").display(),
-        work = dir.join("work").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use pew::poco::OrderHash;
 
 fn start_node(t: &TestDevnet, config: &Path, failpoint: Option<&str>) -> Child {
     common::node::spawn_node(t, config, &t.dir.path().join("node.log"), failpoint)
-}
-
-fn node_log(t: &TestDevnet) -> String {
-    std::fs::read_to_string(t.dir.path().join("node.log")).unwrap_or_default()
 }
 
 async fn prepare(t: &TestDevnet) -> (Address, Address) {
@@ -63,14 +38,6 @@ fn submit(t: &TestDevnet, app: Address, args: &str) -> OrderHash {
 /// Submits a request for `app` at `trust`.
 fn submit_trust(t: &TestDevnet, app: Address, args: &str, trust: u64) -> OrderHash {
     common::node::submit_request(t, app, args, &["--trust", &trust.to_string()])
-}
-
-/// Adds `lines` to the `[node]` section of a config written by `node_config`.
-fn with_node_settings(config: &Path, lines: &str) {
-    let text = std::fs::read_to_string(config)
-        .unwrap()
-        .replace("[node]\n", &format!("[node]\n{lines}\n"));
-    std::fs::write(config, text).unwrap();
 }
 
 /// Waits for a node started with a failpoint to die at it.
@@ -89,41 +56,6 @@ async fn wait_killed(t: &TestDevnet, node: &mut Child, point: &str) {
         "died elsewhere than {point}:\n{}",
         node_log(t)
     );
-}
-
-/// Waits until the request's single task is COMPLETED; returns it.
-async fn wait_completed(t: &TestDevnet, request: OrderHash, limit: Duration) -> TaskId {
-    let sdk = t.sdk(REQUESTER).await;
-    let started = Instant::now();
-    loop {
-        let status = sdk.request_status(request).await.unwrap();
-        if let Some(task) = status.deals.first().and_then(|d| d.tasks.first())
-            && task.status == "COMPLETED"
-        {
-            return task.task_id;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "request {request} not completed in time; node log:\n{}",
-            node_log(t)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-async fn contributions(t: &TestDevnet, task: TaskId) -> usize {
-    let filter = Filter::new()
-        .address(t.info().hub)
-        .event_signature(Hub::TaskContribute::SIGNATURE_HASH)
-        .topic1(task.0)
-        .from_block(0);
-    t.reader().get_logs(&filter).await.unwrap().len()
-}
-
-async fn stop(mut child: Child) -> std::process::ExitStatus {
-    // Bounded by the node's own limits: 20 s to close the bid, stop_grace_s (30) for tasks, and
-    // 30 s RPC timeouts when the RPC node hangs.
-    common::node::sigterm_and_wait(&mut child, Duration::from_secs(150)).await
 }
 
 #[tokio::test]
@@ -363,55 +295,42 @@ async fn a_reorg_that_removes_the_deal_is_survived_and_the_task_done_again() {
     assert_eq!(contributions(&t, task).await, 1);
     assert!(stop(node).await.success());
     assert!(node_log(&t).contains("reorg detected"), "{}", node_log(&t));
-}
 
-/// A TCP relay that can be cut and restored, standing for an RPC node that restarts.
-struct Relay {
-    port: u16,
-    handle: Option<tokio::task::JoinHandle<()>>,
-    target: u16,
-}
-
-impl Relay {
-    async fn start(target: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut relay = Relay {
-            port,
-            handle: None,
-            target,
-        };
-        relay.handle = Some(tokio::spawn(Self::serve(listener, target)));
-        relay
-    }
-
-    async fn serve(listener: tokio::net::TcpListener, target: u16) {
-        let mut connections = tokio::task::JoinSet::new();
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            connections.spawn(async move {
-                if let Ok(mut outbound) =
-                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
+    // The journal follows the chain: a transaction it calls mined has its receipt on the
+    // chain as it is now; those the reorg took away are dropped (or were mined again).
+    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let mut dropped = 0;
+    for entry in journal.transactions().unwrap() {
+        let hashes: Vec<alloy::primitives::B256> = entry
+            .hash
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|h| h.parse().ok())
+            .collect();
+        let mut on_chain = false;
+        for hash in hashes {
+            on_chain |= t
+                .reader()
+                .get_transaction_receipt(hash)
+                .await
+                .unwrap()
+                .is_some();
+        }
+        match entry.state.as_str() {
+            "mined" | "reverted" => assert!(
+                on_chain,
+                "{} is {} but not on chain",
+                entry.label, entry.state
+            ),
+            "dropped" => dropped += 1,
+            _ => {}
         }
     }
-
-    /// Drops the listener and every connection: the "RPC node" is down.
-    fn cut(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.abort();
-        }
-    }
-
-    /// Listens again on the same port.
-    async fn restore(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
-        self.handle = Some(tokio::spawn(Self::serve(listener, self.target)));
-    }
+    assert!(
+        dropped > 0,
+        "the match and the contribution of the old branch are dropped"
+    );
 }
 
 #[tokio::test]

@@ -262,7 +262,7 @@ impl TxSender {
                 Ok(value) => return Ok(value),
                 Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
                     attempt += 1;
-                    tracing::warn!(label, attempt, %error, "RPC transport error; retrying");
+                    tracing::warn!(label, attempt, error = %crate::text::brief(&error), "RPC transport error; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -477,7 +477,7 @@ impl TxSender {
                             self.journal(entry, Some(hash), TxState::Replaced);
                         }
                         Err(error) => {
-                            tracing::warn!(label, %error, "replacement not accepted; still waiting");
+                            tracing::warn!(label, error = %crate::text::brief(&error), "replacement not accepted; still waiting");
                         }
                     }
                 }

@@ -112,6 +112,17 @@ pub async fn run(
     let me = report.result("wallet", crate::wallet::address(&keystore), |address| {
         format!("{address} in {}", keystore.display())
     });
+    if let Some(mode) = crate::wallet::loose_mode(&keystore) {
+        report.add(
+            "wallet permissions",
+            Outcome::Fail,
+            format!(
+                "{} is readable by other users (mode {mode:04o}): run `chmod 600 {}`",
+                keystore.display(),
+                keystore.display()
+            ),
+        );
+    }
     let sdk = chain(globals, settings, &mut report).await;
     node_account(settings, sdk.as_ref(), me, &mut report).await;
     report.result("docker", docker_version().await, |version| {

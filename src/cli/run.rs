@@ -19,6 +19,12 @@ use crate::store::Store;
 
 /// Runs the node until a stop signal.
 pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Registered before anything else happens, so no signal finds the default action.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     if settings.node.pool.is_empty() {
         bail!(
             "no workerpool configured: create one with `pew pool create --description ...` and set node.pool (or PEW_NODE__POOL)"
@@ -37,12 +43,6 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     let _locks = node::lock::acquire(&state_dir, hub, key, pool)?;
     let node::GateChoice { gate, mut energy } = node::gate_from_settings(settings, node::now_s())?;
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Registered before anything else happens, so no signal finds the default action.
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("cannot listen for SIGINT")?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
     let power_off = Arc::new(Mutex::new(None::<String>));
     {
         let stop_tx = stop_tx.clone();
@@ -318,7 +318,9 @@ async fn worker_sdk(
                 announced = true;
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "worker balance unreadable; retrying"),
+            Err(error) => {
+                tracing::warn!(error = %crate::text::brief(&error), "worker balance unreadable; retrying")
+            }
         }
         if *stop.borrow() {
             return Ok(None);

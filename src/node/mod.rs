@@ -188,7 +188,7 @@ impl Node {
             }
             let round = self.clone().step(&watcher).await;
             if let Err(error) = &round {
-                tracing::warn!(%error, "this round did not complete; retrying next round");
+                tracing::warn!(error = %crate::text::brief(&error), "this round did not complete; retrying next round");
             }
             self.heartbeat.round(round.is_ok());
             if rounds % 60 == 1 {
@@ -198,7 +198,7 @@ impl Node {
             if rounds % 30 == 2
                 && let Err(error) = worker::claim_expired(&self).await
             {
-                tracing::warn!(%error, "expired tasks not claimed this time; retrying later");
+                tracing::warn!(error = %crate::text::brief(&error), "expired tasks not claimed this time; retrying later");
             }
             self.follow_pause(&mut paused).await;
             // Start every unfinished task that is not running yet, within the bound.
@@ -267,7 +267,9 @@ impl Node {
         tracing::info!("stopping: closing the open bid, letting running tasks finish");
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "could not close the open workerpool order"),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %crate::text::brief(&error), "could not close the open workerpool order")
+            }
             Err(_) => {
                 tracing::warn!("closing the open workerpool order took over 20 s; it stays open")
             }

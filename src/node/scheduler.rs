@@ -213,7 +213,9 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
                 node.store().decide_request(hash, &decision)?;
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(request = %hash, %error, "request not decided yet"),
+            Err(error) => {
+                tracing::warn!(request = %hash, error = %crate::text::brief(&error), "request not decided yet")
+            }
         }
     }
     Ok(())
@@ -390,7 +392,7 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
             Ok(_) => tracing::info!(%deal_id, tasks = new.len(), "tasks initialized"),
             // Each task's own step initializes it if this did not.
             Err(error) => {
-                tracing::warn!(%deal_id, %error, "initializeArray failed; tasks initialize one by one")
+                tracing::warn!(%deal_id, error = %crate::text::brief(&error), "initializeArray failed; tasks initialize one by one")
             }
         }
     }

@@ -6,9 +6,11 @@
 
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod contracts;
 pub mod deals;
 pub mod node;
+pub mod relay;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -173,11 +175,8 @@ pub async fn busybox_image(docker: &Docker) -> String {
 /// `pew-test/<name>:<content hash>`: busybox plus the app's files under /app, with
 /// `ENTRYPOINT ["/bin/sh", "/app/run.sh"]`.
 pub async fn app_image(docker: &Docker, name: &str) -> String {
-    let app_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/apps")
-        .join(name);
-    let script = std::fs::read(app_dir.join("run.sh")).expect("the test app has a run.sh");
-    let tag = &alloy::hex::encode(alloy::primitives::keccak256(&script))[..12];
+    let (script, tag) = app_script(name);
+    let tag = tag.as_str();
     let reference = format!("pew-test/{name}:{tag}");
     if docker.inspect_image(&reference).await.is_ok() {
         return reference;
@@ -199,6 +198,30 @@ pub async fn app_image(docker: &Docker, name: &str) -> String {
     )
     .await;
     reference
+}
+
+/// The test app's script and the tag its content gives.
+fn app_script(name: &str) -> (Vec<u8>, String) {
+    let app_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps")
+        .join(name);
+    let script = std::fs::read(app_dir.join("run.sh")).expect("the test app has a run.sh");
+    let tag = alloy::hex::encode(alloy::primitives::keccak256(&script))[..12].to_string();
+    (script, tag)
+}
+
+/// Like [`app_image`], but built anew: for a test that moves the tag elsewhere.
+pub async fn fresh_app_image(docker: &Docker, name: &str) -> String {
+    let (_, tag) = app_script(name);
+    let reference = format!("pew-test/{name}:{tag}");
+    let _ = docker
+        .remove_image(
+            &reference,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+    app_image(docker, name).await
 }
 
 /// A root filesystem with a static busybox and its applets.

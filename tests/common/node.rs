@@ -1,12 +1,19 @@
 //! Helpers for tests that run `pew run` as a process: the writer app and a staked workerpool,
 //! and a clean stop.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::poco::{OrderHash, TaskId};
 
 use super::TestDevnet;
+use super::deals::REQUESTER;
 use super::deals::{APP_OWNER, POOL_OWNER};
 
 /// Registers the writer test app with its real image digest and publishes a free app order of
@@ -119,4 +126,80 @@ pub async fn advance_chain_time(t: &TestDevnet, seconds: u64) {
         .await
         .unwrap();
     let _: serde_json::Value = t.reader().raw_request("evm_mine".into(), ()).await.unwrap();
+}
+
+/// The node's configuration file for this devnet.
+pub fn node_config(t: &TestDevnet, pool: Address, gate: &str) -> PathBuf {
+    let dir = t.dir.path();
+    let path = dir.join("node.toml");
+    let text = format!(
+        r#"
+[node]
+pool = "{pool}"
+journal = "{journal}"
+poll_interval_ms = 200
+price = "0"
+volume = 1
+stop_grace_s = 30
+
+[executor]
+work_dir = "{work}"
+
+{gate}
+"#,
+        journal = dir.join("journal.sqlite").display(),
+        work = dir.join("work").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The node's log so far (its stderr, appended to `node.log` in the test's folder).
+pub fn node_log(t: &TestDevnet) -> String {
+    std::fs::read_to_string(t.dir.path().join("node.log")).unwrap_or_default()
+}
+
+/// Adds `lines` to the `[node]` section of a config written by `node_config`.
+pub fn with_node_settings(config: &Path, lines: &str) {
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("[node]\n", &format!("[node]\n{lines}\n"));
+    std::fs::write(config, text).unwrap();
+}
+
+/// Waits until the request's single task is COMPLETED; returns it.
+pub async fn wait_completed(t: &TestDevnet, request: OrderHash, limit: Duration) -> TaskId {
+    let sdk = t.sdk(REQUESTER).await;
+    let started = Instant::now();
+    loop {
+        let status = sdk.request_status(request).await.unwrap();
+        if let Some(task) = status.deals.first().and_then(|d| d.tasks.first())
+            && task.status == "COMPLETED"
+        {
+            return task.task_id;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "request {request} not completed in time; node log:\n{}",
+            node_log(t)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// How many contributions the chain recorded for `task`.
+pub async fn contributions(t: &TestDevnet, task: TaskId) -> usize {
+    let filter = Filter::new()
+        .address(t.info().hub)
+        .event_signature(Hub::TaskContribute::SIGNATURE_HASH)
+        .topic1(task.0)
+        .from_block(0);
+    t.reader().get_logs(&filter).await.unwrap().len()
+}
+
+/// Stops a node with SIGTERM, waiting as long as its own limits allow.
+pub async fn stop(mut child: Child) -> std::process::ExitStatus {
+    // Bounded by the node's own limits: 20 s to close the bid, stop_grace_s (30) for tasks, and
+    // 30 s RPC timeouts when the RPC node hangs.
+    sigterm_and_wait(&mut child, Duration::from_secs(150)).await
 }
