@@ -129,7 +129,7 @@ pub struct ExecutorSettings {
     pub output_cap_mb: u64,
     /// Network access for apps.
     pub allow_network: bool,
-    /// "uid:gid" to run apps as; empty: pew's own.
+    /// Who apps run as: empty (the image's non-root USER, else nobody), "uid:gid", or "root".
     pub user: String,
     /// Pull timeout.
     pub pull_timeout_s: u64,
@@ -357,10 +357,6 @@ impl Settings {
 
     /// Like [`Settings::load`], with the environment given explicitly (for tests).
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let known = known_keys();
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
-
         // Read once, bounded: the file is parsed from this text only, so a device or a FIFO
         // given as --config is refused instead of read without end.
         let file_text = match file {
@@ -376,7 +372,19 @@ impl Settings {
             ),
             None => None,
         };
-        if let (Some(path), Some(text)) = (file, file_text.as_deref()) {
+        Self::from_text(file.zip(file_text.as_deref()), env)
+    }
+
+    /// Like [`Settings::load_from`], with the file's text already read: `file` is its path (for
+    /// messages) and its text. The fuzzing target enters here.
+    pub fn from_text(
+        file: Option<(&Path, &str)>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let known = known_keys();
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some((path, text)) = file {
             let parsed = Config::builder()
                 .add_source(File::from_str(text, FileFormat::Toml))
                 .build()
@@ -437,8 +445,8 @@ impl Settings {
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let settings: Settings = merged.try_deserialize().map_err(|e| {
             // The crate names the key; say where the bad value came from, as the user gave it.
-            let source = match (file, file_text.as_deref()) {
-                (Some(path), Some(text)) if !Self::file_alone_is_valid(text) => {
+            let source = match file {
+                Some((path, text)) if !Self::file_alone_is_valid(text) => {
                     format!("in {}", path.display())
                 }
                 _ => "set by a PEW_* environment variable".to_string(),

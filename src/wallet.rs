@@ -175,8 +175,14 @@ fn read_json(path: &Path) -> Result<serde_json::Value, WalletError> {
             },
         },
     )?;
+    parse_key_file(path, &text)
+}
+
+/// A key file's JSON, checked: a crypto section whose parameters neither panic the keystore
+/// crate nor exhaust the machine. `path` only names the file in errors.
+pub fn parse_key_file(path: &Path, text: &str) -> Result<serde_json::Value, WalletError> {
     let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| WalletError::NotAKeystore {
+        serde_json::from_str(text).map_err(|e| WalletError::NotAKeystore {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
@@ -259,7 +265,16 @@ fn warn_if_loose(path: &Path) {
 
 /// Opens a key file with its password.
 pub fn unlock(path: &Path, password: &str) -> Result<PrivateKeySigner, WalletError> {
-    let mut json = read_json(path)?;
+    unlock_json(path, read_json(path)?, password)
+}
+
+/// Opens a key file's checked JSON (from [`parse_key_file`]) with its password; `path` only
+/// names the file in errors.
+pub fn unlock_json(
+    path: &Path,
+    mut json: serde_json::Value,
+    password: &str,
+) -> Result<PrivateKeySigner, WalletError> {
     // Some writers use "Crypto"; eth-keystore reads "crypto". eth-keystore also reads the file
     // itself: it is handed a private copy of exactly the JSON checked above, so a file swapped
     // or grown in between is never what it reads.

@@ -41,6 +41,13 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         _ => std::path::PathBuf::from("."),
     };
     let _locks = node::lock::acquire(&state_dir, hub, key, pool)?;
+    if crate::executor::run::AppUser::parse(&settings.executor.user)
+        == crate::executor::run::AppUser::Root
+    {
+        tracing::warn!(
+            "executor.user = \"root\": apps run as root in their containers; no iExec app needs it (set executor.user = \"\")"
+        );
+    }
     let node::GateChoice { gate, mut energy } = node::gate_from_settings(settings, node::now_s())?;
 
     let power_off = Arc::new(Mutex::new(None::<String>));
