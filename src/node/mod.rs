@@ -188,7 +188,7 @@ impl Node {
             }
             let round = self.clone().step(&watcher).await;
             if let Err(error) = &round {
-                tracing::warn!(error = %crate::text::brief(&error), "this round did not complete; retrying next round");
+                tracing::warn!(error = %crate::text::brief(error), "this round did not complete; retrying next round");
             }
             self.heartbeat.round(round.is_ok());
             if rounds % 60 == 1 {
