@@ -35,6 +35,11 @@ impl Heartbeat {
         }
     }
 
+    /// The gate's last answer on bidding.
+    pub fn bid_decision(&self) -> Option<Decision> {
+        self.bid_decision.lock().ok().and_then(|d| d.clone())
+    }
+
     /// Records one finished round of the node loop, and whether it completed. Only a
     /// completed round counts for health: a node whose every round fails (its RPC node frozen)
     /// is not doing its work, however busy its loop.

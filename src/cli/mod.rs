@@ -179,10 +179,15 @@ fn init_logging(settings: &Settings, verbose: u8) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(output::LogSink)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // Under systemd the journal stamps each line itself: no second timestamp.
+    let _ = if crate::node::systemd::stderr_is_journal() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -88,7 +88,14 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
 
     // Whatever ends the node (a stop while it still waits for the RPC node, Docker, IPFS or
     // gas, a normal stop, or an error), a power-off the energy module asked for still happens.
-    let outcome = serve(globals, settings, pool, price, category, gate, &stop_rx).await;
+    let plan = Plan {
+        pool,
+        price,
+        category,
+        gate,
+        service: Arc::new(node::systemd::ServiceManager::from_env()),
+    };
+    let outcome = serve(globals, settings, plan, &stop_rx).await;
     if let Some(runtime) = energy.as_mut() {
         runtime.stop();
     }
@@ -111,17 +118,30 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
+/// What the node serves, settled before it connects to anything.
+struct Plan {
+    pool: alloy::primitives::Address,
+    price: Nrlc,
+    category: Category,
+    gate: Box<dyn crate::scheduler::gate::AdmissionGate>,
+    service: Arc<node::systemd::ServiceManager>,
+}
+
 /// Connects, checks, waits until everything the node needs answers, then runs the node until
 /// `stop` turns true. Returns early, with `Ok`, when a stop comes while it waits.
 async fn serve(
     globals: &Globals,
     settings: &Settings,
-    pool: alloy::primitives::Address,
-    price: Nrlc,
-    category: Category,
-    gate: Box<dyn crate::scheduler::gate::AdmissionGate>,
+    plan: Plan,
     stop_rx: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let Plan {
+        pool,
+        price,
+        category,
+        gate,
+        service,
+    } = plan;
     // The RPC node may be down at boot: wait for it rather than exit.
     let mut announced = false;
     let mut sdk = loop {
@@ -150,7 +170,16 @@ async fn serve(
         "no IPFS API configured for results: set ipfs.api (a local Kubo or an upload node)",
     )?;
     let ipfs = IpfsClient::new(&ipfs_api, Duration::from_secs(120));
-    if !node::startup::wait_ready(&sdk, &ipfs, price, settings.node.volume.max(1), stop_rx).await {
+    if !node::startup::wait_ready(
+        &sdk,
+        &ipfs,
+        price,
+        settings.node.volume.max(1),
+        stop_rx,
+        &service,
+    )
+    .await
+    {
         close_left_bid(&sdk, settings).await;
         return Ok(());
     }
@@ -212,6 +241,7 @@ async fn serve(
         timings: Default::default(),
         vanished: Mutex::new(vanished),
         heartbeat: Default::default(),
+        service: service.clone(),
     });
     start_api(settings, &node, stop_rx).await;
     let mut stop = stop_rx.clone();

@@ -6,6 +6,7 @@
 pub mod lock;
 mod scheduler;
 pub mod startup;
+pub mod systemd;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,8 @@ pub struct Node {
     pub timings: Mutex<Timings>,
     /// The loop's rounds, for the HTTP API's health and metrics.
     pub heartbeat: crate::api::Heartbeat,
+    /// systemd's view of the node: readiness, watchdog, status line.
+    pub service: Arc<systemd::ServiceManager>,
 }
 
 /// The gate the configuration names, and the energy module behind it when it is the
@@ -178,8 +181,10 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
+        self.service.ready(&self.status_line());
         let mut rounds: u64 = 0;
         let mut paused = false;
+        let mut status_at = std::time::Instant::now();
         loop {
             rounds += 1;
             tokio::select! {
@@ -191,6 +196,11 @@ impl Node {
                 tracing::warn!(error = %crate::text::brief(error), "this round did not complete; retrying next round");
             }
             self.heartbeat.round(round.is_ok());
+            self.service.round(round.is_ok());
+            if status_at.elapsed() >= Duration::from_secs(5) {
+                status_at = std::time::Instant::now();
+                self.service.status(&self.status_line());
+            }
             if rounds % 60 == 1 {
                 self.free_disk().await;
             }
@@ -265,6 +275,8 @@ impl Node {
         }
 
         tracing::info!("stopping: closing the open bid, letting running tasks finish");
+        self.service
+            .stopping("stopping: closing the bid, letting running tasks finish");
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -289,6 +301,15 @@ impl Node {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// The line `systemctl status pew` shows: the bid, why, the running tasks, the battery.
+    fn status_line(&self) -> String {
+        let decision = self.heartbeat.bid_decision();
+        let reason = decision.as_ref().and_then(|d| d.reasons.first().cloned());
+        let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
+        let soc = self.gate.status(now_s())["battery"]["soc_pct"].as_f64();
+        systemd::status_line(self.bid_open(), reason.as_deref(), running, soc)
     }
 
     /// Freezes or thaws running apps as the gate asks (see `AdmissionGate::pause_reason`).

@@ -92,6 +92,7 @@ pub async fn wait_ready(
     price: Nrlc,
     volume: u64,
     stop: &tokio::sync::watch::Receiver<bool>,
+    service: &super::systemd::ServiceManager,
 ) -> bool {
     let mut last = String::new();
     loop {
@@ -100,6 +101,7 @@ pub async fn wait_ready(
             Preflight::Wait(reason) => {
                 if reason != last {
                     tracing::warn!("{reason}");
+                    service.status(&format!("waiting: {reason}"));
                     last = reason;
                 }
             }
