@@ -177,6 +177,8 @@ pub struct NodeSettings {
     pub worker_keystore: PathBuf,
     /// The worker key file's password file (empty: the owner's password source).
     pub worker_password_file: PathBuf,
+    /// Folder for often-changed, throw-away files (empty: see [`Settings::runtime_dir`]).
+    pub runtime_dir: PathBuf,
 }
 
 /// The admission gate.
@@ -484,6 +486,38 @@ impl Settings {
 }
 
 impl Settings {
+    /// The folder for files that change often and need not survive a reboot (the running
+    /// node's status, node locks): `node.runtime_dir`, else `$XDG_RUNTIME_DIR/pew`, else
+    /// `/run/pew` for root, else `pew-<uid>` in the temp folder.
+    pub fn runtime_dir(&self) -> PathBuf {
+        if !self.node.runtime_dir.as_os_str().is_empty() {
+            return self.node.runtime_dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir).join("pew");
+        }
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        if uid == 0 {
+            return PathBuf::from("/run/pew");
+        }
+        std::env::temp_dir().join(format!("pew-{uid}"))
+    }
+
+    /// The running node's status file, read by `pew energy status` and `pew doctor`: in the
+    /// runtime folder, named after the energy state file it belongs to (two nodes with their
+    /// own state never share one).
+    pub fn node_status_file(&self) -> PathBuf {
+        use sha2::Digest;
+        let state = std::path::absolute(&self.energy.state_file)
+            .unwrap_or_else(|_| self.energy.state_file.clone());
+        let tag = sha2::Sha256::digest(state.as_os_str().as_encoded_bytes());
+        self.runtime_dir().join(format!(
+            "node-status-{}.json",
+            alloy::hex::encode(&tag[..4])
+        ))
+    }
+
     /// Whether the defaults plus the file's `text` alone (no environment) deserialize.
     fn file_alone_is_valid(text: &str) -> bool {
         Config::builder()

@@ -173,6 +173,9 @@ pub enum RequestDecision {
     Refused(String),
 }
 
+const CURSOR_BLOCK: &str = "cursor_block";
+const CURSOR_HASH: &str = "cursor_hash";
+
 /// The journal.
 pub struct Store {
     connection: Connection,
@@ -318,6 +321,35 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.error(e))
+    }
+
+    /// The log watcher's saved cursor (none on a fresh journal, or one written before cursors
+    /// carried their block's hash).
+    pub fn cursor(&self) -> Result<Option<crate::chain::watcher::Cursor>, StoreError> {
+        let block = self.get(CURSOR_BLOCK)?.and_then(|v| v.parse().ok());
+        let hash = self.get(CURSOR_HASH)?.and_then(|v| v.parse().ok());
+        Ok(block
+            .zip(hash)
+            .map(|(block, hash)| crate::chain::watcher::Cursor { block, hash }))
+    }
+
+    /// Saves the log watcher's cursor (both values in one transaction).
+    pub fn set_cursor(&self, cursor: crate::chain::watcher::Cursor) -> Result<(), StoreError> {
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.error(e))?;
+        let written = self
+            .set(CURSOR_BLOCK, &cursor.block.to_string())
+            .and_then(|()| self.set(CURSOR_HASH, &cursor.hash.to_string()));
+        let end = if written.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        self.connection
+            .execute_batch(end)
+            .map_err(|e| self.error(e))?;
+        written
     }
 
     /// A stored value.

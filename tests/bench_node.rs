@@ -152,7 +152,6 @@ async fn bench_node() {
     }
     eprintln!("mined in {:.0} s", mining.elapsed().as_secs_f64());
     let latest = t.reader().get_block_number().await.unwrap();
-    let store = pew::store::Store::open(&t.dir.path().join("catchup.sqlite")).unwrap();
     let watcher = pew::chain::watcher::Watcher {
         provider: t.reader(),
         hub: t.info().hub,
@@ -165,10 +164,12 @@ async fn bench_node() {
     };
     let started = Instant::now();
     let mut read = 0;
+    let mut cursor = None;
     while read < blocks {
-        let found = watcher.poll(&store).await.unwrap();
+        let found = watcher.poll(cursor).await.unwrap();
         let (from, to) = found.range.expect("blocks to read");
         read += to - from + 1;
+        cursor = found.cursor;
     }
     let catchup_blocks_per_s = blocks as f64 / started.elapsed().as_secs_f64();
     eprintln!(

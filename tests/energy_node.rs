@@ -56,6 +56,7 @@ journal = "{journal}"
 poll_interval_ms = 200
 volume = 1
 stop_grace_s = 30
+runtime_dir = "{runtime}"
 
 [executor]
 work_dir = "{work}"
@@ -77,6 +78,7 @@ open_meteo = false
 "#,
             journal = dir.join("journal.sqlite").display(),
             work = dir.join("work").display(),
+            runtime = dir.join("run").display(),
             trace = trace.display(),
             state = dir.join("energy-state.json").display(),
         ),
@@ -201,6 +203,19 @@ open_meteo = false
     let energy_status = || t.pew_json(&["energy", "status", "--config", config.to_str().unwrap()]);
     let live = energy_status();
     assert_eq!(live["node"]["pid"], node.id(), "{live}");
+    // The status lives in the runtime folder (RAM on a Pi), not beside the state on disk.
+    let status_files = || {
+        std::fs::read_dir(dir.join("run"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("node-status-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(status_files(), 1);
+    assert!(!dir.join("node-status.json").exists());
     assert!(
         live["source"].as_str().unwrap().starts_with("trace:"),
         "{live}"
@@ -209,8 +224,9 @@ open_meteo = false
 
     let status = common::node::sigterm_and_wait(&mut node, Duration::from_secs(90)).await;
     assert!(status.success(), "{}", node_log());
-    assert!(
-        !dir.join("node-status.json").exists(),
+    assert_eq!(
+        status_files(),
+        0,
         "the node removes its status file when it stops"
     );
     let own = energy_status();

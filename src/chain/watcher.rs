@@ -1,8 +1,10 @@
 //! Following the PoCo logs the node needs: `SchedulerNotice` for our workerpool (our deals)
-//! and `SignedRequestOrder` (requests we may serve). The cursor is persisted in the journal
-//! with the hash of its block; when that hash changes, a reorg happened and the cursor is
-//! rewound, so the events of the new branch are applied (idempotently) again. Logs are read in
-//! bounded ranges, so the node catches up after downtime even on RPC nodes that cap ranges.
+//! and `SignedRequestOrder` (requests we may serve). The caller keeps the cursor (the last
+//! block read, with its hash) and hands it to each poll, which returns the next one; when the
+//! hash under the cursor changes, a reorg happened and the cursor is rewound, so the events of
+//! the new branch are applied (idempotently) again. Logs are read in bounded ranges, so the
+//! node catches up after downtime even on RPC nodes that cap ranges. The watcher writes
+//! nothing: where the cursor is kept (and how often it is saved) is the node's business.
 
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
@@ -12,10 +14,15 @@ use super::bindings::IexecInterfaceToken as Hub;
 use super::logs;
 use crate::poco::ids::address_topic;
 use crate::poco::{DealId, OrderHash};
-use crate::store::{Store, StoreError};
 
-const CURSOR_BLOCK: &str = "cursor_block";
-const CURSOR_HASH: &str = "cursor_hash";
+/// Where the watcher stopped reading: the last block read and its hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last block read.
+    pub block: u64,
+    /// Its hash, to notice a reorg under it.
+    pub hash: B256,
+}
 
 /// What one poll found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +35,8 @@ pub struct Found {
     pub range: Option<(u64, u64)>,
     /// Whether a reorg was detected (and the cursor rewound).
     pub reorg: bool,
+    /// Where to read from next time (unchanged when nothing new was read).
+    pub cursor: Option<Cursor>,
 }
 
 /// Why a poll failed.
@@ -36,9 +45,6 @@ pub enum WatchError {
     /// The RPC node failed.
     #[error("reading the chain: {0}")]
     Rpc(String),
-    /// The journal failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Follows the hub's logs for one workerpool.
@@ -75,16 +81,19 @@ impl Watcher {
             .map(|b| b.header.hash))
     }
 
-    /// Reads the next range of logs after the cursor and advances it.
-    pub async fn poll(&self, store: &Store) -> Result<Found, WatchError> {
-        let mut found = Found::default();
+    /// Reads the next range of logs after `cursor` (none: from `start_block`); the new cursor
+    /// is in the answer.
+    pub async fn poll(&self, cursor: Option<Cursor>) -> Result<Found, WatchError> {
+        let mut found = Found {
+            cursor,
+            ..Found::default()
+        };
         let latest = self.provider.get_block_number().await.map_err(rpc)?;
         let safe = latest.saturating_sub(self.confirmations);
-        let mut cursor: Option<u64> = store.get(CURSOR_BLOCK)?.and_then(|v| v.parse().ok());
-        if let Some(block) = cursor {
-            let stored: Option<B256> = store.get(CURSOR_HASH)?.and_then(|v| v.parse().ok());
+        let mut from_cursor = cursor.map(|c| c.block);
+        if let Some(Cursor { block, hash }) = cursor {
             let actual = self.block_hash(block).await?;
-            if stored.is_some() && actual != stored {
+            if actual != Some(hash) {
                 let rewound = block
                     .saturating_sub(self.reorg_depth)
                     .max(self.start_block.saturating_sub(1));
@@ -93,16 +102,16 @@ impl Watcher {
                     rewound,
                     "reorg detected: the block under the log cursor changed; rewinding"
                 );
-                cursor = Some(rewound);
+                from_cursor = Some(rewound);
                 found.reorg = true;
             }
         }
-        let from = cursor
+        let from = from_cursor
             .map(|c| c.saturating_add(1))
             .unwrap_or(self.start_block);
         if from > safe {
             if found.reorg {
-                self.commit(store, from.saturating_sub(1)).await?;
+                found.cursor = Some(self.cursor_at(from.saturating_sub(1)).await?);
             }
             return Ok(found);
         }
@@ -144,14 +153,12 @@ impl Watcher {
             }
         }
         found.range = Some((from, to));
-        self.commit(store, to).await?;
+        found.cursor = Some(self.cursor_at(to).await?);
         Ok(found)
     }
 
-    async fn commit(&self, store: &Store, block: u64) -> Result<(), WatchError> {
+    async fn cursor_at(&self, block: u64) -> Result<Cursor, WatchError> {
         let hash = self.block_hash(block).await?.unwrap_or_default();
-        store.set(CURSOR_BLOCK, &block.to_string())?;
-        store.set(CURSOR_HASH, &hash.to_string())?;
-        Ok(())
+        Ok(Cursor { block, hash })
     }
 }

@@ -353,7 +353,7 @@ fn energy(settings: &Settings, report: &mut Report) {
     let energy = &settings.energy;
     let now = crate::energy::sample::unix_now();
     // A running node owns the source (a serial port has one reader): ask its status file.
-    if let Some(live) = crate::energy::live::running_node(&energy.state_file, now) {
+    if let Some(live) = crate::energy::live::running_node(&settings.node_status_file(), now) {
         report.add(
             "energy",
             Outcome::Ok,

@@ -24,7 +24,7 @@ pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode>
     }
     // A running node publishes what it sees: show that, and leave its source alone.
     let now = unix_now();
-    if let Some(live) = crate::energy::live::running_node(&energy.state_file, now) {
+    if let Some(live) = crate::energy::live::running_node(&settings.node_status_file(), now) {
         let mut status = live.status;
         status["node"] =
             json!({"pid": live.pid, "age_s": (now - live.written_at_s).max(0.0).round()});

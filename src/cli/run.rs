@@ -40,7 +40,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let _locks = node::lock::acquire(&state_dir, hub, key, pool)?;
+    let _locks = node::lock::acquire(&state_dir, &settings.runtime_dir(), hub, key, pool)?;
     if crate::executor::run::AppUser::parse(&settings.executor.user)
         == crate::executor::run::AppUser::Root
     {
@@ -189,6 +189,7 @@ async fn serve(
         tracing::info!(orphans, "removed app containers left by an earlier run");
     }
     let store = Store::open(&settings.node.journal)?;
+    let saved_cursor = store.cursor()?;
     let tx_log: Arc<dyn crate::chain::sender::TxLog> =
         Arc::new(crate::store::JournalTxLog::open(&settings.node.journal)?);
     sdk.set_tx_log(tx_log.clone());
@@ -242,6 +243,7 @@ async fn serve(
         vanished: Mutex::new(vanished),
         heartbeat: Default::default(),
         service: service.clone(),
+        cursor: Mutex::new(node::CursorKeeper::new(saved_cursor)),
     });
     start_api(settings, &node, stop_rx).await;
     let mut stop = stop_rx.clone();

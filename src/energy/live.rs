@@ -2,7 +2,7 @@
 //! `pew energy status` shows what the node itself sees and decided, without opening the source
 //! a second time (two readers on one VE.Direct serial port steal each other's bytes).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +30,6 @@ pub struct LiveStatus {
 /// How long a status written by a node polling every `poll_s` stays fresh.
 pub fn fresh_for(poll_s: f64) -> f64 {
     FRESH_FOR_S.max(3.0 * poll_s)
-}
-
-/// The live status file that belongs to an energy state file: `node-status.json` beside it.
-pub fn path_for(state_file: &Path) -> PathBuf {
-    state_file.with_file_name("node-status.json")
 }
 
 /// Writes the status atomically (a reader never sees half a file).
@@ -72,9 +67,10 @@ pub fn read_fresh(path: &Path, now_s: f64) -> Option<LiveStatus> {
     (fresh && process_alive(live.pid)).then_some(live)
 }
 
-/// The status a running node publishes for the energy state file `state_file`, if one runs.
-pub fn running_node(state_file: &Path, now_s: f64) -> Option<LiveStatus> {
-    read_fresh(&path_for(state_file), now_s)
+/// The status a running node publishes in `status_file` (`Settings::node_status_file`), if
+/// one runs.
+pub fn running_node(status_file: &Path, now_s: f64) -> Option<LiveStatus> {
+    read_fresh(status_file, now_s)
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -98,8 +94,7 @@ mod tests {
     #[test]
     fn a_fresh_status_of_a_live_process_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = path_for(&dir.path().join("state.json"));
-        assert_eq!(path, dir.path().join("node-status.json"));
+        let path = dir.path().join("node-status.json");
         write(&path, &status(std::process::id(), 1000.0)).unwrap();
         let live = read_fresh(&path, 1010.0).expect("fresh and alive");
         assert_eq!(live.pid, std::process::id());

@@ -209,6 +209,7 @@ pub struct EnergyRuntime {
     stop: Arc<AtomicBool>,
     monitor: Option<std::thread::JoinHandle<()>>,
     state_file: PathBuf,
+    status_file: PathBuf,
     open_meteo: Option<OpenMeteo>,
 }
 
@@ -245,9 +246,10 @@ impl EnergyRuntime {
             let gate = gate.clone();
             let stop = stop.clone();
             let state_file = energy.state_file.clone();
+            let status_file = settings.node_status_file();
             std::thread::Builder::new()
                 .name("pew-energy".into())
-                .spawn(move || monitor(source, board, gate, stop, poll, state_file))
+                .spawn(move || monitor(source, board, gate, stop, poll, state_file, status_file))
                 .context("the energy monitor thread cannot start")?
         };
         tracing::info!(source = %energy.source, "energy module started");
@@ -256,6 +258,7 @@ impl EnergyRuntime {
             stop,
             monitor: Some(monitor),
             state_file: energy.state_file.clone(),
+            status_file: settings.node_status_file(),
             open_meteo,
         })
     }
@@ -290,7 +293,7 @@ impl EnergyRuntime {
         if let Err(error) = save_state(&self.state_file, &self.gate.persistent_state()) {
             tracing::warn!(%error, path = %self.state_file.display(), "energy state not saved");
         }
-        super::live::remove(&super::live::path_for(&self.state_file));
+        super::live::remove(&self.status_file);
     }
 }
 
@@ -420,9 +423,10 @@ fn monitor(
     stop: Arc<AtomicBool>,
     poll: Duration,
     state_file: PathBuf,
+    status_file: PathBuf,
 ) {
     let mut publish = Publisher::new(
-        super::live::path_for(&state_file),
+        status_file,
         source.name(),
         super::live::fresh_for(poll.as_secs_f64()),
     );

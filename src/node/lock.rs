@@ -42,29 +42,15 @@ pub struct NodeLocks {
     _files: Vec<File>,
 }
 
-/// The folder for locks about keys and workerpools, shared by every node this user runs:
-/// `$XDG_RUNTIME_DIR/pew`, else `/run/pew` for root, else a private folder in the temp folder.
-pub fn runtime_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("pew");
-    }
-    if crate::executor::run::running_as_root() {
-        return PathBuf::from("/run/pew");
-    }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("pew-{uid}"))
-}
-
 /// Takes the node's locks: its state folder (the journal's), its key and its workerpool on the
-/// hub `hub`. Fails at once, naming the running node, if another holds one.
+/// hub `hub` (those two in `shared`, the runtime folder every node of this user sees). Fails at once, naming the running node, if another holds one.
 pub fn acquire(
     state_dir: &Path,
+    shared: &Path,
     hub: Address,
     key: Address,
     pool: Address,
 ) -> Result<NodeLocks, LockError> {
-    let shared = runtime_dir();
     let wanted = [
         (
             state_dir.join("node.lock"),

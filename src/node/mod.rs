@@ -65,6 +65,57 @@ pub struct Node {
     pub heartbeat: crate::api::Heartbeat,
     /// systemd's view of the node: readiness, watchdog, status line.
     pub service: Arc<systemd::ServiceManager>,
+    /// The log watcher's cursor (see [`CursorKeeper`]).
+    pub cursor: Mutex<CursorKeeper>,
+}
+
+/// The log watcher's cursor, kept in memory and saved to the journal when a round found
+/// something, after a reorg, at stop, and otherwise at most every [`CURSOR_SAVE_EVERY`]: an
+/// idle node then writes its journal a few times an hour instead of twice a round (SD cards
+/// wear), and a power cut costs at most a re-read of that many seconds of logs, which the node
+/// applies idempotently.
+#[derive(Debug)]
+pub struct CursorKeeper {
+    /// Where the next poll starts.
+    pub current: Option<crate::chain::watcher::Cursor>,
+    saved: Option<crate::chain::watcher::Cursor>,
+    saved_at: std::time::Instant,
+}
+
+/// The longest an idle node keeps its cursor unsaved.
+pub const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(300);
+
+impl CursorKeeper {
+    /// Starts from the cursor the journal holds.
+    pub fn new(saved: Option<crate::chain::watcher::Cursor>) -> Self {
+        Self {
+            current: saved,
+            saved,
+            saved_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes the cursor after a poll; returns the one to save now, if any.
+    pub fn advance(
+        &mut self,
+        cursor: Option<crate::chain::watcher::Cursor>,
+        news: bool,
+    ) -> Option<crate::chain::watcher::Cursor> {
+        self.current = cursor;
+        let due = news || self.saved_at.elapsed() >= CURSOR_SAVE_EVERY;
+        self.unsaved().filter(|_| due)
+    }
+
+    /// The cursor when it differs from the saved one.
+    pub fn unsaved(&self) -> Option<crate::chain::watcher::Cursor> {
+        self.current.filter(|c| Some(*c) != self.saved)
+    }
+
+    /// Records that `cursor` is in the journal.
+    pub fn saved(&mut self, cursor: crate::chain::watcher::Cursor) {
+        self.saved = Some(cursor);
+        self.saved_at = std::time::Instant::now();
+    }
 }
 
 /// The gate the configuration names, and the energy module behind it when it is the
@@ -275,6 +326,12 @@ impl Node {
         }
 
         tracing::info!("stopping: closing the open bid, letting running tasks finish");
+        let unsaved = self.cursor.lock().expect("not poisoned").unsaved();
+        if let Some(cursor) = unsaved
+            && let Err(error) = self.save_cursor(cursor)
+        {
+            tracing::warn!(error = %crate::text::brief(&error), "the log cursor was not saved");
+        }
         self.service
             .stopping("stopping: closing the bid, letting running tasks finish");
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
@@ -352,12 +409,8 @@ impl Node {
 
     /// One round: read new logs, keep the bid as the gate says, decide requests, take deals.
     async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
-        let found = {
-            // The watcher reads the journal between awaits; a short-lived second handle keeps
-            // the shared one free for the workers.
-            let journal = Store::open(&self.settings.node.journal)?;
-            watcher.poll(&journal).await?
-        };
+        let cursor = self.cursor.lock().expect("not poisoned").current;
+        let found = watcher.poll(cursor).await?;
         {
             let store = self.store();
             for (hash, block) in &found.requests {
@@ -372,9 +425,25 @@ impl Node {
         for deal in &found.deals {
             scheduler::take_deal(&self, *deal).await?;
         }
+        // Requests and deals are journaled above: only now may the cursor move past them.
+        let news = found.reorg || !found.deals.is_empty() || !found.requests.is_empty();
+        let due = self
+            .cursor
+            .lock()
+            .expect("not poisoned")
+            .advance(found.cursor, news);
+        if let Some(cursor) = due {
+            self.save_cursor(cursor)?;
+        }
         scheduler::keep_bid(&self).await?;
         scheduler::decide_requests(&self, &found).await?;
         scheduler::revive_vanished(&self).await?;
+        Ok(())
+    }
+
+    fn save_cursor(&self, cursor: crate::chain::watcher::Cursor) -> anyhow::Result<()> {
+        self.store().set_cursor(cursor)?;
+        self.cursor.lock().expect("not poisoned").saved(cursor);
         Ok(())
     }
 }
@@ -397,4 +466,31 @@ pub struct Timings {
 /// The total a request locks from our stake per task: 30 % of the price.
 pub fn owner_stake_per_task(price: Nrlc) -> U256 {
     price.0 * U256::from(crate::sdk::assets::WORKERPOOL_STAKE_RATIO) / U256::from(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::watcher::Cursor;
+
+    fn at(block: u64) -> Option<Cursor> {
+        Some(Cursor {
+            block,
+            hash: alloy::primitives::B256::with_last_byte(block as u8),
+        })
+    }
+
+    #[test]
+    fn an_idle_cursor_is_saved_rarely_and_one_with_news_at_once() {
+        let mut keeper = CursorKeeper::new(at(10));
+        assert_eq!(keeper.advance(at(11), false), None, "idle: kept in memory");
+        assert_eq!(keeper.advance(at(12), false), None);
+        assert_eq!(keeper.unsaved(), at(12), "saved at stop");
+        assert_eq!(keeper.advance(at(13), true), at(13), "news: saved now");
+        keeper.saved(at(13).unwrap());
+        assert_eq!(keeper.unsaved(), None);
+        assert_eq!(keeper.advance(at(13), true), None, "nothing new to save");
+        keeper.saved_at -= CURSOR_SAVE_EVERY;
+        assert_eq!(keeper.advance(at(14), false), at(14), "due after a while");
+    }
 }
