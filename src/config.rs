@@ -115,6 +115,8 @@ pub struct DevnetSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorSettings {
+    /// The container engine's API socket (empty: DOCKER_HOST or Docker's standard socket).
+    pub engine_socket: String,
     /// Per-task folders live here.
     pub work_dir: PathBuf,
     /// Container memory limit.

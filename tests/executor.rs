@@ -263,6 +263,7 @@ async fn pew_app_test_prints_the_documented_json_and_exit_status() {
     let bad = common::app_image(&docker, "symlinker").await;
     let pew = |image: &str| {
         std::process::Command::new(common::pew_bin())
+            .envs(common::engine_env())
             .args([
                 "app",
                 "test",

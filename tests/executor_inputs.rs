@@ -28,6 +28,7 @@ async fn inputs_come_from_ipfs_and_a_dataset_must_match_its_checksum() {
     let work = t.dir.path().join("work");
     let mut settings = Settings::load_from(None, &[]).unwrap().executor;
     settings.work_dir = work.clone();
+    settings.engine_socket = common::engine_socket();
     let executor = Executor::new(&settings, Some(ipfs.clone())).await.unwrap();
     let image = common::app_image(executor.docker(), "env").await;
 

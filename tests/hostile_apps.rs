@@ -154,6 +154,7 @@ async fn ctrl_c_on_pew_app_test_removes_the_container_and_its_output_mount() {
     let work = tempfile::tempdir().unwrap();
     let image = common::app_image(&docker, "sleeper").await;
     let mut child = std::process::Command::new(common::pew_bin())
+        .envs(common::engine_env())
         .args(["app", "test", "--image", &image, "--timeout", "300"])
         .env("PEW_EXECUTOR__WORK_DIR", work.path())
         .env("HOME", work.path())

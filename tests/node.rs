@@ -787,7 +787,7 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
             "workerpool",
             "gas",
             "stake",
-            "docker",
+            "engine",
             "ipfs",
             "disk",
             "energy",
@@ -821,12 +821,25 @@ async fn pew_doctor_lists_what_the_node_needs_and_each_fix() {
         "chain",
         "workerpool",
         "gas",
-        "docker",
+        "engine",
         "ipfs",
         "energy",
     ] {
         assert_eq!(outcomes[name], "ok", "{name}: {report}");
     }
+    let engine = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "engine")
+        .unwrap();
+    assert!(
+        engine["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Docker Engine "),
+        "the engine is named: {engine}"
+    );
 
     t.pew_as(POOL_OWNER, &["account", "deposit", "1"]);
     let (ok, report, outcomes) = doctor();

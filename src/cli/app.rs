@@ -93,7 +93,8 @@ pub async fn run(
             let checksum = match checksum {
                 Some(c) => c,
                 None => {
-                    let docker = crate::executor::image::connect().await?;
+                    let docker =
+                        crate::executor::image::connect(&settings.executor.engine_socket).await?;
                     crate::executor::image::local_image_checksum(&docker, &image).await?
                 }
             };

@@ -125,8 +125,8 @@ pub async fn run(
     }
     let sdk = chain(globals, settings, &mut report).await;
     node_account(settings, sdk.as_ref(), me, &mut report).await;
-    report.result("docker", docker_version().await, |version| {
-        format!("Docker Engine {version} answers")
+    report.result("engine", engine(settings).await, |name| {
+        format!("{name} answers")
     });
     ipfs(settings, sdk.as_ref(), &mut report).await;
     disk(settings, &mut report);
@@ -277,12 +277,9 @@ async fn worker_key(settings: &Settings, sdk: &Sdk, report: &mut Report) {
     });
 }
 
-async fn docker_version() -> anyhow::Result<String> {
-    let docker = crate::executor::image::connect().await?;
-    let version = docker.version().await?;
-    Ok(version
-        .version
-        .unwrap_or_else(|| "(version unknown)".into()))
+async fn engine(settings: &Settings) -> anyhow::Result<String> {
+    let docker = crate::executor::image::connect(&settings.executor.engine_socket).await?;
+    Ok(crate::executor::image::engine_name(&docker).await?)
 }
 
 async fn ipfs(settings: &Settings, sdk: Option<&Sdk>, report: &mut Report) {

@@ -11,6 +11,7 @@ mod devnet;
 mod doctor;
 mod energy;
 mod energy_setup;
+mod health;
 mod output;
 mod pool;
 mod request;
@@ -86,6 +87,9 @@ enum Command {
     /// Check everything `pew run` needs (wallet, chain, workerpool, gas, stake, Docker, IPFS,
     /// disk, energy source, clock) without starting it; each problem with its fix.
     Doctor,
+    /// Ask the running node's HTTP API whether its rounds complete (exit 0 when /health
+    /// answers 200); for container health checks.
+    Health(health::HealthArgs),
     /// Run the node for the workerpool in node.pool: bid when the gate admits work, match
     /// requests, run tasks, contribute. Stops cleanly on SIGTERM or SIGINT.
     Run,
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
                 doctor::run(globals, &settings, file.as_deref()).await
             }
             Command::Run => run::run(globals, &settings).await,
+            Command::Health(args) => health::run(args, &settings).await,
         }
     });
     match outcome {

@@ -175,6 +175,7 @@ async fn serve(
         &ipfs,
         price,
         settings.node.volume.max(1),
+        &settings.executor.engine_socket,
         stop_rx,
         &service,
     )

@@ -89,7 +89,11 @@ impl ImageCache {
         let mut candidates: Vec<(&String, &CacheEntry)> = self
             .entries
             .iter()
-            .filter(|(image, _)| !pinned.contains(image) && !in_use.contains(image))
+            .filter(|(image, _)| {
+                let image = normalize(image);
+                !pinned.iter().any(|p| normalize(p) == image)
+                    && !in_use.iter().any(|u| normalize(u) == image)
+            })
             .collect();
         candidates.sort_by_key(|(image, entry)| (entry.last_used, (*image).clone()));
         candidates
@@ -133,6 +137,30 @@ impl ImageCache {
     }
 }
 
+/// One spelling of an image reference: Podman names `busybox:1` as
+/// `docker.io/library/busybox:1`, and `busybox` means `busybox:latest`.
+pub fn normalize(reference: &str) -> String {
+    let mut name = reference.trim();
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+        "localhost/",
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            name = rest;
+            break;
+        }
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
 /// The images of every container, running or not (a stopped container still holds its image).
 pub async fn images_in_use(docker: &Docker) -> Vec<String> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
@@ -163,6 +191,15 @@ pub fn free_bytes(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_are_compared_in_one_spelling() {
+        assert_eq!(normalize("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(normalize("busybox"), "busybox:latest");
+        assert_eq!(normalize("localhost/pew-test/app:abc"), "pew-test/app:abc");
+        assert_eq!(normalize("registry:5000/app"), "registry:5000/app:latest");
+        assert_eq!(normalize("app@sha256:00"), "app@sha256:00");
+    }
 
     #[test]
     fn pruning_goes_least_recently_used_first_and_spares_pinned_and_running_images() {

@@ -68,14 +68,48 @@ impl ImageError {
     }
 }
 
-/// Connects to the local Docker Engine and agrees on an API version.
-pub async fn connect() -> Result<Docker, ImageError> {
-    let docker =
-        Docker::connect_with_local_defaults().map_err(|e| ImageError::Engine(e.to_string()))?;
+/// Connects to the container engine and agrees on an API version: `socket` (a path, or
+/// `unix://` and a path: Podman's Docker-compatible socket, for one) when given, else the
+/// Docker Engine that `DOCKER_HOST` or the standard socket names.
+pub async fn connect(socket: &str) -> Result<Docker, ImageError> {
+    let socket = socket.trim();
+    let docker = if socket.is_empty() {
+        Docker::connect_with_local_defaults()
+    } else {
+        let path = socket.strip_prefix("unix://").unwrap_or(socket);
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+    }
+    .map_err(|e| ImageError::Engine(e.to_string()))?;
     docker
         .negotiate_version()
         .await
         .map_err(|e| ImageError::Engine(e.to_string()))
+}
+
+/// The engine behind a connection, for messages and `pew doctor`: "Docker Engine 28.2.2" or
+/// "Podman Engine 4.3.1".
+pub async fn engine_name(docker: &Docker) -> Result<String, ImageError> {
+    let version = docker
+        .version()
+        .await
+        .map_err(|e| ImageError::Engine(e.to_string()))?;
+    let component = version
+        .components
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .map(|c| c.name)
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "Engine".into());
+    let name = if component.contains("Podman") {
+        component
+    } else {
+        "Docker Engine".to_string()
+    };
+    Ok(format!(
+        "{name} {}",
+        version.version.unwrap_or_else(|| "(version unknown)".into())
+    ))
 }
 
 /// Parses `sha256:<64 hex>` into 32 bytes.

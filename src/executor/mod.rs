@@ -124,7 +124,7 @@ impl Executor {
         settings: &ExecutorSettings,
         ipfs: Option<IpfsClient>,
     ) -> Result<Self, image::ImageError> {
-        let docker = image::connect().await?;
+        let docker = image::connect(&settings.engine_socket).await?;
         if let Err(error) = crate::files::private_dir(&settings.work_dir) {
             tracing::warn!(folder = %settings.work_dir.display(), %error, "the work folder cannot be made private (0700)");
         }

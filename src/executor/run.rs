@@ -223,6 +223,19 @@ fn is_root_user(user: &str) -> bool {
     name.is_empty() || name == "root" || name == "0"
 }
 
+/// Files an app may hold open at once.
+pub const APP_OPEN_FILES: i64 = 4096;
+/// Processes of the app's user (the pids limit bounds each container; this bounds the user).
+pub const APP_PROCESSES: i64 = 4096;
+
+fn ulimit(name: &str, value: i64) -> ResourcesUlimits {
+    ResourcesUlimits {
+        name: Some(name.into()),
+        soft: Some(value),
+        hard: Some(value),
+    }
+}
+
 /// One container run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -384,12 +397,15 @@ async fn run_in(
         security_opt: Some(vec!["no-new-privileges".into()]),
         readonly_rootfs: Some(true),
         tmpfs: Some(tmpfs),
-        // No single file may outgrow the output cap, even between two size checks.
-        ulimits: Some(vec![ResourcesUlimits {
-            name: Some("fsize".into()),
-            soft: Some(limits.output_cap_bytes as i64),
-            hard: Some(limits.output_cap_bytes as i64),
-        }]),
+        // No single file may outgrow the output cap, even between two size checks. Open files
+        // and processes are bounded too: an engine would otherwise hand the app its own limits
+        // (Podman asks the kernel for more than a sandbox or a small system allows, and the
+        // container does not start).
+        ulimits: Some(vec![
+            ulimit("fsize", limits.output_cap_bytes as i64),
+            ulimit("nofile", APP_OPEN_FILES),
+            ulimit("nproc", APP_PROCESSES),
+        ]),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(log_options),
@@ -474,8 +490,18 @@ async fn supervise(
     let run_started = std::time::Instant::now();
     loop {
         tokio::select! {
-            // Any answer (exit code or error for a non-zero code) means the app has stopped.
-            _ = wait.next() => break,
+            // An answer (exit code or error for a non-zero code) usually means the app has
+            // stopped; but a wait cut short by the client's request timeout (a long app, an
+            // engine that sends nothing until the end) says nothing: look before leaving.
+            _ = wait.next() => {
+                if still_running(docker, &spec.name).await {
+                    // Not in a tight loop if the engine keeps answering at once.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    wait = docker.wait_container(&spec.name, None);
+                    continue;
+                }
+                break;
+            }
             _ = check.tick(), if !timed_out && !output_exceeded => {
                 let frozen = pause.total().saturating_sub(paused_before);
                 if run_started.elapsed().saturating_sub(frozen) >= spec.timeout {
@@ -510,6 +536,16 @@ async fn supervise(
         stderr,
         duration,
     })
+}
+
+/// Whether the container is still running (or frozen); an engine that does not answer says no.
+async fn still_running(docker: &Docker, name: &str) -> bool {
+    match docker.inspect_container(name, None).await {
+        Ok(info) => info
+            .state
+            .is_some_and(|s| s.running == Some(true) || s.paused == Some(true)),
+        Err(_) => false,
+    }
 }
 
 async fn kill(docker: &Docker, name: &str) {

@@ -37,7 +37,13 @@ pub async fn check_pool(sdk: &Sdk, pool: Address, me: Address) -> anyhow::Result
 }
 
 /// Checks that waiting can fix: gas, stake, Docker, IPFS.
-pub async fn preflight(sdk: &Sdk, ipfs: &IpfsClient, price: Nrlc, volume: u64) -> Preflight {
+pub async fn preflight(
+    sdk: &Sdk,
+    ipfs: &IpfsClient,
+    price: Nrlc,
+    volume: u64,
+    engine_socket: &str,
+) -> Preflight {
     let me = match sdk.sender() {
         Ok(s) => s.address(),
         Err(e) => return Preflight::Wait(e.to_string()),
@@ -52,7 +58,7 @@ pub async fn preflight(sdk: &Sdk, ipfs: &IpfsClient, price: Nrlc, volume: u64) -
     if let Err(problem) = stake_check(&balances, price, volume) {
         return Preflight::Wait(format!("{problem}; waiting"));
     }
-    if let Err(e) = crate::executor::image::connect().await {
+    if let Err(e) = crate::executor::image::connect(engine_socket).await {
         return Preflight::Wait(format!("{e}; waiting"));
     }
     if let Err(e) = ipfs.id().await {
@@ -91,12 +97,13 @@ pub async fn wait_ready(
     ipfs: &IpfsClient,
     price: Nrlc,
     volume: u64,
+    engine_socket: &str,
     stop: &tokio::sync::watch::Receiver<bool>,
     service: &super::systemd::ServiceManager,
 ) -> bool {
     let mut last = String::new();
     loop {
-        match preflight(sdk, ipfs, price, volume).await {
+        match preflight(sdk, ipfs, price, volume, engine_socket).await {
             Preflight::Ready => return true,
             Preflight::Wait(reason) => {
                 if reason != last {

@@ -13,6 +13,7 @@ use pew::executor::{AppResult, AppRun, Executor};
 pub fn settings(work: &Path) -> ExecutorSettings {
     let mut settings = Settings::load_from(None, &[]).unwrap().executor;
     settings.work_dir = work.to_path_buf();
+    settings.engine_socket = super::engine_socket();
     settings
 }
 

@@ -90,8 +90,29 @@ pub async fn devnet(with_ipfs: bool) -> TestDevnet {
     TestDevnet { devnet, dir }
 }
 
-/// A Docker client for the local engine, starting `dockerd` when none answers.
+/// The engine socket the tests run apps on: `PEW_TEST_ENGINE_SOCKET` (Podman's, set by
+/// scripts/test for its second pass over the executor tests), or empty for the Docker Engine.
+pub fn engine_socket() -> String {
+    std::env::var("PEW_TEST_ENGINE_SOCKET").unwrap_or_default()
+}
+
+/// The environment that points a `pew` process at the tests' engine.
+pub fn engine_env() -> Vec<(String, String)> {
+    match engine_socket() {
+        socket if socket.is_empty() => vec![],
+        socket => vec![("PEW_EXECUTOR__ENGINE_SOCKET".into(), socket)],
+    }
+}
+
+/// A client for the tests' engine: the Docker Engine (started as `dockerd` when none answers),
+/// or the one `PEW_TEST_ENGINE_SOCKET` names.
 pub async fn docker() -> Docker {
+    let socket = engine_socket();
+    if !socket.is_empty() {
+        return pew::executor::image::connect(&socket)
+            .await
+            .unwrap_or_else(|e| panic!("the engine at {socket} answers: {e}"));
+    }
     if let Some(docker) = connect_docker().await {
         return docker;
     }
@@ -274,9 +295,38 @@ async fn import_rootfs(docker: &Docker, root: &Path, repo: &str, tag: &str, chan
         Some(bollard::body_full(tar.stdout.into())),
         None,
     );
+    let mut imported = None;
     while let Some(step) = stream.next().await {
-        step.expect("docker import of a test root filesystem");
+        let info = step.expect("docker import of a test root filesystem");
+        imported = info.status.or(imported);
     }
+    // Podman's Docker-compatible import ignores the tag (the image comes out as `latest`):
+    // give it the tag asked for.
+    let reference = format!("{repo}:{tag}");
+    if docker.inspect_image(&reference).await.is_err() {
+        let source = imported
+            .map(|status| status.trim().to_string())
+            .filter(|id| docker_id_like(id))
+            .unwrap_or_else(|| format!("{repo}:latest"));
+        docker
+            .tag_image(
+                &source,
+                Some(
+                    bollard::query_parameters::TagImageOptionsBuilder::new()
+                        .repo(repo)
+                        .tag(tag)
+                        .build(),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("tagging the imported {source} as {reference}: {e}"));
+    }
+}
+
+/// Whether an import's last status line is an image id (`sha256:…` or bare hex).
+fn docker_id_like(text: &str) -> bool {
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn which(program: &str) -> Option<PathBuf> {
