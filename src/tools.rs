@@ -62,12 +62,20 @@ impl Tools {
         &self.root
     }
 
-    /// The anvil binary shipped inside the npm package.
+    /// The anvil binary shipped inside the npm package for this machine's architecture
+    /// (`@foundry-rs/anvil-linux-amd64`, or `-arm64` on a Pi).
     pub fn anvil(&self) -> Result<PathBuf, MissingTool> {
+        let package = if cfg!(target_arch = "aarch64") {
+            "anvil-linux-arm64"
+        } else {
+            "anvil-linux-amd64"
+        };
         self.existing(
             "anvil",
             self.root
-                .join("chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
+                .join("chain/node_modules/@foundry-rs")
+                .join(package)
+                .join("bin/anvil"),
         )
     }
 
