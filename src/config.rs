@@ -77,6 +77,11 @@ pub struct ChainSettings {
     pub preset: String,
     /// JSON-RPC endpoint; empty means the preset's default.
     pub rpc_url: String,
+    /// JSON-RPC endpoints tried in order, the next taking over when one keeps failing (empty:
+    /// `rpc_url`).
+    pub rpc_urls: Vec<String>,
+    /// The widest log scan a lookup may make, in blocks (0: about a day of the chain's).
+    pub max_scan_blocks: u64,
     /// PoCo proxy address; empty means the preset's default.
     pub hub: String,
     /// Where `pew devnet up` wrote its description.

@@ -104,6 +104,23 @@ pub struct TaskRecord {
     pub step: TaskStep,
 }
 
+/// A presigned order the node's index knows: where its presign event is and, when the order
+/// could be read back from its transaction, the order itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedOrder {
+    /// Its hash.
+    pub hash: OrderHash,
+    /// Its kind.
+    pub kind: crate::chain::presigns::OrderKind,
+    /// The block of its presign event.
+    pub block: u64,
+    /// The transaction that presigned it.
+    pub tx: B256,
+    /// The order, when its transaction was a direct `manage*Order` call (`None`: presigned
+    /// through a contract, which pew cannot read back).
+    pub order: Option<crate::chain::presigns::PresignedOrder>,
+}
+
 /// One journaled transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxEntry {
@@ -207,6 +224,11 @@ impl Store {
                      hash TEXT NOT NULL, deal TEXT NOT NULL, PRIMARY KEY (hash, deal));
                  INSERT OR IGNORE INTO request_deals (hash, deal)
                      SELECT hash, detail FROM requests WHERE decision = 'matched' AND detail IS NOT NULL;
+                 CREATE TABLE IF NOT EXISTS orders (
+                     hash TEXT PRIMARY KEY, kind TEXT NOT NULL, block INTEGER NOT NULL,
+                     tx TEXT NOT NULL, asset TEXT, body BLOB);
+                 CREATE INDEX IF NOT EXISTS orders_by_asset ON orders (kind, asset);
+                 CREATE INDEX IF NOT EXISTS orders_by_block ON orders (block);
                  CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS transactions (
                      id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
@@ -350,6 +372,116 @@ impl Store {
             .execute_batch(end)
             .map_err(|e| self.error(e))?;
         written
+    }
+
+    /// Adds a presigned order to the index (unless it is there already). Returns whether it is
+    /// new.
+    pub fn put_order(&self, order: &IndexedOrder) -> Result<bool, StoreError> {
+        let (asset, body) = match &order.order {
+            Some(o) => (Some(o.asset().to_string()), Some(o.encode())),
+            None => (None, None),
+        };
+        self.connection
+            .execute(
+                "INSERT OR IGNORE INTO orders (hash, kind, block, tx, asset, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    order.hash.to_string(),
+                    order.kind.name(),
+                    order.block as i64,
+                    order.tx.to_string(),
+                    asset,
+                    body
+                ],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Whether the index knows the order `hash` (readable or not).
+    pub fn knows_order(&self, hash: OrderHash) -> Result<bool, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT 1 FROM orders WHERE hash = ?1",
+                [hash.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| self.error(e))
+    }
+
+    /// An indexed order by its hash.
+    pub fn order(&self, hash: OrderHash) -> Result<Option<IndexedOrder>, StoreError> {
+        Ok(self
+            .select_orders("WHERE hash = ?1", params![hash.to_string()])?
+            .pop())
+    }
+
+    /// The indexed orders of `kind` for `asset` (the app, dataset or workerpool they offer, or
+    /// the app a request asks for), oldest first.
+    pub fn orders_for(
+        &self,
+        kind: crate::chain::presigns::OrderKind,
+        asset: alloy::primitives::Address,
+    ) -> Result<Vec<IndexedOrder>, StoreError> {
+        self.select_orders(
+            "WHERE kind = ?1 AND asset = ?2",
+            params![kind.name(), asset.to_string()],
+        )
+    }
+
+    /// Forgets the orders presigned above `block` (a reorg went back to it; what is still on
+    /// the new branch is read again).
+    pub fn forget_orders_after(&self, block: u64) -> Result<usize, StoreError> {
+        self.connection
+            .execute("DELETE FROM orders WHERE block > ?1", [block as i64])
+            .map_err(|e| self.error(e))
+    }
+
+    /// How many orders the index holds.
+    pub fn order_count(&self) -> Result<u64, StoreError> {
+        self.connection
+            .query_row("SELECT COUNT(*) FROM orders", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.error(e))
+    }
+
+    fn select_orders<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<IndexedOrder>, StoreError> {
+        let sql = format!(
+            "SELECT hash, kind, block, tx, body FROM orders {filter} ORDER BY block, rowid"
+        );
+        let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params, |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut orders = Vec::new();
+        for row in rows {
+            let (hash, kind, block, tx, body) = row.map_err(|e| self.error(e))?;
+            let kind = crate::chain::presigns::OrderKind::parse(&kind)
+                .ok_or_else(|| self.error(format!("unknown order kind {kind}")))?;
+            orders.push(IndexedOrder {
+                hash: OrderHash::from_str(&hash).map_err(|e| self.error(e))?,
+                kind,
+                block: block.max(0) as u64,
+                tx: B256::from_str(&tx).map_err(|e| self.error(e))?,
+                order: body.and_then(|b| crate::chain::presigns::PresignedOrder::decode(kind, &b)),
+            });
+        }
+        Ok(orders)
     }
 
     /// A stored value.

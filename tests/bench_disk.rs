@@ -33,7 +33,11 @@ async fn bench_disk_writes() {
     let trace = dir.join("trace.csv");
     let mut text = String::from("time,pv_w,load_w,battery_soc\n");
     for minute in 0..=1440 {
-        let pv = if (360..1080).contains(&minute) { 40.0 } else { 0.0 };
+        let pv = if (360..1080).contains(&minute) {
+            40.0
+        } else {
+            0.0
+        };
         text.push_str(&format!("{},{pv},3.0,0.6\n", 1_780_272_000 + minute * 60));
     }
     std::fs::write(&trace, text).unwrap();

@@ -21,8 +21,9 @@ fn fast_policy() -> SendPolicy {
 }
 
 async fn sender(t: &common::TestDevnet, index: usize, policy: SendPolicy) -> TxSender {
-    let target =
-        pew::chain::client::ChainTarget::resolve("devnet", None, None, &t.devnet_file()).unwrap();
+    let target = pew::devnet::DevnetInfo::read(&t.devnet_file())
+        .unwrap()
+        .target();
     let chain = pew::chain::client::connect(target).await.unwrap();
     chain.sender(t.info().signer(index).unwrap(), policy)
 }

@@ -78,6 +78,10 @@ pub struct Snapshot {
     /// The admission gate's own status: the energy module's readings, estimate and forecast
     /// when it is the energy gate, else null.
     pub gate: serde_json::Value,
+    /// The RPC endpoint in use, and why it last switched.
+    pub rpc: crate::chain::rpc::EndpointStatus,
+    /// The order index's catch-up (matching waits for it).
+    pub order_index: crate::node::index::IndexProgress,
 }
 
 /// Takes a snapshot of the node now.
@@ -104,6 +108,8 @@ pub fn snapshot(node: &Node) -> Snapshot {
             .ok()
             .and_then(|d| d.clone()),
         gate: node.gate.status(now_s as u64),
+        rpc: node.sdk.chain.endpoints.status(),
+        order_index: node.index.lock().map(|i| i.clone()).unwrap_or_default(),
     }
 }
 
@@ -333,6 +339,14 @@ mod tests {
                 "readings": {"pv_w": 0.0, "load_w": 2.7},
                 "surplus_w": -2.7,
             }),
+            rpc: crate::chain::rpc::EndpointStatus {
+                in_use: "http://127.0.0.1:8545".into(),
+                endpoints: 1,
+                last_switch: None,
+                requests: 10,
+                rate_limited: 0,
+            },
+            order_index: Default::default(),
         };
         let text = metrics_text(&snapshot);
         for line in [

@@ -1,10 +1,11 @@
 //! Which chain pew talks to, and the connection to it.
 //!
-//! A target comes from a preset (`arbitrum`, `arbitrum-sepolia`, `devnet`) or from an explicit
-//! RPC URL and hub; [`connect`] refuses a node whose chain id differs from the expected one,
+//! A target comes from a preset (`arbitrum`, `arbitrum-sepolia`) or from explicit RPC URLs and
+//! a hub (the devnet's are resolved from its description by the command line, not here). Each
+//! preset carries its hub's deployment block, the floor of every log scan: nothing of PoCo's
+//! is older. [`connect`] refuses an endpoint whose chain id differs from the expected one,
 //! before anything is signed: a key must never sign for a chain it did not mean.
 
-use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::{Address, address};
@@ -14,20 +15,25 @@ use alloy::sol_types::Eip712Domain;
 use serde::Serialize;
 
 use super::bindings::IexecInterfaceToken;
+use super::rpc::Endpoints;
 use super::sender::{SendPolicy, TxSender};
-use crate::devnet::DevnetInfo;
 
 /// Everything needed to reach one PoCo deployment.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChainTarget {
-    /// Preset name, or "custom".
+    /// Preset name, "devnet", or "custom".
     pub name: String,
-    /// JSON-RPC endpoint.
-    pub rpc_url: String,
+    /// JSON-RPC endpoints, in the order they are tried (the next takes over when one keeps
+    /// failing).
+    pub rpc_urls: Vec<String>,
     /// Expected chain id; 0 accepts whatever the node reports (custom targets only).
     pub chain_id: u64,
     /// The PoCo proxy.
     pub hub: Address,
+    /// The block the hub was deployed in: no log scan starts below it.
+    pub deploy_block: u64,
+    /// About how many blocks the chain makes in a day (bounds on log scans are in days).
+    pub blocks_per_day: u64,
     /// IPFS RPC API for uploads and fetches, if one is known.
     pub ipfs_api: Option<String>,
     /// IPFS HTTP gateway for fetches, if one is known.
@@ -50,25 +56,22 @@ pub enum ChainError {
     Invalid {
         /// Which setting.
         what: &'static str,
-        /// Its value.
+        /// Its value (quoted).
         value: String,
         /// Why.
         reason: String,
     },
-    /// The devnet description could not be read.
-    #[error(transparent)]
-    Devnet(#[from] crate::devnet::DevnetError),
-    /// The node does not answer.
+    /// No endpoint answers.
     #[error(
         "the RPC node at {url} does not answer: {reason} (check the URL, or start the devnet with `pew devnet up`)"
     )]
     Unreachable {
-        /// The endpoint.
+        /// The endpoint(s).
         url: String,
         /// The transport error.
         reason: String,
     },
-    /// The node is on another chain.
+    /// An endpoint is on another chain.
     #[error(
         "the RPC node at {url} is on chain {actual}, not {expected} ({name}): refusing to sign anything for it"
     )]
@@ -84,65 +87,81 @@ pub enum ChainError {
     },
 }
 
+/// Arbitrum makes about four blocks a second.
+const ARBITRUM_BLOCKS_PER_DAY: u64 = 4 * 86_400;
+
 impl ChainTarget {
-    /// Resolves a target: `preset` gives defaults, `rpc_url` and `hub` override them.
-    /// `devnet` reads `devnet_file`. A preset of "custom" needs both overrides.
-    pub fn resolve(
-        preset: &str,
-        rpc_url: Option<&str>,
-        hub: Option<&str>,
-        devnet_file: &Path,
-    ) -> Result<Self, ChainError> {
-        let mut target = match preset {
-            "arbitrum" => ChainTarget {
-                name: preset.into(),
-                rpc_url: "https://arb1.arbitrum.io/rpc".into(),
+    /// A preset: `arbitrum` (Arbitrum One) or `arbitrum-sepolia`.
+    pub fn preset(name: &str) -> Result<Self, ChainError> {
+        match name {
+            "arbitrum" => Ok(ChainTarget {
+                name: name.into(),
+                rpc_urls: vec!["https://arb1.arbitrum.io/rpc".into()],
                 chain_id: 42161,
                 hub: address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0"),
+                deploy_block: 363_864_242,
+                blocks_per_day: ARBITRUM_BLOCKS_PER_DAY,
                 ipfs_api: None,
                 ipfs_gateway: Some("https://ipfs-gateway.arbitrum-mainnet.iex.ec".into()),
-            },
-            "arbitrum-sepolia" => ChainTarget {
-                name: preset.into(),
-                rpc_url: "https://sepolia-rollup.arbitrum.io/rpc".into(),
+            }),
+            "arbitrum-sepolia" => Ok(ChainTarget {
+                name: name.into(),
+                rpc_urls: vec!["https://sepolia-rollup.arbitrum.io/rpc".into()],
                 chain_id: 421614,
                 hub: address!("B2157BF2fAb286b2A4170E3491Ac39770111Da3E"),
+                deploy_block: 178_282_956,
+                blocks_per_day: ARBITRUM_BLOCKS_PER_DAY,
                 ipfs_api: None,
                 ipfs_gateway: Some("https://ipfs-gateway.arbitrum-sepolia-testnet.iex.ec".into()),
-            },
-            "devnet" => {
-                let info = DevnetInfo::read(devnet_file)?;
-                ChainTarget {
-                    name: preset.into(),
-                    rpc_url: info.rpc_url,
-                    chain_id: info.chain_id,
-                    hub: info.hub,
-                    ipfs_api: info.ipfs_api,
-                    ipfs_gateway: info.ipfs_gateway,
-                }
-            }
-            "custom" | "" => {
-                let (Some(url), Some(hub)) = (rpc_url, hub) else {
-                    return Err(ChainError::Incomplete);
-                };
-                ChainTarget {
-                    name: "custom".into(),
-                    rpc_url: url.into(),
-                    chain_id: 0,
-                    hub: parse_address("hub", hub)?,
-                    ipfs_api: None,
-                    ipfs_gateway: None,
-                }
-            }
-            other => return Err(ChainError::UnknownPreset(other.into())),
-        };
-        if let Some(url) = rpc_url.filter(|u| !u.is_empty()) {
-            target.rpc_url = url.into();
+            }),
+            other => Err(ChainError::UnknownPreset(other.into())),
         }
-        if let Some(hub) = hub.filter(|h| !h.is_empty()) {
-            target.hub = parse_address("hub", hub)?;
+    }
+
+    /// A chain given by its RPC endpoint and hub alone (chain id taken from the node, every
+    /// log scan from block 0).
+    pub fn custom(rpc_url: &str, hub: &str) -> Result<Self, ChainError> {
+        Ok(ChainTarget {
+            name: "custom".into(),
+            rpc_urls: vec![rpc_url.into()],
+            chain_id: 0,
+            hub: parse_address("hub", hub)?,
+            deploy_block: 0,
+            blocks_per_day: 86_400,
+            ipfs_api: None,
+            ipfs_gateway: None,
+        })
+    }
+
+    /// The endpoints in force: `urls` when any are given, else the target's own.
+    pub fn with_rpc_urls(mut self, urls: &[String]) -> Self {
+        let urls: Vec<String> = urls
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if !urls.is_empty() {
+            self.rpc_urls = urls;
         }
-        Ok(target)
+        self
+    }
+
+    /// The first block of log scans: the hub's deployment block, or `configured` when that is
+    /// higher (`chain.log_from_block` can only raise the floor).
+    pub fn scan_floor(&self, configured: u64) -> u64 {
+        self.deploy_block.max(configured)
+    }
+
+    /// The endpoints, shown without their keys, for messages.
+    pub fn endpoints_shown(&self) -> String {
+        self.rpc_urls
+            .iter()
+            .map(|u| match u.parse::<url::Url>() {
+                Ok(url) => super::rpc::shown(&url),
+                Err(_) => crate::text::quote(u),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -178,19 +197,39 @@ pub fn parse_address(what: &'static str, value: &str) -> Result<Address, ChainEr
 /// Longest wait for one RPC answer: a node that stops answering must not hang pew.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A read-only provider over HTTP whose every request times out after [`RPC_TIMEOUT`].
+fn parse_urls(urls: &[String]) -> Result<Vec<url::Url>, ChainError> {
+    if urls.is_empty() {
+        return Err(ChainError::Incomplete);
+    }
+    urls.iter()
+        .map(|u| {
+            u.parse().map_err(|e: url::ParseError| ChainError::Invalid {
+                what: "RPC URL",
+                value: crate::text::quote(u),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A read-only provider over the endpoints `urls` (see [`super::rpc`]), every request timing
+/// out after [`RPC_TIMEOUT`].
+pub fn provider(urls: Vec<url::Url>) -> (DynProvider, Endpoints) {
+    let is_local = urls.iter().all(|u| {
+        u.host_str()
+            .is_some_and(|h| h == "127.0.0.1" || h == "localhost")
+    });
+    let endpoints = Endpoints::new(urls, RPC_TIMEOUT);
+    let rpc = alloy::rpc::client::RpcClient::new(endpoints.clone(), is_local);
+    (
+        ProviderBuilder::new().connect_client(rpc).erased(),
+        endpoints,
+    )
+}
+
+/// A read-only provider over one endpoint (for helpers outside a node: the devnet, facts).
 pub fn http_provider(url: url::Url) -> DynProvider {
-    let client = reqwest::Client::builder()
-        .timeout(RPC_TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .expect("a reqwest client with timeouts builds");
-    let transport = alloy::transports::http::Http::with_client(client, url.clone());
-    let is_local = url
-        .host_str()
-        .is_some_and(|h| h == "127.0.0.1" || h == "localhost");
-    let rpc = alloy::rpc::client::RpcClient::new(transport, is_local);
-    ProviderBuilder::new().connect_client(rpc).erased()
+    provider(vec![url]).0
 }
 
 /// A connection to a verified chain.
@@ -200,41 +239,69 @@ pub struct Chain {
     pub target: ChainTarget,
     /// Read-only provider (signing goes through [`TxSender`]).
     pub provider: DynProvider,
+    /// The endpoints behind the provider: which is in use, why it switched.
+    pub endpoints: Endpoints,
 }
 
-/// Connects and checks the chain id.
+/// Connects and checks the chain id of every endpoint that answers; at least one must. An
+/// endpoint that answers for another chain is refused outright, even behind a good one.
 pub async fn connect(target: ChainTarget) -> Result<Chain, ChainError> {
-    let url = target
-        .rpc_url
-        .parse()
-        .map_err(|e: url::ParseError| ChainError::Invalid {
-            what: "RPC URL",
-            value: target.rpc_url.clone(),
-            reason: e.to_string(),
-        })?;
-    let provider = http_provider(url);
-    let actual = tokio::time::timeout(Duration::from_secs(15), provider.get_chain_id())
-        .await
-        .map_err(|_| ChainError::Unreachable {
-            url: target.rpc_url.clone(),
-            reason: "no answer within 15 s".into(),
-        })?
-        .map_err(|e| ChainError::Unreachable {
-            url: target.rpc_url.clone(),
-            // A server that is not a JSON-RPC node may answer with a whole HTML page.
-            reason: crate::text::quote(&e.to_string()),
-        })?;
-    if target.chain_id != 0 && actual != target.chain_id {
-        return Err(ChainError::WrongChain {
-            url: target.rpc_url.clone(),
-            name: target.name.clone(),
-            expected: target.chain_id,
-            actual,
-        });
+    let urls = parse_urls(&target.rpc_urls)?;
+    let mut actual_id = None;
+    let mut unreachable = Vec::new();
+    for url in &urls {
+        // Each endpoint on its own, once, with no retries: a dead one is noted, not waited for.
+        let probe = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        let transport = alloy::transports::http::Http::with_client(probe, url.clone());
+        let single = ProviderBuilder::new()
+            .connect_client(alloy::rpc::client::RpcClient::new(transport, true))
+            .erased();
+        let shown = super::rpc::shown(url);
+        match tokio::time::timeout(Duration::from_secs(15), single.get_chain_id()).await {
+            Ok(Ok(actual)) => {
+                let expected = if target.chain_id != 0 {
+                    target.chain_id
+                } else {
+                    actual_id.unwrap_or(actual)
+                };
+                if actual != expected {
+                    return Err(ChainError::WrongChain {
+                        url: shown,
+                        name: target.name.clone(),
+                        expected,
+                        actual,
+                    });
+                }
+                actual_id = Some(actual);
+            }
+            Ok(Err(error)) => unreachable.push(format!(
+                "{shown}: {}",
+                crate::text::one_line(&error.to_string(), 160)
+            )),
+            Err(_) => unreachable.push(format!("{shown}: no answer within 15 s")),
+        }
     }
+    let Some(actual) = actual_id else {
+        return Err(ChainError::Unreachable {
+            url: target.endpoints_shown(),
+            reason: unreachable.join("; "),
+        });
+    };
+    for dead in &unreachable {
+        tracing::warn!(endpoint = %dead, "an RPC endpoint does not answer; the others are used");
+    }
+    let (provider, endpoints) = provider(urls);
     let mut target = target;
     target.chain_id = actual;
-    Ok(Chain { target, provider })
+    Ok(Chain {
+        target,
+        provider,
+        endpoints,
+    })
 }
 
 impl Chain {
@@ -259,38 +326,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn presets_carry_the_known_deployments() {
-        let arbitrum = ChainTarget::resolve("arbitrum", None, None, Path::new("")).unwrap();
+    fn presets_carry_the_known_deployments_and_their_floors() {
+        let arbitrum = ChainTarget::preset("arbitrum").unwrap();
         assert_eq!(arbitrum.chain_id, 42161);
         assert_eq!(
             arbitrum.hub,
             address!("098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0")
         );
-        let sepolia = ChainTarget::resolve(
-            "arbitrum-sepolia",
-            Some("http://127.0.0.1:1"),
-            None,
-            Path::new(""),
-        )
-        .unwrap();
+        assert_eq!(arbitrum.deploy_block, 363_864_242);
+        let sepolia = ChainTarget::preset("arbitrum-sepolia")
+            .unwrap()
+            .with_rpc_urls(&["http://127.0.0.1:1".into()]);
         assert_eq!(
-            (sepolia.chain_id, sepolia.rpc_url.as_str()),
-            (421614, "http://127.0.0.1:1")
+            (sepolia.chain_id, sepolia.rpc_urls.as_slice()),
+            (421614, ["http://127.0.0.1:1".to_string()].as_slice())
         );
+        assert_eq!(sepolia.deploy_block, 178_282_956);
+        // chain.log_from_block can only raise the floor.
+        assert_eq!(arbitrum.scan_floor(0), 363_864_242);
+        assert_eq!(arbitrum.scan_floor(100), 363_864_242);
+        assert_eq!(arbitrum.scan_floor(400_000_000), 400_000_000);
+        assert!(matches!(
+            ChainTarget::preset("mainnet"),
+            Err(ChainError::UnknownPreset(_))
+        ));
     }
 
     #[test]
-    fn custom_targets_need_url_and_hub() {
-        assert!(matches!(
-            ChainTarget::resolve("custom", Some("http://x"), None, Path::new("")),
-            Err(ChainError::Incomplete)
-        ));
-        let bad = ChainTarget::resolve("custom", Some("http://x"), Some("0x12"), Path::new(""));
+    fn custom_targets_need_a_valid_hub() {
+        let bad = ChainTarget::custom("http://x", "0x12");
         assert!(bad.unwrap_err().to_string().contains("hub"));
-        assert!(matches!(
-            ChainTarget::resolve("mainnet", None, None, Path::new("")),
-            Err(ChainError::UnknownPreset(_))
-        ));
+        assert_eq!(
+            ChainTarget::custom("http://x", "0x098bfcb1e50ebca0baa92c12ea0c3f045a1ad9f0")
+                .unwrap()
+                .deploy_block,
+            0
+        );
     }
 
     #[test]
@@ -315,13 +386,5 @@ mod tests {
         let err = parse_address("node.pool", &huge).unwrap_err().to_string();
         assert!(err.len() < 600, "{} bytes", err.len());
         assert!(err.contains("10000000 bytes in all"), "{}", &err[..300]);
-    }
-
-    #[test]
-    fn a_missing_devnet_file_says_to_start_the_devnet() {
-        let err = ChainTarget::resolve("devnet", None, None, Path::new("/nowhere/devnet.json"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("pew devnet up"), "{err}");
     }
 }

@@ -12,7 +12,6 @@ use alloy::sol_types::SolEvent;
 
 use super::bindings::IexecInterfaceToken as Hub;
 use super::logs;
-use crate::poco::ids::address_topic;
 use crate::poco::{DealId, OrderHash};
 
 /// Where the watcher stopped reading: the last block read and its hash.
@@ -31,10 +30,14 @@ pub struct Found {
     pub deals: Vec<DealId>,
     /// Presigned request orders, with the block they were seen in.
     pub requests: Vec<(OrderHash, u64)>,
+    /// Every presign event (requests included), for the node's order index.
+    pub presigns: Vec<super::presigns::Presign>,
     /// The range read.
     pub range: Option<(u64, u64)>,
     /// Whether a reorg was detected (and the cursor rewound).
     pub reorg: bool,
+    /// After a reorg, the block the cursor went back to: what was read above it may be gone.
+    pub rewound_to: Option<u64>,
     /// Where to read from next time (unchanged when nothing new was read).
     pub cursor: Option<Cursor>,
 }
@@ -104,6 +107,7 @@ impl Watcher {
                 );
                 from_cursor = Some(rewound);
                 found.reorg = true;
+                found.rewound_to = Some(rewound);
             }
         }
         let from = from_cursor
@@ -116,28 +120,14 @@ impl Watcher {
             return Ok(found);
         }
         let to = safe.min(from.saturating_add(self.max_span.max(1) - 1));
-        let notices = logs::scan(
+        // One eth_getLogs per range for every event the node follows: a public endpoint
+        // counts each call against its limits.
+        let mut topics = vec![Hub::SchedulerNotice::SIGNATURE_HASH];
+        topics.extend(super::presigns::topics());
+        let logs = logs::scan(
             &self.provider,
             self.hub,
-            Hub::SchedulerNotice::SIGNATURE_HASH,
-            Some(address_topic(self.pool)),
-            from,
-            to,
-            self.chunk,
-        )
-        .await
-        .map_err(WatchError::Rpc)?;
-        for log in notices {
-            if let Ok(event) = Hub::SchedulerNotice::decode_log(&log.inner)
-                && event.workerpool == self.pool
-            {
-                found.deals.push(DealId(event.dealid));
-            }
-        }
-        let signed = logs::scan(
-            &self.provider,
-            self.hub,
-            Hub::SignedRequestOrder::SIGNATURE_HASH,
+            &topics,
             None,
             from,
             to,
@@ -145,11 +135,18 @@ impl Watcher {
         )
         .await
         .map_err(WatchError::Rpc)?;
-        for log in signed {
-            if let Ok(event) = Hub::SignedRequestOrder::decode_log(&log.inner) {
-                found
-                    .requests
-                    .push((OrderHash(event.requestHash), log.block_number.unwrap_or(to)));
+        for log in logs {
+            if log.topic0() == Some(&Hub::SchedulerNotice::SIGNATURE_HASH) {
+                if let Ok(event) = Hub::SchedulerNotice::decode_log(&log.inner)
+                    && event.workerpool == self.pool
+                {
+                    found.deals.push(DealId(event.dealid));
+                }
+            } else if let Some(presign) = super::presigns::presign_of(&log) {
+                if presign.kind == super::presigns::OrderKind::Request {
+                    found.requests.push((presign.hash, presign.block));
+                }
+                found.presigns.push(presign);
             }
         }
         found.range = Some((from, to));

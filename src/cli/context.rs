@@ -63,9 +63,13 @@ impl Globals {
             (None, true) => "custom".to_string(),
             (None, false) => settings.chain.preset.clone(),
         };
-        let rpc = self.rpc_url.clone().or_else(|| {
-            (!settings.chain.rpc_url.is_empty()).then(|| settings.chain.rpc_url.clone())
-        });
+        // The endpoints: --rpc-url, else chain.rpc_urls, else chain.rpc_url, else the preset's.
+        let urls: Vec<String> = match &self.rpc_url {
+            Some(url) => vec![url.clone()],
+            None if !settings.chain.rpc_urls.is_empty() => settings.chain.rpc_urls.clone(),
+            None if !settings.chain.rpc_url.is_empty() => vec![settings.chain.rpc_url.clone()],
+            None => Vec::new(),
+        };
         let hub = self
             .hub
             .clone()
@@ -74,8 +78,20 @@ impl Globals {
             .devnet_file
             .clone()
             .unwrap_or_else(|| settings.chain.devnet_file.clone());
-        let mut target =
-            ChainTarget::resolve(&preset, rpc.as_deref(), hub.as_deref(), &devnet_file)?;
+        let target = match preset.as_str() {
+            "devnet" => crate::devnet::DevnetInfo::read(&devnet_file)?.target(),
+            "custom" | "" => {
+                let (Some(url), Some(hub)) = (urls.first(), hub.as_deref()) else {
+                    return Err(client::ChainError::Incomplete.into());
+                };
+                ChainTarget::custom(url, hub)?
+            }
+            name => ChainTarget::preset(name)?,
+        };
+        let mut target = target.with_rpc_urls(&urls);
+        if let Some(hub) = hub.as_deref().filter(|h| !h.is_empty()) {
+            target.hub = client::parse_address("hub", hub)?;
+        }
         if !settings.ipfs.api.is_empty() {
             target.ipfs_api = Some(settings.ipfs.api.clone());
         }
@@ -140,16 +156,33 @@ impl Globals {
         } else {
             None
         };
-        let mut sdk = Sdk::new(chain, sender);
-        sdk.log_from_block = settings.chain.log_from_block;
-        sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
-        Ok(sdk)
+        Ok(configured_sdk(chain, sender, settings))
     }
 }
 
 /// clap's parser for address arguments: EIP-55 checked (see [`client::parse_address`]).
 pub fn address_arg(text: &str) -> Result<alloy::primitives::Address, String> {
     client::parse_address("address", text).map_err(|e| e.to_string())
+}
+
+/// An SDK over `chain` with the log-scan settings in force: the scan floor (the hub's
+/// deployment block, or `chain.log_from_block` when higher), the chunk width, and the widest
+/// scan a lookup may make (`chain.max_scan_blocks`, else about a day of the chain's blocks).
+pub fn configured_sdk(
+    chain: crate::chain::client::Chain,
+    sender: Option<crate::chain::sender::TxSender>,
+    settings: &Settings,
+) -> Sdk {
+    let floor = chain.target.scan_floor(settings.chain.log_from_block);
+    let max_scan = match settings.chain.max_scan_blocks {
+        0 => chain.target.blocks_per_day,
+        blocks => blocks,
+    };
+    let mut sdk = Sdk::new(chain, sender);
+    sdk.log_from_block = floor;
+    sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
+    sdk.max_scan_blocks = max_scan;
+    sdk
 }
 
 /// The transaction policy from configuration.

@@ -211,8 +211,22 @@ async fn serve(
         reorg_depth: settings.node.reorg_depth.max(1),
         chunk: settings.chain.log_chunk_blocks.max(1),
         max_span: 50_000,
-        start_block: latest.saturating_sub(settings.node.lookback_blocks),
+        start_block: latest
+            .saturating_sub(settings.node.lookback_blocks)
+            .max(sdk.log_from_block),
     };
+    // The order index reads from the hub's deployment up to where the watcher begins.
+    let watcher_first = saved_cursor
+        .map(|c| c.block.saturating_add(1))
+        .unwrap_or(watcher.start_block);
+    let index = node::index::prepare(&store, sdk.log_from_block, watcher_first)?;
+    if !index.complete {
+        tracing::info!(
+            from = index.at,
+            until = index.until,
+            "the order index catches up from the hub's deployment; requests are matched once it is done"
+        );
+    }
     let owner = crate::wallet::unlock(&globals.keystore_path(settings), &globals.password(false)?)?;
     let mut worker = worker_sdk(globals, settings, stop_rx).await?;
     if *stop_rx.borrow() {
@@ -245,6 +259,7 @@ async fn serve(
         heartbeat: Default::default(),
         service: service.clone(),
         cursor: Mutex::new(node::CursorKeeper::new(saved_cursor)),
+        index: Mutex::new(index),
     });
     start_api(settings, &node, stop_rx).await;
     let mut stop = stop_rx.clone();
@@ -346,9 +361,7 @@ async fn worker_sdk(
     let address = signer.address();
     let chain = crate::chain::client::connect(globals.target(settings)?).await?;
     let sender = chain.sender(signer, super::context::send_policy(settings));
-    let mut sdk = crate::sdk::Sdk::new(chain, Some(sender));
-    sdk.log_from_block = settings.chain.log_from_block;
-    sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
+    let sdk = super::context::configured_sdk(chain, Some(sender), settings);
     let mut announced = false;
     loop {
         match sdk.balances(address).await {

@@ -91,6 +91,21 @@ pub struct DevnetInfo {
 }
 
 impl DevnetInfo {
+    /// The chain this devnet is, as a plain target (its own RPC URL, chain id, hub and IPFS).
+    pub fn target(&self) -> crate::chain::client::ChainTarget {
+        crate::chain::client::ChainTarget {
+            name: "devnet".into(),
+            rpc_urls: vec![self.rpc_url.clone()],
+            chain_id: self.chain_id,
+            hub: self.hub,
+            deploy_block: 0,
+            // anvil mines a block per transaction: "a day" of blocks is a lot of them.
+            blocks_per_day: 86_400,
+            ipfs_api: self.ipfs_api.clone(),
+            ipfs_gateway: self.ipfs_gateway.clone(),
+        }
+    }
+
     /// Reads a `devnet.json` written by `pew devnet up`.
     pub fn read(path: &Path) -> Result<Self, DevnetError> {
         let text =

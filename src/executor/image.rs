@@ -108,7 +108,9 @@ pub async fn engine_name(docker: &Docker) -> Result<String, ImageError> {
     };
     Ok(format!(
         "{name} {}",
-        version.version.unwrap_or_else(|| "(version unknown)".into())
+        version
+            .version
+            .unwrap_or_else(|| "(version unknown)".into())
     ))
 }
 

@@ -3,6 +3,7 @@
 //! its journaled steps (compute, upload, contribute-and-finalize) with a bounded number at once.
 //! Everything the node does is in the journal first, so a power cut is resumed, not repeated.
 
+pub mod index;
 pub mod lock;
 mod scheduler;
 pub mod startup;
@@ -67,6 +68,8 @@ pub struct Node {
     pub service: Arc<systemd::ServiceManager>,
     /// The log watcher's cursor (see [`CursorKeeper`]).
     pub cursor: Mutex<CursorKeeper>,
+    /// Where the catch-up of the order index stands (see [`index`]).
+    pub index: Mutex<index::IndexProgress>,
 }
 
 /// The log watcher's cursor, kept in memory and saved to the journal when a round found
@@ -411,6 +414,13 @@ impl Node {
     async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
         let cursor = self.cursor.lock().expect("not poisoned").current;
         let found = watcher.poll(cursor).await?;
+        // The order index follows the chain: what a reorg may have taken is read again.
+        if let Some(block) = found.rewound_to {
+            self.store().forget_orders_after(block)?;
+        }
+        if !found.presigns.is_empty() {
+            index::record(&self, &found.presigns).await?;
+        }
         {
             let store = self.store();
             for (hash, block) in &found.requests {
@@ -426,7 +436,7 @@ impl Node {
             scheduler::take_deal(&self, *deal).await?;
         }
         // Requests and deals are journaled above: only now may the cursor move past them.
-        let news = found.reorg || !found.deals.is_empty() || !found.requests.is_empty();
+        let news = found.reorg || !found.deals.is_empty() || !found.presigns.is_empty();
         let due = self
             .cursor
             .lock()
@@ -436,7 +446,11 @@ impl Node {
             self.save_cursor(cursor)?;
         }
         scheduler::keep_bid(&self).await?;
-        scheduler::decide_requests(&self, &found).await?;
+        index::catch_up(&self).await?;
+        // Matching needs the orders presigned for a request's app: it waits for the index.
+        if self.index.lock().expect("not poisoned").complete {
+            scheduler::decide_requests(&self, &found).await?;
+        }
         scheduler::revive_vanished(&self).await?;
         Ok(())
     }

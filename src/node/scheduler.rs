@@ -222,9 +222,11 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
 }
 
 async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<RequestDecision>> {
-    let request = match node.sdk.find_request_order(hash).await {
-        Ok(order) => order,
-        Err(error) => return Ok(Some(RequestDecision::Refused(error.to_string()))),
+    // From the order index: no history scan.
+    let request = match super::index::request_order(&node.store(), hash)? {
+        Some(Ok(order)) => order,
+        Some(Err(reason)) => return Ok(Some(RequestDecision::Refused(reason))),
+        None => return Ok(None), // its presign is not indexed yet
     };
     let poco = node.sdk.poco();
     let left = request.volume.saturating_sub(poco.consumed(hash).await?);
@@ -263,7 +265,8 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         Err(error) => return Ok(Some(RequestDecision::Refused(error.to_string()))),
     };
     let mut app_order = None;
-    for (app_hash, order) in node.sdk.app_orders_for(request.app).await? {
+    let app_orders = super::index::app_orders(&node.store(), request.app)?;
+    for (app_hash, order) in app_orders {
         let usable = order.appprice <= request.appmaxprice
             && order.tag == Tag::STANDARD.0
             && (order.workerpoolrestrict == Address::ZERO || order.workerpoolrestrict == node.pool)
@@ -287,7 +290,8 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
             return Ok(Some(RequestDecision::Refused(error.to_string())));
         }
         let mut usable = None;
-        for (hash, order) in node.sdk.dataset_orders_for(request.dataset).await? {
+        let dataset_orders = super::index::dataset_orders(&node.store(), request.dataset)?;
+        for (hash, order) in dataset_orders {
             let fits = order.datasetprice <= request.datasetmaxprice
                 && order.tag == Tag::STANDARD.0
                 && (order.apprestrict == Address::ZERO || order.apprestrict == request.app)

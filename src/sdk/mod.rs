@@ -64,6 +64,8 @@ pub struct Sdk {
     pub log_from_block: u64,
     /// Widest block range asked in one `eth_getLogs`.
     pub log_chunk: u64,
+    /// The widest log scan a lookup may make before it asks to be narrowed.
+    pub max_scan_blocks: u64,
 }
 
 impl Sdk {
@@ -81,6 +83,7 @@ impl Sdk {
             sender,
             log_from_block: 0,
             log_chunk: 10_000,
+            max_scan_blocks: 86_400,
         }
     }
 
@@ -124,7 +127,7 @@ impl Sdk {
         crate::chain::logs::scan(
             &self.chain.provider,
             self.chain.target.hub,
-            topic0,
+            &[topic0],
             None,
             from.unwrap_or(self.log_from_block),
             to,

@@ -437,9 +437,7 @@ impl TestDevnet {
 
     /// pew's SDK signing as dev account `index`.
     pub async fn sdk(&self, index: usize) -> pew::sdk::Sdk {
-        let target =
-            pew::chain::client::ChainTarget::resolve("devnet", None, None, &self.devnet_file())
-                .expect("devnet target");
+        let target = self.info().target();
         let chain = pew::chain::client::connect(target)
             .await
             .expect("devnet answers");
