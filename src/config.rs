@@ -87,7 +87,7 @@ pub struct ChainSettings {
     /// Where `pew devnet up` wrote its description.
     pub devnet_file: PathBuf,
     /// Fee cap per gas, in gwei.
-    pub max_fee_per_gas_gwei: u64,
+    pub max_fee_per_gas_gwei: f64,
     /// Confirmations to wait for.
     pub confirmations: u64,
     /// Blocks after which a pending transaction is replaced.
@@ -178,6 +178,10 @@ pub struct NodeSettings {
     pub category: String,
     /// Highest trust served.
     pub trust: u64,
+    /// RLC for one ETH, to price gas (0: no gas check).
+    pub rlc_per_eth: f64,
+    /// The share by which a task's price must exceed its gas.
+    pub min_margin: f64,
     /// Stop grace period.
     pub stop_grace_s: u64,
     /// A separate worker key file (empty: the owner key).

@@ -152,6 +152,16 @@ impl ChainTarget {
         self.deploy_block.max(configured)
     }
 
+    /// The fee cap pew uses on this chain unless configured (`chain.max_fee_per_gas_gwei`):
+    /// Arbitrum's base fee is a few hundredths of a gwei, so 2 gwei only stops a spike; the
+    /// devnet starts at 1 gwei.
+    pub fn default_fee_cap_gwei(&self) -> f64 {
+        match self.name.as_str() {
+            "arbitrum" | "arbitrum-sepolia" => 2.0,
+            _ => 100.0,
+        }
+    }
+
     /// The endpoints, shown without their keys, for messages.
     pub fn endpoints_shown(&self) -> String {
         self.rpc_urls

@@ -320,6 +320,32 @@ impl<'a> Poco<'a> {
         Ok((DealId(matched.dealid), matched.volume))
     }
 
+    /// The gas the chain estimates for matching these orders (on Arbitrum, L1 data included);
+    /// `None` when the estimate fails (the match would revert, or the node does not say).
+    pub async fn estimate_match(
+        &self,
+        app: Signed<AppOrder>,
+        dataset: Signed<DatasetOrder>,
+        workerpool: Signed<WorkerpoolOrder>,
+        request: Signed<RequestOrder>,
+    ) -> Option<u64> {
+        use alloy::network::TransactionBuilder;
+        let call = Hub::matchOrdersCall::new((
+            app.into(),
+            dataset.into(),
+            workerpool.into(),
+            request.into(),
+        ));
+        let from = self.sender.map(|s| s.address()).unwrap_or_default();
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .with_from(from)
+            .with_to(self.hub_address())
+            .with_input(alloy::primitives::Bytes::from(call.abi_encode()));
+        alloy::providers::Provider::estimate_gas(&self.chain.provider, request)
+            .await
+            .ok()
+    }
+
     // ----------------------------------------------------------------- task lifecycle
 
     /// Initializes task `index` of a deal (anyone may).

@@ -41,6 +41,10 @@ pub struct Globals {
     /// File whose first line is the key file password (else PEW_PASSWORD, else a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// First block searched for an order or its matches [default: the block this machine
+    /// recorded when it presigned the order, else the hub's deployment block].
+    #[arg(long, global = true, value_name = "BLOCK")]
+    pub from_block: Option<u64>,
 }
 
 impl Globals {
@@ -152,11 +156,18 @@ impl Globals {
                     signer.address()
                 );
             }
-            Some(chain.sender(signer, send_policy(settings)))
+            Some(chain.sender(signer, send_policy(settings, &chain.target)))
         } else {
             None
         };
-        Ok(configured_sdk(chain, sender, settings))
+        let mut sdk = configured_sdk(chain, sender, settings);
+        sdk.scan_from = self.from_block;
+        sdk.order_cache = Some(crate::sdk::order_cache::OrderCache::new(
+            &crate::sdk::order_cache::OrderCache::default_path(),
+            sdk.chain.target.chain_id,
+            sdk.chain.target.hub,
+        ));
+        Ok(sdk)
     }
 }
 
@@ -186,9 +197,13 @@ pub fn configured_sdk(
 }
 
 /// The transaction policy from configuration.
-pub fn send_policy(settings: &Settings) -> SendPolicy {
+pub fn send_policy(settings: &Settings, target: &ChainTarget) -> SendPolicy {
+    let gwei = match settings.chain.max_fee_per_gas_gwei {
+        cap if cap > 0.0 && cap.is_finite() => cap,
+        _ => target.default_fee_cap_gwei(),
+    };
     SendPolicy {
-        max_fee_per_gas_cap: u128::from(settings.chain.max_fee_per_gas_gwei) * 1_000_000_000,
+        max_fee_per_gas_cap: (gwei.min(1e6) * 1e9) as u128,
         confirmations: settings.chain.confirmations,
         stuck_after_blocks: settings.chain.stuck_after_blocks.max(1),
         ..SendPolicy::default()

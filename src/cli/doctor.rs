@@ -168,14 +168,82 @@ async fn chain(globals: &Globals, settings: &Settings, report: &mut Report) -> O
         anyhow::Ok((Sdk::new(chain, None), block))
     }
     .await;
-    report
+    let sdk = report
         .result("chain", connected, |(sdk, block)| {
             format!(
                 "chain id {} at block {block}, hub {}",
                 sdk.chain.target.chain_id, sdk.chain.target.hub
             )
         })
-        .map(|(sdk, _)| sdk)
+        .map(|(sdk, _)| sdk)?;
+    let status = sdk.chain.endpoints.status();
+    let detail = match &status.last_switch {
+        Some(switch) => format!(
+            "{} in use (of {}); switched from {} because: {}",
+            status.in_use, status.endpoints, switch.from, switch.reason
+        ),
+        None => format!(
+            "{} in use (of {} configured: {})",
+            status.in_use,
+            status.endpoints,
+            sdk.chain.target.endpoints_shown()
+        ),
+    };
+    report.add("rpc", Outcome::Ok, detail);
+    fees(settings, &sdk, report).await;
+    Some(sdk)
+}
+
+/// The current fee, and what a task costs in gas in each category against the node's price
+/// (`node.rlc_per_eth` converts; without it only ETH is shown).
+async fn fees(settings: &Settings, sdk: &Sdk, report: &mut Report) {
+    use crate::poco::gas;
+    let fee = match sdk.chain.provider.get_gas_price().await {
+        Ok(fee) => fee,
+        Err(error) => {
+            report.add(
+                "fees",
+                Outcome::Warn,
+                format!(
+                    "the gas price is unreadable: {}",
+                    crate::text::brief(&error)
+                ),
+            );
+            return;
+        }
+    };
+    let trust = settings.node.trust.clamp(1, 2);
+    let gas = gas::task_path_gas(trust, false, settings.node.volume.max(1));
+    let wei = gas as u128 * fee;
+    let eth = alloy::primitives::utils::format_ether(alloy::primitives::U256::from(wei));
+    let rate = settings.node.rlc_per_eth;
+    let price: Option<crate::poco::Nrlc> = settings.node.price.parse().ok();
+    let cost = (rate > 0.0).then(|| gas::cost_nrlc(gas, fee, rate));
+    let mut detail = format!(
+        "{:.4} gwei per gas; a task's whole path (trust {trust}: match share, initialize, contribute, finalize) is about {gas} gas = {eth} ETH{}, the same in every category XS to XL (gas does not depend on the run time)",
+        fee as f64 / 1e9,
+        cost.map(|c| format!(" = {c} at {rate} RLC per ETH"))
+            .unwrap_or_default()
+    );
+    let outcome = if let Some(cost) = cost {
+        match price.and_then(|p| gas::shortfall(p, cost, settings.node.min_margin)) {
+            Some(why) => {
+                detail.push_str(&format!("; node.price {why}: the node declines every task"));
+                Outcome::Warn
+            }
+            None => Outcome::Ok,
+        }
+    } else {
+        if sdk.chain.target.name != "devnet" {
+            detail.push_str("; node.rlc_per_eth is not set, so the node does not check that tasks pay for their gas");
+        }
+        if sdk.chain.target.name != "devnet" {
+            Outcome::Warn
+        } else {
+            Outcome::Ok
+        }
+    };
+    report.add("fees", outcome, detail);
 }
 
 /// The workerpool, gas and stake checks: all need the chain and the wallet's address.

@@ -360,7 +360,7 @@ async fn worker_sdk(
         .with_context(|| format!("node.worker_keystore {}", path.display()))?;
     let address = signer.address();
     let chain = crate::chain::client::connect(globals.target(settings)?).await?;
-    let sender = chain.sender(signer, super::context::send_policy(settings));
+    let sender = chain.sender(signer, super::context::send_policy(settings, &chain.target));
     let sdk = super::context::configured_sdk(chain, Some(sender), settings);
     let mut announced = false;
     loop {

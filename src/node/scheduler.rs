@@ -322,6 +322,25 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     let trust: u64 = request.trust.max(U256::from(1)).saturating_to();
     let bid = open_bid(node)?;
     let fits = |o: &WorkerpoolOrder| o.category == request.category && o.trust >= U256::from(trust);
+    // Gas that pays: the chain's estimate of this very match (with the open bid, when it
+    // fits) scales the path's figures to the chain's cost (L1 data included on Arbitrum).
+    let estimate = match &bid {
+        Some(order) if fits(order) => {
+            node.sdk
+                .poco()
+                .estimate_match(
+                    Signed::presigned(app_order.clone()),
+                    Signed::presigned(dataset_order.clone()),
+                    Signed::presigned(order.clone()),
+                    Signed::presigned(request.clone()),
+                )
+                .await
+        }
+        _ => None,
+    };
+    if let Some(reason) = gas_refusal(node, &request, volume, trust, estimate).await? {
+        return Ok(Some(RequestDecision::Refused(reason)));
+    }
     let pool_order = match bid {
         Some(order) if fits(&order) && !remaining(node, &order).await?.is_zero() => order,
         _ => {
@@ -348,6 +367,30 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     } else {
         RequestDecision::PartlyMatched(deal)
     }))
+}
+
+/// Why a request does not pay for its gas, when `node.rlc_per_eth` is set and it does not.
+async fn gas_refusal(
+    node: &Node,
+    request: &RequestOrder,
+    volume: u64,
+    trust: u64,
+    match_estimate: Option<u64>,
+) -> anyhow::Result<Option<String>> {
+    use crate::poco::gas;
+    use alloy::providers::Provider;
+    let rate = node.settings.node.rlc_per_eth;
+    if rate.is_nan() || rate <= 0.0 {
+        return Ok(None);
+    }
+    let fee = node.sdk.chain.provider.get_gas_price().await?;
+    let path = gas::task_path_gas(trust, request.callback != Address::ZERO, volume);
+    let gas = gas::scaled(path, match_estimate, gas::MATCH_ORDERS);
+    let cost = gas::cost_nrlc(gas, fee, rate);
+    Ok(
+        gas::shortfall(node.price, cost, node.settings.node.min_margin)
+            .map(|why| format!("{why}: about {gas} gas per task at {fee} wei per gas")),
+    )
 }
 
 /// Journals every task of one of our deals, initializing them all at once when several.

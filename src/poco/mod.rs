@@ -6,6 +6,7 @@
 pub mod amount;
 pub mod category;
 pub mod consensus;
+pub mod gas;
 pub mod ids;
 pub mod order;
 pub mod params;

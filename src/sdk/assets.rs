@@ -339,10 +339,13 @@ impl Sdk {
         let app = self.app(order.app).await?;
         self.check_owner(&format!("app {}", order.app), app.owner)?;
         check_volume(order.volume)?;
-        Ok(self
+        let before = self.latest_block().await.ok();
+        let hash = self
             .poco_writer()?
             .manage_app_order(order, OrderOperation::Sign)
-            .await?)
+            .await?;
+        self.remember(hash, crate::chain::presigns::OrderKind::App, before);
+        Ok(hash)
     }
 
     /// Presigns a dataset order on chain.
@@ -350,10 +353,13 @@ impl Sdk {
         let dataset = self.dataset(order.dataset).await?;
         self.check_owner(&format!("dataset {}", order.dataset), dataset.owner)?;
         check_volume(order.volume)?;
-        Ok(self
+        let before = self.latest_block().await.ok();
+        let hash = self
             .poco_writer()?
             .manage_dataset_order(order, OrderOperation::Sign)
-            .await?)
+            .await?;
+        self.remember(hash, crate::chain::presigns::OrderKind::Dataset, before);
+        Ok(hash)
     }
 
     /// Presigns a workerpool order on chain (the node's bid).

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod order_cache;
 pub mod orders;
 pub mod requests;
 pub mod tasks;
@@ -43,6 +44,20 @@ pub enum SdkError {
     /// A result could not be fetched or verified.
     #[error("{0}")]
     Result(String),
+    /// Finding something would scan more blocks than allowed.
+    #[error(
+        "finding {what} would scan {blocks} blocks (from block {from}), more than chain.max_scan_blocks = {max}: give --from-block with a block at or before the one it was presigned in (printed when it was published), or raise chain.max_scan_blocks"
+    )]
+    ScanTooWide {
+        /// What was looked for.
+        what: String,
+        /// The blocks the scan would read.
+        blocks: u64,
+        /// Where it would start.
+        from: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl SdkError {
@@ -66,6 +81,10 @@ pub struct Sdk {
     pub log_chunk: u64,
     /// The widest log scan a lookup may make before it asks to be narrowed.
     pub max_scan_blocks: u64,
+    /// Where lookups start scanning (`--from-block`), over the order cache and the floor.
+    pub scan_from: Option<u64>,
+    /// What this machine presigned, and from which block.
+    pub order_cache: Option<order_cache::OrderCache>,
 }
 
 impl Sdk {
@@ -84,6 +103,57 @@ impl Sdk {
             log_from_block: 0,
             log_chunk: 10_000,
             max_scan_blocks: 86_400,
+            scan_from: None,
+            order_cache: None,
+        }
+    }
+
+    /// The latest block.
+    pub async fn latest_block(&self) -> Result<u64, SdkError> {
+        use alloy::providers::Provider;
+        self.chain
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| SdkError::Read {
+                what: "the latest block".into(),
+                reason: crate::text::brief(&e),
+            })
+    }
+
+    /// Where a scan for `hash` starts: `--from-block`, else the block this machine recorded
+    /// when it presigned it, else the floor (the hub's deployment).
+    pub fn scan_start(&self, hash: crate::poco::OrderHash) -> u64 {
+        self.scan_from
+            .or_else(|| self.order_cache.as_ref().and_then(|c| c.from_block(hash)))
+            .unwrap_or(self.log_from_block)
+            .max(self.log_from_block)
+    }
+
+    /// Refuses a scan of `from..=to` wider than `max_scan_blocks`, saying how to narrow it.
+    pub fn check_scan(&self, what: &str, from: u64, to: u64) -> Result<(), SdkError> {
+        let blocks = to.saturating_sub(from).saturating_add(1);
+        if blocks > self.max_scan_blocks {
+            return Err(SdkError::ScanTooWide {
+                what: what.to_string(),
+                blocks,
+                from,
+                max: self.max_scan_blocks,
+            });
+        }
+        Ok(())
+    }
+
+    /// Remembers an order this machine presigns (see [`order_cache`]); `from_block` is a block
+    /// read before sending it.
+    pub(crate) fn remember(
+        &self,
+        hash: crate::poco::OrderHash,
+        kind: crate::chain::presigns::OrderKind,
+        from_block: Option<u64>,
+    ) {
+        if let (Some(cache), Some(block)) = (&self.order_cache, from_block) {
+            cache.record(hash, kind, block);
         }
     }
 

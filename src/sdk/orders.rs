@@ -21,19 +21,34 @@ impl Sdk {
         topic0: B256,
         hash: OrderHash,
     ) -> Result<Bytes, SdkError> {
-        self.presign_input_in(kind, topic0, hash, None).await
+        Ok(self.presign_input_in(kind, topic0, hash, None).await?.0)
     }
 
-    /// Like [`Sdk::presign_input`], in the one block `at` when it is known.
+    /// Like [`Sdk::presign_input`], in the one block `at` when it is known, else in a scan no
+    /// wider than `max_scan_blocks` (see [`Sdk::scan_start`]); with the presign's block.
     async fn presign_input_in(
         &self,
         kind: &str,
         topic0: B256,
         hash: OrderHash,
         at: Option<u64>,
-    ) -> Result<Bytes, SdkError> {
+    ) -> Result<(Bytes, u64), SdkError> {
+        let (from, to) = match at {
+            Some(block) => (block, block),
+            None => {
+                let to = self.latest_block().await?;
+                let from = self.scan_start(hash);
+                self.check_scan(&format!("{kind} order {hash}"), from, to)?;
+                (from, to)
+            }
+        };
         let found = self
-            .hub_logs(&format!("presign logs of {kind} orders"), topic0, at, at)
+            .hub_logs(
+                &format!("presign logs of {kind} orders"),
+                topic0,
+                Some(from),
+                Some(to),
+            )
             .await?;
         // The latest presign wins: an order can be presigned again after a reorg or by a
         // delegate, and any of those transactions holds the same order.
@@ -43,8 +58,7 @@ impl Sdk {
             .find(|log| log.data().data.as_ref() == hash.0.as_slice())
             .ok_or_else(|| {
                 SdkError::NotFound(format!(
-                    "no {kind} order {hash} was presigned on this chain (since block {})",
-                    self.log_from_block
+                    "no {kind} order {hash} was presigned on this chain in blocks {from}..={to} (give --from-block if it is older)"
                 ))
             })?;
         let tx_hash = log.transaction_hash.ok_or_else(|| {
@@ -64,7 +78,8 @@ impl Sdk {
             .ok_or_else(|| {
                 SdkError::NotFound(format!("transaction {tx_hash} is unknown to the node"))
             })?;
-        Ok(alloy::consensus::Transaction::input(&tx).clone())
+        let block = log.block_number.unwrap_or(from);
+        Ok((alloy::consensus::Transaction::input(&tx).clone(), block))
     }
 
     fn check_hash<O: Order>(&self, kind: &str, order: O, hash: OrderHash) -> Result<O, SdkError> {
@@ -129,96 +144,26 @@ impl Sdk {
 
     /// A presigned request order, read back from the chain.
     pub async fn find_request_order(&self, hash: OrderHash) -> Result<RequestOrder, SdkError> {
-        self.find_request_order_in(hash, None).await
+        Ok(self.find_request_order_in(hash, None).await?.0)
     }
 
-    /// A presigned request order whose presign event is in block `at` (when known).
+    /// A presigned request order whose presign event is in block `at` (when known), with the
+    /// block it was presigned in.
     pub async fn find_request_order_in(
         &self,
         hash: OrderHash,
         at: Option<u64>,
-    ) -> Result<RequestOrder, SdkError> {
-        let input = self
+    ) -> Result<(RequestOrder, u64), SdkError> {
+        let (input, block) = self
             .presign_input_in("request", Hub::SignedRequestOrder::SIGNATURE_HASH, hash, at)
             .await?;
         let call = Hub::manageRequestOrderCall::abi_decode(&input)
             .map_err(|_| Self::not_direct("request", hash))?;
-        self.check_hash(
+        let order = self.check_hash(
             "request",
             Signed::<RequestOrder>::from(call.0.order).order,
             hash,
-        )
-    }
-}
-
-impl Sdk {
-    /// Every app order presigned on chain for `app` (oldest first), read back from the chain.
-    pub async fn app_orders_for(
-        &self,
-        app: alloy::primitives::Address,
-    ) -> Result<Vec<(OrderHash, AppOrder)>, SdkError> {
-        let orders = self
-            .presigned_orders("app orders", Hub::SignedAppOrder::SIGNATURE_HASH, |input| {
-                Hub::manageAppOrderCall::abi_decode(input)
-                    .ok()
-                    .map(|call| Signed::<AppOrder>::from(call.0.order).order)
-            })
-            .await?;
-        let domain = self.chain.domain();
-        Ok(orders
-            .into_iter()
-            .filter(|order| order.app == app)
-            .map(|order| (order.hash(&domain), order))
-            .collect())
-    }
-
-    /// Every dataset order presigned on chain for `dataset` (oldest first).
-    pub async fn dataset_orders_for(
-        &self,
-        dataset: alloy::primitives::Address,
-    ) -> Result<Vec<(OrderHash, DatasetOrder)>, SdkError> {
-        let orders = self
-            .presigned_orders(
-                "dataset orders",
-                Hub::SignedDatasetOrder::SIGNATURE_HASH,
-                |input| {
-                    Hub::manageDatasetOrderCall::abi_decode(input)
-                        .ok()
-                        .map(|call| Signed::<DatasetOrder>::from(call.0.order).order)
-                },
-            )
-            .await?;
-        let domain = self.chain.domain();
-        Ok(orders
-            .into_iter()
-            .filter(|order| order.dataset == dataset)
-            .map(|order| (order.hash(&domain), order))
-            .collect())
-    }
-
-    /// Orders presigned on chain: each `Signed*Order` log's transaction, decoded by `decode`
-    /// (transactions that are not a direct `manage*Order` call are skipped).
-    async fn presigned_orders<O>(
-        &self,
-        what: &str,
-        topic: alloy::primitives::B256,
-        decode: impl Fn(&[u8]) -> Option<O>,
-    ) -> Result<Vec<O>, SdkError> {
-        let found = self
-            .hub_logs(&format!("presign logs of {what}"), topic, None, None)
-            .await?;
-        let mut orders = Vec::new();
-        for log in found {
-            let Some(tx_hash) = log.transaction_hash else {
-                continue;
-            };
-            let Ok(Some(tx)) = self.chain.provider.get_transaction_by_hash(tx_hash).await else {
-                continue;
-            };
-            if let Some(order) = decode(alloy::consensus::Transaction::input(&tx)) {
-                orders.push(order);
-            }
-        }
-        Ok(orders)
+        )?;
+        Ok((order, block))
     }
 }

@@ -163,10 +163,12 @@ impl Sdk {
                 Nrlc(stake)
             )));
         }
+        let before = self.latest_block().await.ok();
         let hash = self
             .poco_writer()?
             .manage_request_order(&order, OrderOperation::Sign)
             .await?;
+        self.remember(hash, crate::chain::presigns::OrderKind::Request, before);
         Ok((hash, order))
     }
 
@@ -198,13 +200,21 @@ impl Sdk {
         let poco = self.poco();
         let presigner = poco.presigner(hash).await?;
         let consumed = poco.consumed(hash).await?;
-        let volume = self.find_request_order(hash).await.ok().map(|o| o.volume);
+        // Matches come after the presign: the scan starts at its block (found within the
+        // bounded scan, or given by --from-block or the order cache).
+        let (volume, from) = match self.find_request_order_in(hash, None).await {
+            Ok((order, block)) => (Some(order.volume), block),
+            Err(SdkError::NotFound(_)) => (None, self.scan_start(hash)),
+            Err(error) => return Err(error),
+        };
+        let to = self.latest_block().await?;
+        self.check_scan(&format!("the matches of request {hash}"), from, to)?;
         let matched = self
             .hub_logs(
                 "OrdersMatched logs",
                 Hub::OrdersMatched::SIGNATURE_HASH,
-                None,
-                None,
+                Some(from),
+                Some(to),
             )
             .await?;
         let now = U256::from(poco.now().await?);
