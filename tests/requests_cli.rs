@@ -226,3 +226,70 @@ async fn a_dataset_file_goes_to_ipfs_and_its_sha256_on_chain() {
     assert_eq!(order.datasetprice, U256::from(100_000_000u64));
     assert_eq!(order.volume, U256::from(5));
 }
+
+#[tokio::test]
+async fn finding_an_order_is_a_bounded_scan_narrowed_by_the_cache_or_from_block() {
+    let t = common::devnet(false).await;
+    let (app, _pool, _, _) = publish_assets(&t, 1, "0", "0");
+    let keystore = t.keystore(REQUESTER);
+    let submitted = t.pew_json(&[
+        "request",
+        "submit",
+        "--app",
+        &app.to_string(),
+        "--keystore",
+        keystore.to_str().unwrap(),
+    ]);
+    let hash = hash_of(&submitted);
+    use alloy::providers::Provider;
+    let presigned_at = t.reader().get_block_number().await.unwrap();
+    // Later blocks: the history to scan grows past the limit set below.
+    let _: serde_json::Value = t
+        .reader()
+        .raw_request("anvil_mine".into(), (500u64,))
+        .await
+        .unwrap();
+    let pew = |home: &std::path::Path, args: &[&str]| {
+        let output = t
+            .pew()
+            .env("HOME", home)
+            .env("PEW_CHAIN__MAX_SCAN_BLOCKS", "100")
+            .args(args)
+            .args(["--keystore", keystore.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let hash_text = hash.to_string();
+    // This machine presigned it: its cache says where to look, so the volume is known.
+    let (ok, out, err) = pew(t.dir.path(), &["request", "show", &hash_text]);
+    assert!(ok, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(shown["volume"], "1", "{shown}");
+    // Another machine: the status needs no scan (deals follow from the hash), only the volume
+    // stays unknown.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, out, err) = pew(elsewhere.path(), &["request", "show", &hash_text]);
+    assert!(ok, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(shown["volume"].is_null(), "{shown}");
+    // Cancelling needs the order itself: the scan would be too wide, and the message says what
+    // to do; with --from-block it is found.
+    let (ok, _, err) = pew(elsewhere.path(), &["request", "cancel", &hash_text]);
+    assert!(!ok);
+    assert!(
+        err.contains("--from-block") && err.contains("chain.max_scan_blocks"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let from = presigned_at.saturating_sub(5).to_string();
+    let (ok, _, err) = pew(
+        elsewhere.path(),
+        &["request", "cancel", &hash_text, "--from-block", &from],
+    );
+    assert!(ok, "{err}");
+}

@@ -121,13 +121,12 @@ impl Sdk {
             })
     }
 
-    /// Where a scan for `hash` starts: `--from-block`, else the block this machine recorded
-    /// when it presigned it, else the floor (the hub's deployment).
-    pub fn scan_start(&self, hash: crate::poco::OrderHash) -> u64 {
+    /// A block at or before the presign of `hash`, when one is known: `--from-block`, else the
+    /// block this machine recorded when it presigned it.
+    pub fn known_start(&self, hash: crate::poco::OrderHash) -> Option<u64> {
         self.scan_from
             .or_else(|| self.order_cache.as_ref().and_then(|c| c.from_block(hash)))
-            .unwrap_or(self.log_from_block)
-            .max(self.log_from_block)
+            .map(|block| block.max(self.log_from_block))
     }
 
     /// Refuses a scan of `from..=to` wider than `max_scan_blocks`, saying how to narrow it.

@@ -36,10 +36,20 @@ impl Sdk {
         let (from, to) = match at {
             Some(block) => (block, block),
             None => {
-                let to = self.latest_block().await?;
-                let from = self.scan_start(hash);
-                self.check_scan(&format!("{kind} order {hash}"), from, to)?;
-                (from, to)
+                let latest = self.latest_block().await?;
+                match self.known_start(hash) {
+                    // Known to be at or after `from` (--from-block, or this machine made it):
+                    // the presign is in the first blocks after it.
+                    Some(from) => (
+                        from,
+                        latest.min(from.saturating_add(self.max_scan_blocks.saturating_sub(1))),
+                    ),
+                    None => {
+                        let from = self.log_from_block;
+                        self.check_scan(&format!("{kind} order {hash}"), from, latest)?;
+                        (from, latest)
+                    }
+                }
             }
         };
         let found = self

@@ -5,11 +5,9 @@
 //! request can be cancelled or inspected from any machine.
 
 use alloy::primitives::{Address, U256};
-use alloy::sol_types::SolEvent;
 use serde::Serialize;
 
 use super::{Sdk, SdkError};
-use crate::chain::bindings::IexecInterfaceToken as Hub;
 use crate::poco::ids::{DealId, OrderHash, TaskId, task_id};
 use crate::poco::order::{OrderOperation, RequestOrder};
 use crate::poco::{Category, Nrlc, RequestParams, Tag};
@@ -200,36 +198,24 @@ impl Sdk {
         let poco = self.poco();
         let presigner = poco.presigner(hash).await?;
         let consumed = poco.consumed(hash).await?;
-        // Matches come after the presign: the scan starts at its block (found within the
-        // bounded scan, or given by --from-block or the order cache).
-        let (volume, from) = match self.find_request_order_in(hash, None).await {
-            Ok((order, block)) => (Some(order.volume), block),
-            Err(SdkError::NotFound(_)) => (None, self.scan_start(hash)),
+        // The request's volume, for "matched n of m": from a bounded lookup; a request this
+        // machine cannot place in history still shows its deals.
+        let volume = match self.find_request_order_in(hash, None).await {
+            Ok((order, _)) => Some(order.volume),
+            Err(SdkError::NotFound(_) | SdkError::ScanTooWide { .. }) => None,
             Err(error) => return Err(error),
         };
-        let to = self.latest_block().await?;
-        self.check_scan(&format!("the matches of request {hash}"), from, to)?;
-        let matched = self
-            .hub_logs(
-                "OrdersMatched logs",
-                Hub::OrdersMatched::SIGNATURE_HASH,
-                Some(from),
-                Some(to),
-            )
-            .await?;
         let now = U256::from(poco.now().await?);
+        // No history scan for the deals either: PoCo names a request's deals by the request's
+        // hash and how much of it was consumed before each (PROTOCOL.md §4): walk them.
         let mut deals = Vec::new();
-        for log in matched {
-            let Ok(event) = Hub::OrdersMatched::decode_log(&log.inner) else {
-                continue;
-            };
-            if event.requestHash != hash.0 {
-                continue;
-            }
-            let deal_id = DealId(event.dealid);
+        let mut before = U256::ZERO;
+        while before < consumed {
+            let deal_id = crate::poco::ids::deal_id(hash, before);
             let Some(deal) = poco.deal(deal_id).await? else {
-                continue;
+                break; // a reorg took it, or it is still to be mined
             };
+            before += deal.botSize.max(U256::from(1));
             let mut tasks = Vec::new();
             let mut index = deal.botFirst;
             while index < deal.botFirst + deal.botSize {

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod contracts;
 pub mod deals;
 pub mod node;
+pub mod public_rpc;
 pub mod relay;
 
 use std::os::unix::process::CommandExt;

@@ -184,7 +184,10 @@ async fn answer(shared: &Shared, request: Request<hyper::body::Incoming>) -> Res
     };
     if roll < shared.manners.failure_share {
         shared.counts.lock().unwrap().failed += 1;
-        return respond(StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>");
+        return respond(
+            StatusCode::BAD_GATEWAY,
+            "<html><body>502 Bad Gateway</body></html>",
+        );
     }
 
     if method == "eth_getLogs" {
