@@ -177,7 +177,81 @@ async fn bench_node() {
         started.elapsed().as_secs_f64()
     );
 
+    // Through a relay that behaves like a public endpoint: the calls an idle round costs,
+    // and the calls of one whole task (a public endpoint's patience and a Pi's rate limit).
+    let relay = common::public_rpc::PublicRpc::start(&t.info().rpc_url).await;
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let relay_config = t.dir.path().join("relay.toml");
+    std::fs::write(
+        &relay_config,
+        format!(
+            "[node]\npool = \"{pool}\"\njournal = \"{}\"\n[executor]\nwork_dir = \"{}\"\n[gate]\nsource = \"always\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[chain]\nrpc_urls = [\"{}\"]\n",
+            t.dir.path().join("relay-journal.sqlite").display(),
+            t.dir.path().join("relay-work").display(),
+            relay.url,
+        ),
+    )
+    .unwrap();
+    let relay_log = t.dir.path().join("relay-node.log");
+    let mut node = common::node::spawn_node(&t, &relay_config, &relay_log, None);
+    let rounds = || async move {
+        let text = reqwest::get(format!("http://127.0.0.1:{api_port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("pew_rounds_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rounds().await.is_none() {
+        assert!(Instant::now() < deadline, "the relayed node never served its API");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (calls_before, rounds_before) = (relay.counts().total(), rounds().await.unwrap());
+    tokio::time::sleep(Duration::from_secs(idle_seconds.min(60))).await;
+    let (calls_after, rounds_after) = (relay.counts().total(), rounds().await.unwrap());
+    let idle_rounds = (rounds_after - rounds_before).max(1.0);
+    let rpc_calls_per_round = (calls_after - calls_before) as f64 / idle_rounds;
+    let calls_before_task = relay.counts().total();
+    let rounds_before_task = rounds().await.unwrap();
+    let hash = common::node::submit_request(&t, app, "through the relay", &[]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = sdk.request_status(hash).await.unwrap();
+        if status
+            .deals
+            .first()
+            .and_then(|d| d.tasks.first())
+            .is_some_and(|t| t.status == "COMPLETED")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relayed task did not complete");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The task's own calls: all calls meanwhile, less what the idle rounds would have cost.
+    let task_calls = relay.counts().total() - calls_before_task;
+    let task_rounds = rounds().await.unwrap() - rounds_before_task;
+    let rpc_calls_per_task = (task_calls as f64 - task_rounds * rpc_calls_per_round).max(0.0);
+    common::node::sigterm_and_wait(&mut node, Duration::from_secs(60)).await;
+    let counts = relay.counts();
+    eprintln!(
+        "through a public-endpoint relay: {rpc_calls_per_round:.2} calls per idle round; one task: {task_calls} calls during it ({rpc_calls_per_task:.0} its own); {} answered 429, {} failed; per method: {:?}",
+        counts.rate_limited, counts.failed, counts.methods
+    );
+
     let summary = serde_json::json!({
+        "rpc_calls_per_round": (rpc_calls_per_round * 100.0).round() / 100.0,
+        "rpc_calls_per_task": rpc_calls_per_task.round(),
+        "rpc_calls_during_task": task_calls,
         "idle_rss_mib": (idle_rss_mib * 10.0).round() / 10.0,
         "idle_cpu_pct": (idle_cpu_pct * 1000.0).round() / 1000.0,
         "notice_to_contribution_p50_s": (p50 * 1000.0).round() / 1000.0,
