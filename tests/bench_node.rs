@@ -211,7 +211,10 @@ async fn bench_node() {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while rounds().await.is_none() {
-        assert!(Instant::now() < deadline, "the relayed node never served its API");
+        assert!(
+            Instant::now() < deadline,
+            "the relayed node never served its API"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -234,7 +237,10 @@ async fn bench_node() {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "the relayed task did not complete");
+        assert!(
+            Instant::now() < deadline,
+            "the relayed task did not complete"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The task's own calls: all calls meanwhile, less what the idle rounds would have cost.
