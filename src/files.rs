@@ -155,15 +155,51 @@ pub fn read_secret_line(path: &Path, what: &'static str) -> Result<String, ReadE
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
+/// Replaces `path` with `contents` atomically (a temporary file in the same folder, then a
+/// rename): a power cut leaves the old file or the new one, never half of one. An existing
+/// file's mode is kept (a config readable by the service stays so).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mode = fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777);
+    let mut staged = tempfile::Builder::new()
+        .prefix(".pew-write-")
+        .tempfile_in(&folder)?;
+    staged.write_all(contents)?;
+    staged.as_file().sync_all()?;
+    if let Some(mode) = mode {
+        fs::set_permissions(staged.path(), fs::Permissions::from_mode(mode))?;
+    } else {
+        fs::set_permissions(staged.path(), fs::Permissions::from_mode(0o644))?;
+    }
+    staged.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Creates `dir` (and its parents) and makes it private to this user (0700), so task data,
 /// journals and keys below it are out of other local users' reach. A folder that exists is
 /// made private too: an older pew created them 0755.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let meta = fs::metadata(dir)?;
+    let meta = fs::symlink_metadata(dir)?;
+    // A folder someone else made (in /tmp, say) is theirs to read: never pew's private one.
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || (meta.uid() != uid && uid != 0) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a folder of this user's (uid {uid}): remove it or choose another place",
+            dir.display()
+        )));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }

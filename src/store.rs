@@ -188,6 +188,9 @@ pub enum RequestDecision {
     PartlyMatched(DealId),
     /// Not for this node, with the reason.
     Refused(String),
+    /// Not now, with the reason (its gas costs more than it pays at today's fee); it stays
+    /// pending and is looked at again.
+    Deferred(String),
 }
 
 const CURSOR_BLOCK: &str = "cursor_block";
@@ -535,6 +538,7 @@ impl Store {
             RequestDecision::Matched(deal) => ("matched", Some(deal.to_string())),
             RequestDecision::PartlyMatched(deal) => ("pending", Some(deal.to_string())),
             RequestDecision::Refused(reason) => ("refused", Some(reason.clone())),
+            RequestDecision::Deferred(reason) => ("pending", Some(reason.clone())),
         };
         if let RequestDecision::Matched(deal) | RequestDecision::PartlyMatched(deal) = decision {
             self.connection
@@ -623,7 +627,12 @@ impl Store {
                 .map(RequestDecision::Matched)
                 .unwrap_or(RequestDecision::Pending),
             "refused" => RequestDecision::Refused(detail.unwrap_or_default()),
-            _ => RequestDecision::Pending,
+            _ => match detail {
+                // A pending request keeps the reason it was deferred for (a deal id is the
+                // detail of one matched in part).
+                Some(reason) if !reason.starts_with("0x") => RequestDecision::Deferred(reason),
+                _ => RequestDecision::Pending,
+            },
         }))
     }
 

@@ -43,6 +43,15 @@ fn cut(text: &str, max: usize, total_len: usize) -> String {
     out
 }
 
+/// `text` with its lines kept but every other control character escaped (an app's logs shown
+/// on a terminal: escape sequences could rewrite the screen).
+pub fn escape_controls(text: &str) -> String {
+    text.lines()
+        .map(|line| cut(line, usize::MAX, line.len()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `text` quoted for a message: at most [`QUOTE_CHARS`] characters on one line.
 pub fn quote(text: &str) -> String {
     one_line(text, QUOTE_CHARS)

@@ -42,6 +42,15 @@ fn assert_plain_and_private(out: &Path) {
         // SAFETY: geteuid cannot fail.
         assert_eq!(meta.uid(), unsafe { libc::geteuid() }, "{}", path.display());
     }
+    // The task's folder is what keeps others out: the work folder above it is left open
+    // by the tests (see `open_work_folder`).
+    let task_dir = out.parent().unwrap().parent().unwrap();
+    assert_eq!(
+        std::fs::metadata(task_dir).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "{}",
+        task_dir.display()
+    );
     if running_as_root() {
         assert!(std::fs::metadata(out.join("x")).is_ok(), "root reads it");
         assert!(
@@ -51,10 +60,20 @@ fn assert_plain_and_private(out: &Path) {
     }
 }
 
+/// A work folder others may traverse, as a careless operator's could be: the test then shows
+/// that pew's own task folder keeps them out (a temp folder alone would already).
+fn open_work_folder() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    work
+}
+
 #[tokio::test]
 async fn a_setuid_copy_of_a_shell_reaches_the_host_as_a_plain_file_no_one_else_can_reach() {
-    let work = tempfile::tempdir().unwrap();
+    let work = open_work_folder();
     let executor = executor(work.path(), |_| {}).await;
+    // pew makes its work folder private; open it again, as if an operator had.
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let result = run(&executor, work.path(), "setuid", None, 60).await;
     assert!(result.is_valid(), "{result:?}");
     assert_plain_and_private(&result.output_dir);
@@ -69,10 +88,11 @@ async fn a_setuid_copy_of_a_shell_reaches_the_host_as_a_plain_file_no_one_else_c
 
 #[tokio::test]
 async fn without_the_kernel_cap_the_output_is_made_plain_in_place() {
-    let work = tempfile::tempdir().unwrap();
+    let work = open_work_folder();
     let mut limits = pew::executor::run::Limits::from_settings(&settings(work.path()));
     limits.kernel_output_cap = false;
     let executor = executor(work.path(), |_| {}).await.with_limits(limits);
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let result = run(&executor, work.path(), "setuid", None, 60).await;
     assert!(result.is_valid(), "{result:?}");
     assert_plain_and_private(&result.output_dir);
@@ -198,5 +218,73 @@ async fn ctrl_c_on_pew_app_test_removes_the_container_and_its_output_mount() {
     assert!(
         !mounts.contains(&work.path().display().to_string()),
         "no output tmpfs is left mounted under the work folder"
+    );
+}
+
+#[tokio::test]
+async fn thousands_of_empty_folders_count_against_the_cap() {
+    let work = tempfile::tempdir().unwrap();
+    // 10 MB is room for 2 560 entries at a block each: 5 000 folders are over.
+    let executor = executor(work.path(), |s| s.output_cap_mb = 10).await;
+    let result = run(&executor, work.path(), "dirs", None, 120).await;
+    assert!(!result.is_valid(), "{result:?}");
+    assert_eq!(
+        pew::executor::output::apparent_size(&result.output_dir, u64::MAX),
+        0,
+        "removed at once"
+    );
+    let mut limits = pew::executor::run::Limits::from_settings(&settings(work.path()));
+    limits.kernel_output_cap = false;
+    limits.output_cap_bytes = 10 * 1024 * 1024;
+    let executor = executor.with_limits(limits);
+    let result = run(&executor, work.path(), "dirs", None, 120).await;
+    assert!(!result.is_valid(), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_root_stops_an_app_that_hides_its_output_and_removes_it() {
+    if !running_as_root() || !common::engine_socket().is_empty() {
+        return; // needs root to become another user, and the Docker socket's group
+    }
+    let docker = common::docker().await;
+    let image = common::app_image(&docker, "hider").await;
+    let work = open_work_folder();
+    let uid = 23456;
+    std::os::unix::fs::chown(work.path(), Some(uid), Some(uid)).unwrap();
+    let socket_group = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
+    // `pew app test` as an unprivileged user in the socket's group: the packaged service's case.
+    let output = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={socket_group}"),
+        ])
+        .arg(common::pew_bin())
+        .args([
+            "app",
+            "test",
+            "--image",
+            &image,
+            "--json",
+            "--timeout",
+            "120",
+        ])
+        .env("PEW_EXECUTOR__WORK_DIR", work.path())
+        .env("PEW_EXECUTOR__OUTPUT_CAP_MB", "20")
+        .env("HOME", work.path())
+        .env_remove("PEW_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {stderr}"));
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(error.contains("more than"), "{result}");
+    // What the app wrote is gone, closed folder included.
+    let left = pew::executor::output::apparent_size(work.path(), u64::MAX);
+    assert!(
+        left < 5 * 1024 * 1024,
+        "{left} bytes left in the work folder"
     );
 }

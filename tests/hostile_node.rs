@@ -139,16 +139,30 @@ async fn an_image_retagged_after_the_match_fails_its_task_at_once_with_the_real_
 #[tokio::test]
 async fn a_request_larger_than_the_bid_is_matched_again_until_its_volume_is_done() {
     let t = common::devnet(true).await;
-    let (app, pool) = common::node::writer_app_and_pool(&t, 100, "pew volume test").await;
+    let (app, pool) = common::node::app_and_pool(&t, "napper", 100, "pew volume test").await;
     let config = node_config(&t, pool, "[gate]\nsource = \"always\""); // volume = 1
+    // One task at a time: while the first part runs, the rest waits for room.
+    with_node_settings(&config, "concurrency = 1");
     let log = t.dir.path().join("node.log");
     let node = spawn_node(&t, &config, &log, None);
-    let request = common::node::submit_request(&t, app, "part", &["--volume", "2"]);
+    let request = common::node::submit_request(&t, app, "6", &["--volume", "2"]);
     let sdk = t.sdk(REQUESTER).await;
-    let first = wait_completed(&t, request, Duration::from_secs(120)).await;
-    // A restart in between: the journal must not call the request done.
+    wait_log(&t, "request matched in part", 1, Duration::from_secs(120)).await;
+    // Stopped while the first part runs (it finishes within the stop's grace): the rest is
+    // not matched yet, and the journal must keep the request pending across the restart.
     let status = stop(node).await;
     assert!(status.success(), "{status:?}; log:\n{}", node_log(&t));
+    let first = wait_completed(&t, request, Duration::from_secs(60)).await;
+    assert_eq!(
+        sdk.poco().consumed(request).await.unwrap(),
+        alloy::primitives::U256::from(1),
+        "only the first part was matched before the stop"
+    );
+    {
+        let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+        assert_eq!(journal.pending_requests().unwrap(), [request]);
+        assert_eq!(journal.matched_requests().unwrap().len(), 1);
+    }
     let node = spawn_node(&t, &config, &log, None);
     wait_log(&t, "node running", 2, Duration::from_secs(120)).await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -231,27 +245,41 @@ async fn a_second_node_on_the_same_key_or_workerpool_is_refused_with_the_first_o
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     let first = spawn_node(&t, &config, &t.dir.path().join("node.log"), None);
     wait_log(&t, "node running", 1, Duration::from_secs(120)).await;
-    // Another state folder, the same key and workerpool.
-    let other = t.dir.path().join("other.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("journal.sqlite", "other/journal.sqlite")
-        .replace("/work\"", "/other-work\"");
-    std::fs::write(&other, text).unwrap();
-    let started = Instant::now();
-    let second = t
-        .pew()
-        .args(["run", "--config", other.to_str().unwrap()])
-        .args(["--keystore", t.keystore(POOL_OWNER).to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("pid {}", first.id())),
-        "the running node is named: {stderr}"
+    // Another state and work folder each time; then the same pool with another key, the same
+    // key with another pool, and both: each lock refuses on its own, naming the first node.
+    let other_pool = t.pew_as(
+        POOL_OWNER,
+        &["pool", "create", "--description", "another pool"],
     );
+    let other_pool = other_pool["address"].as_str().unwrap().to_string();
+    let base = std::fs::read_to_string(&config).unwrap();
+    let cases = [
+        ("pool", pool.to_string(), APP_OWNER, "the workerpool"),
+        ("key", other_pool.clone(), POOL_OWNER, "the key"),
+        ("both", pool.to_string(), POOL_OWNER, "pid"),
+    ];
+    for (name, pool_address, key, expected) in cases {
+        let other = t.dir.path().join(format!("{name}.toml"));
+        let text = base
+            .replace("journal.sqlite", &format!("{name}/journal.sqlite"))
+            .replace("/work\"", &format!("/{name}-work\""))
+            .replace(&pool.to_string(), &pool_address);
+        std::fs::write(&other, text).unwrap();
+        let started = Instant::now();
+        let second = t
+            .pew()
+            .args(["run", "--config", other.to_str().unwrap()])
+            .args(["--keystore", t.keystore(key).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(!second.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("pid {}", first.id())) && stderr.contains(expected),
+            "{name}: the running node is named: {stderr}"
+        );
+    }
     assert!(stop(first).await.success());
 }
 

@@ -78,7 +78,7 @@ async fn the_node_tells_systemd_it_is_ready_alive_only_while_rounds_complete_and
         .unwrap()
         .1
         .clone();
-    assert!(ready.contains("STATUS=bid "), "{ready}");
+    assert!(ready.contains("STATUS=starting"), "{ready}");
 
     // Rounds complete: the watchdog is fed about every second (half of 2 s).
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -6,17 +6,26 @@ use libfuzzer_sys::fuzz_target;
 use pew::results::archive::extract;
 
 fuzz_target!(|data: &[u8]| {
+    // Three levels deep: an entry that climbs out (`../../x`) lands in a folder we look at.
     let Ok(dir) = tempfile::tempdir() else {
         return;
     };
-    let target = dir.path().join("result");
+    let target = dir.path().join("a/b/result");
+    let _ = std::fs::create_dir_all(&target);
     let _ = extract(data, &target, 1 << 20);
-    // Only `result/` may have appeared.
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .map(|e| e.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        entries.iter().all(|name| name == "result"),
-        "extraction escaped its folder: {entries:?}"
-    );
+    // Only `a/b/result/` may have anything in it.
+    for (folder, allowed) in [
+        (dir.path().to_path_buf(), "a"),
+        (dir.path().join("a"), "b"),
+        (dir.path().join("a/b"), "result"),
+    ] {
+        let entries: Vec<_> = std::fs::read_dir(&folder)
+            .map(|e| e.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            entries.iter().all(|name| name == allowed),
+            "extraction escaped its folder into {}: {entries:?}",
+            folder.display()
+        );
+    }
 });

@@ -22,7 +22,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// Waits for a rate limit before giving up on one request.
 pub const MAX_RATE_LIMIT_WAITS: u32 = 10;
 /// The largest answer read (a page of logs is far smaller: scans are chunked).
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why an endpoint was left for another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -36,8 +36,9 @@ pub struct Found {
     pub range: Option<(u64, u64)>,
     /// Whether a reorg was detected (and the cursor rewound).
     pub reorg: bool,
-    /// After a reorg, the block the cursor went back to: what was read above it may be gone.
-    pub rewound_to: Option<u64>,
+    /// After a reorg, where the cursor went back to (with that block's hash): what was read
+    /// above it may be gone. To be saved before anything read above it is forgotten.
+    pub rewound_to: Option<Cursor>,
     /// Where to read from next time (unchanged when nothing new was read).
     pub cursor: Option<Cursor>,
 }
@@ -95,8 +96,12 @@ impl Watcher {
         let safe = latest.saturating_sub(self.confirmations);
         let mut from_cursor = cursor.map(|c| c.block);
         if let Some(Cursor { block, hash }) = cursor {
-            let actual = self.block_hash(block).await?;
-            if actual != Some(hash) {
+            // A block the endpoint does not know (a load-balanced public endpoint's backend
+            // that lags) says nothing about a reorg: try again next round.
+            let actual = self.block_hash(block).await?.ok_or_else(|| {
+                WatchError::Rpc(format!("the RPC node does not know block {block} yet"))
+            })?;
+            if actual != hash {
                 let rewound = block
                     .saturating_sub(self.reorg_depth)
                     .max(self.start_block.saturating_sub(1));
@@ -107,7 +112,7 @@ impl Watcher {
                 );
                 from_cursor = Some(rewound);
                 found.reorg = true;
-                found.rewound_to = Some(rewound);
+                found.rewound_to = Some(self.cursor_at(rewound).await?);
             }
         }
         let from = from_cursor
@@ -155,7 +160,10 @@ impl Watcher {
     }
 
     async fn cursor_at(&self, block: u64) -> Result<Cursor, WatchError> {
-        let hash = self.block_hash(block).await?.unwrap_or_default();
+        // Never a cursor without its hash: a zero hash would read as a reorg next round.
+        let hash = self.block_hash(block).await?.ok_or_else(|| {
+            WatchError::Rpc(format!("the RPC node does not know block {block} yet"))
+        })?;
         Ok(Cursor { block, hash })
     }
 }

@@ -217,8 +217,11 @@ async fn test(args: TestArgs, globals: &Globals, settings: &Settings) -> anyhow:
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "none".into()),
             if r.timed_out { " (timed out)" } else { "" },
-            r.error.as_deref().unwrap_or("none"),
-            r.logs
+            r.error
+                .as_deref()
+                .map(shown)
+                .unwrap_or_else(|| "none".into()),
+            crate::text::escape_controls(&r.logs)
         )
     });
     Ok(if valid {
@@ -231,8 +234,19 @@ async fn test(args: TestArgs, globals: &Globals, settings: &Settings) -> anyhow:
 fn human_app(a: &AppInfo) -> String {
     format!(
         "app {}\n  owner     {}\n  name      {}\n  type      {}\n  image     {}\n  checksum  {}",
-        a.address, a.owner, a.name, a.app_type, a.image, a.checksum
+        a.address,
+        a.owner,
+        shown(&a.name),
+        shown(&a.app_type),
+        shown(&a.image),
+        a.checksum
     )
+}
+
+/// On-chain text (anyone wrote it) as a terminal line shows it: bounded, control characters
+/// escaped.
+pub(super) fn shown(text: &str) -> String {
+    crate::text::one_line(text, 500)
 }
 
 /// `docker.io/org/app:1.0` → `app`.

@@ -522,8 +522,12 @@ pub async fn setup(
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&target, document.to_string())
-        .with_context(|| format!("{} cannot be written", target.display()))?;
+    crate::files::write_atomic(&target, document.to_string().as_bytes()).with_context(|| {
+        format!(
+            "{} cannot be written (the packaged /etc/pew/pew.toml needs sudo)",
+            target.display()
+        )
+    })?;
     print(json, &outcome, |o| match &o.reading {
         Some(reading) => format!(
             "wrote {}; source {} answers: {}",
@@ -603,7 +607,8 @@ pub async fn calibrate(
             .ok_or_else(|| anyhow!("`energy.policy` in {} is not a table", target.display()))?;
         policy["idle_w"] = toml_edit::value((calibration.idle_w * 100.0).round() / 100.0);
         policy["busy_w"] = toml_edit::value((calibration.busy_w * 100.0).round() / 100.0);
-        std::fs::write(&target, document.to_string())?;
+        crate::files::write_atomic(&target, document.to_string().as_bytes())
+            .with_context(|| format!("{} cannot be written", target.display()))?;
     }
     print(json, &calibration, |c| {
         format!(

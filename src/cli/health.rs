@@ -39,7 +39,16 @@ pub async fn run(args: HealthArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .await
         .with_context(|| format!("{url} does not answer: is the node running?"))?;
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    // Whoever answers there: at most 64 KiB of it.
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    let body = String::from_utf8_lossy(&body).to_string();
     super::output::out_line(&crate::text::one_line(body.trim(), 2000));
     if status.is_success() {
         Ok(ExitCode::SUCCESS)

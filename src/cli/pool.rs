@@ -71,7 +71,7 @@ pub async fn run(
                     "workerpool {}\n  owner                   {}\n  description             {}\n  worker stake ratio      {} %\n  scheduler reward ratio  {} %",
                     p.address,
                     p.owner,
-                    p.description,
+                    super::app::shown(&p.description),
                     p.worker_stake_ratio,
                     p.scheduler_reward_ratio
                 )

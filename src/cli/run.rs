@@ -40,7 +40,18 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let _locks = node::lock::acquire(&state_dir, &settings.runtime_dir(), hub, key, pool)?;
+    let mut keys = vec![key];
+    if !settings.node.worker_keystore.as_os_str().is_empty() {
+        keys.push(crate::wallet::address(&settings.node.worker_keystore)?);
+    }
+    let _locks = node::lock::acquire(
+        &state_dir,
+        &settings.runtime_dir(),
+        hub,
+        &keys,
+        pool,
+        &settings.executor.work_dir,
+    )?;
     if crate::executor::run::AppUser::parse(&settings.executor.user)
         == crate::executor::run::AppUser::Root
     {
@@ -88,12 +99,18 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
 
     // Whatever ends the node (a stop while it still waits for the RPC node, Docker, IPFS or
     // gas, a normal stop, or an error), a power-off the energy module asked for still happens.
+    // The node's own start-up checks passed (settings, key file, locks, energy source): systemd
+    // hears READY now, and from here on STATUS says what the node waits for (the RPC node,
+    // the engine, IPFS, gas), while the watchdog is fed as long as the node is alive. A start
+    // that waited for outside services would block `apt upgrade` and `systemctl start`.
+    let service = Arc::new(node::systemd::ServiceManager::from_env());
+    service.ready("starting: connecting to the chain");
     let plan = Plan {
         pool,
         price,
         category,
         gate,
-        service: Arc::new(node::systemd::ServiceManager::from_env()),
+        service,
     };
     let outcome = serve(globals, settings, plan, &stop_rx).await;
     if let Some(runtime) = energy.as_mut() {
@@ -155,8 +172,10 @@ async fn serve(
                 }
                 if !announced {
                     tracing::warn!("{text}; waiting");
+                    service.status(&format!("waiting: {text}"));
                     announced = true;
                 }
+                service.alive();
                 if *stop_rx.borrow() {
                     return Ok(());
                 }
@@ -260,6 +279,7 @@ async fn serve(
         service: service.clone(),
         cursor: Mutex::new(node::CursorKeeper::new(saved_cursor)),
         index: Mutex::new(index),
+        deferred: Default::default(),
     });
     start_api(settings, &node, stop_rx).await;
     let mut stop = stop_rx.clone();

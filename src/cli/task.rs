@@ -29,7 +29,7 @@ pub enum TaskCommand {
         #[arg(long, default_value_t = 0)]
         timeout: u64,
         /// Give up when the task does not exist on chain after this many seconds (a wrong id,
-        /// or a deal that was never made).
+        /// or a deal that was never made); 0: never.
         #[arg(long, default_value_t = 600)]
         appear_timeout: u64,
     },
@@ -131,7 +131,9 @@ pub async fn run(
                         view.status
                     }
                     Err(SdkError::NotFound(_)) => {
-                        if started.elapsed() > Duration::from_secs(appear_timeout) {
+                        if appear_timeout > 0
+                            && started.elapsed() > Duration::from_secs(appear_timeout)
+                        {
                             anyhow::bail!(
                                 "task {task} does not exist on chain after {appear_timeout} s: check the id (`pew deal show DEAL` lists a deal's tasks), or give a longer --appear-timeout"
                             );

@@ -170,6 +170,21 @@ pub struct ReadyImage {
     pub user: Option<String>,
 }
 
+/// Whether a local image is the one an app registered with `checksum` (zero: not set): its
+/// id or one of its repository digests.
+fn matches_checksum(image: &bollard::models::ImageInspect, checksum: B256) -> bool {
+    if checksum == B256::ZERO {
+        return true;
+    }
+    image
+        .repo_digests
+        .iter()
+        .flatten()
+        .filter_map(|d| parse_sha256_digest(d))
+        .chain(image.id.as_deref().and_then(parse_sha256_digest))
+        .any(|digest| digest == checksum)
+}
+
 /// Makes `reference` available locally (pulling it with progress logs and a timeout when
 /// absent), checks it against the app's on-chain `checksum` (zero: not set) and refuses an
 /// image this host cannot run.
@@ -180,33 +195,40 @@ pub async fn prepare(
     pull_timeout: std::time::Duration,
 ) -> Result<ReadyImage, ImageError> {
     let mut pulled = false;
-    let image = match docker.inspect_image(reference).await {
+    let inspect = || async {
+        docker
+            .inspect_image(reference)
+            .await
+            .map_err(|_| ImageError::Missing(crate::text::quote(reference)))
+    };
+    let mut image = match docker.inspect_image(reference).await {
         Ok(image) => image,
         Err(_) => {
             pull(docker, reference, pull_timeout).await?;
             pulled = true;
-            docker
-                .inspect_image(reference)
-                .await
-                .map_err(|_| ImageError::Missing(crate::text::quote(reference)))?
+            inspect().await?
         }
     };
-    let id = image.id.clone().unwrap_or_default();
-    if checksum != B256::ZERO {
-        let mut digests: Vec<B256> = image
-            .repo_digests
-            .iter()
-            .flatten()
-            .filter_map(|d| parse_sha256_digest(d))
-            .collect();
-        digests.extend(parse_sha256_digest(&id));
-        if !digests.contains(&checksum) {
-            return Err(ImageError::ChecksumMismatch {
-                reference: crate::text::quote(reference),
-                expected: checksum,
-                id,
-            });
+    // A tag that moved since it was pulled (its owner registered a new version) is pulled
+    // again once before the image is called wrong.
+    if !matches_checksum(&image, checksum) && !pulled {
+        match pull(docker, reference, pull_timeout).await {
+            Ok(()) => {
+                pulled = true;
+                image = inspect().await?;
+            }
+            Err(error) => {
+                tracing::debug!(image = reference, %error, "no newer image to pull");
+            }
         }
+    }
+    let id = image.id.clone().unwrap_or_default();
+    if !matches_checksum(&image, checksum) {
+        return Err(ImageError::ChecksumMismatch {
+            reference: crate::text::quote(reference),
+            expected: checksum,
+            id,
+        });
     }
     let os = image.os.clone().unwrap_or_default();
     let arch = image.architecture.clone().unwrap_or_default();

@@ -230,6 +230,8 @@ impl Executor {
         let output_dir = task.task_dir.join("output").join("iexec_out");
         for dir in [&input_dir, &output_dir] {
             if dir.exists() {
+                // An earlier attempt's app may have closed its folders.
+                output::reopen_folders(dir);
                 std::fs::remove_dir_all(dir).map_err(|e| folder_error(dir, e))?;
             }
             std::fs::create_dir_all(dir).map_err(|e| folder_error(dir, e))?;

@@ -23,28 +23,49 @@ pub const FILE_MODE: u32 = 0o644;
 /// The mode of every output folder on the host.
 pub const DIR_MODE: u32 = 0o755;
 
-/// Total apparent size (the length a reader sees, holes included) of the regular files under
-/// `dir`, without following links. Stops counting once past `stop_after`, so a folder with a
-/// million entries is not walked to its end to learn that it is too big.
+/// What every entry costs against the cap at least: a folder or an empty file is a block on
+/// disk, so a million of them are not free.
+pub const ENTRY_COST: u64 = 4096;
+/// The deepest an output may nest (deeper trees could hide from path-based walks and would
+/// recurse without end in the copy and the archive).
+pub const MAX_DEPTH: usize = 32;
+
+/// What an output costs against its cap: the apparent size (the length a reader sees, holes
+/// included) of every file, and at least [`ENTRY_COST`] for each entry, folders included,
+/// without following links. Counting stops once past `stop_after`. It fails closed: a folder
+/// that cannot be read (an app can `chmod` its own folders), or a tree deeper than
+/// [`MAX_DEPTH`], counts as `u64::MAX`, so what cannot be seen is never taken as small.
 pub fn apparent_size(dir: &Path, stop_after: u64) -> u64 {
     let mut total: u64 = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&path) else {
-            continue;
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((path, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return u64::MAX;
+        }
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth > 0 => continue,
+            Err(_) => return u64::MAX,
         };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
+        for entry in entries {
+            let Ok(entry) = entry else {
+                return u64::MAX;
             };
-            if meta.is_dir() {
-                stack.push(entry.path());
+            let meta = match entry.path().symlink_metadata() {
+                Ok(meta) => meta,
+                // Removed between the listing and now: it costs nothing any more.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => return u64::MAX,
+            };
+            let cost = if meta.is_dir() {
+                stack.push((entry.path(), depth + 1));
+                ENTRY_COST
             } else {
-                // A folder entry costs a little too: a million empty files are not free.
-                total = total.saturating_add(meta.len().max(1));
-                if total > stop_after {
-                    return total;
-                }
+                meta.len().max(ENTRY_COST)
+            };
+            total = total.saturating_add(cost);
+            if total > stop_after {
+                return total;
             }
         }
     }
@@ -93,8 +114,14 @@ fn refuse_entry(root: &Path, path: &Path, meta: &fs::Metadata) -> Result<(), Str
 
 /// Checks a whole output tree against the entry rules (see [`copy_tree`]), without changing it.
 pub fn check_tree(dir: &Path) -> Result<(), String> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((path, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "{} nests folders deeper than {MAX_DEPTH} levels: refused",
+                shown(dir, &path)
+            ));
+        }
         let entries = fs::read_dir(&path).map_err(|e| format!("{}: {e}", shown(dir, &path)))?;
         for entry in entries {
             let entry = entry.map_err(|e| format!("{}: {e}", shown(dir, &path)))?;
@@ -104,7 +131,7 @@ pub fn check_tree(dir: &Path) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", shown(dir, &child)))?;
             refuse_entry(dir, &child, &meta)?;
             if meta.is_dir() {
-                stack.push(child);
+                stack.push((child, depth + 1));
             }
         }
     }
@@ -234,12 +261,120 @@ pub fn sanitize_in_place(dir: &Path) -> Result<(), String> {
 
 /// Empties a refused output folder at once: a refused run's data has no use, and may be large.
 pub fn discard(dir: &Path) {
+    // An app running as pew's own user can take the permissions off its folders: give them
+    // back first, or the data would stay on disk for good.
+    reopen_folders(dir);
     if let Err(error) = fs::remove_dir_all(dir)
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(folder = %dir.display(), %error, "a refused output could not be removed");
     }
     let _ = make_dir(dir);
+}
+
+/// Gives back owner `rwx` on every folder under `dir` that pew owns (an app running as pew's
+/// user may have taken it away), so the tree can be removed. Walks by directory descriptors:
+/// no path grows, so no depth hides a folder, and no link is followed.
+pub fn reopen_folders(dir: &Path) {
+    use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let open = |parent: &rustix::fd::OwnedFd, name: &std::ffi::CStr| {
+        rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let reopen_if_folder = |fd: &rustix::fd::OwnedFd, name: &std::ffi::CStr| -> bool {
+        match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
+                if stat.st_uid == uid || uid == 0 {
+                    let mode = Mode::from_raw_mode(stat.st_mode) | Mode::RWXU;
+                    let _ = rustix::fs::chmodat(fd, name, mode, AtFlags::empty());
+                }
+                true
+            }
+            _ => false,
+        }
+    };
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    let _ = rustix::fs::chmodat(
+        CWD,
+        path.as_c_str(),
+        Mode::RWXU | Mode::RGRP | Mode::XGRP | Mode::ROTH | Mode::XOTH,
+        AtFlags::empty(),
+    );
+    let Ok(root) = rustix::fs::openat(
+        CWD,
+        path.as_c_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    // Pending folders as (open parent, name): a folder is opened only when its turn comes, so
+    // a wide folder holds one descriptor, not one per child.
+    let root = std::rc::Rc::new(root);
+    let mut stack: Vec<(std::rc::Rc<rustix::fd::OwnedFd>, Option<std::ffi::CString>)> =
+        vec![(root, None)];
+    while let Some((parent, name)) = stack.pop() {
+        let fd = match name {
+            None => parent,
+            Some(name) => match open(&parent, name.as_c_str()) {
+                Ok(fd) => std::rc::Rc::new(fd),
+                Err(_) => continue,
+            },
+        };
+        let Ok(mut listing) = Dir::read_from(&*fd) else {
+            continue;
+        };
+        while let Some(Ok(entry)) = listing.read() {
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            if reopen_if_folder(&fd, name) {
+                stack.push((fd.clone(), Some(name.to_owned())));
+            }
+        }
+    }
+}
+
+/// Whether the output cap can be a tmpfs the engine sees: pew must be able to mount (root with
+/// the capability: a hardened unit or a container may remove it) and must share the mount
+/// namespace of the system (a tmpfs mounted in a private namespace, as systemd's
+/// `ProtectSystem=` makes, is invisible to the engine, and the app would write past it). Tried
+/// once, with a probe mount in `work_dir`; otherwise the cap is watched.
+pub fn kernel_cap_available(work_dir: &Path) -> bool {
+    if !crate::executor::run::running_as_root() {
+        return false;
+    }
+    let own = fs::read_link("/proc/self/ns/mnt");
+    let system = fs::read_link("/proc/1/ns/mnt");
+    if !matches!((&own, &system), (Ok(a), Ok(b)) if a == b) {
+        tracing::warn!(
+            "pew runs in a mount namespace of its own: the output cap is watched, not enforced by a tmpfs"
+        );
+        return false;
+    }
+    let probe = work_dir.join(".pew-mount-probe");
+    if crate::files::private_dir(work_dir).is_err() {
+        return false;
+    }
+    match OutputTmpfs::mount(&probe, 64 * 1024) {
+        Ok(mounted) => {
+            drop(mounted);
+            true
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "the output tmpfs cannot be mounted: the output cap is watched instead");
+            false
+        }
+    }
 }
 
 /// A tmpfs of exactly the output cap, mounted next to the output folder for one run: the
@@ -258,7 +393,9 @@ impl OutputTmpfs {
         let dir = output_dir.with_extension("tmpfs");
         unmount(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let options = format!("size={cap},mode=0777");
+        // Inodes bounded too: tmpfs `size` counts data pages only, and empty folders use none.
+        let inodes = (cap / ENTRY_COST).clamp(64, 1_000_000);
+        let options = format!("size={cap},nr_inodes={inodes},mode=0777");
         let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
             .map_err(|e| e.to_string())?;
         let c_options = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
@@ -315,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn apparent_sizes_count_holes_and_not_link_targets() {
+    fn apparent_sizes_count_holes_entries_and_not_link_targets() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a"), vec![0u8; 100]).unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
@@ -323,14 +460,57 @@ mod tests {
         sparse.set_len(99 << 20).unwrap();
         std::os::unix::fs::symlink("/usr/bin", dir.path().join("link")).unwrap();
         let size = apparent_size(dir.path(), u64::MAX);
-        assert!(
-            ((99 << 20) + 100..(99 << 20) + 200).contains(&size),
-            "{size}"
-        );
+        // the sparse file, and a block each for the small file, the folder and the link
+        assert_eq!(size, (99 << 20) + 3 * ENTRY_COST);
         assert!(
             apparent_size(dir.path(), 1000) > 1000,
             "stops early, still over"
         );
+    }
+
+    #[test]
+    fn empty_folders_and_deep_trees_are_not_free() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..100 {
+            fs::create_dir(dir.path().join(i.to_string())).unwrap();
+        }
+        assert_eq!(apparent_size(dir.path(), u64::MAX), 100 * ENTRY_COST);
+        let deep = tempfile::tempdir().unwrap();
+        let mut path = deep.path().to_path_buf();
+        for _ in 0..=MAX_DEPTH + 1 {
+            path.push("d");
+        }
+        fs::create_dir_all(&path).unwrap();
+        assert_eq!(
+            apparent_size(deep.path(), u64::MAX),
+            u64::MAX,
+            "fails closed"
+        );
+        assert!(check_tree(deep.path()).unwrap_err().contains("deeper"));
+    }
+
+    #[test]
+    fn closed_folders_are_reopened_so_a_refused_output_can_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut path = out.clone();
+        for _ in 0..50 {
+            path.push("x");
+        }
+        fs::create_dir_all(&path).unwrap();
+        fs::write(path.join("data"), b"data").unwrap();
+        // Closed from the bottom up, as an app would leave them.
+        let mut closing = path.clone();
+        while closing != out {
+            fs::set_permissions(&closing, fs::Permissions::from_mode(0o000)).unwrap();
+            closing.pop();
+        }
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o300)).unwrap();
+        reopen_folders(&out);
+        assert_eq!(mode(&out) & 0o700, 0o700);
+        assert_eq!(mode(&path) & 0o700, 0o700, "the deepest one too");
+        discard(&out);
+        assert!(out.exists() && fs::read_dir(&out).unwrap().next().is_none());
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Limits {
             allow_network: settings.allow_network,
             user,
             log_tail_bytes: (settings.log_tail_kib * 1024) as usize,
-            kernel_output_cap: running_as_root(),
+            kernel_output_cap: output::kernel_cap_available(&settings.work_dir),
             owner: std::path::absolute(&settings.work_dir)
                 .unwrap_or_else(|_| settings.work_dir.clone())
                 .display()
@@ -178,7 +178,8 @@ pub const UNPRIVILEGED_USER: &str = "65534:65534";
 /// process in a container is one kernel bug away from root on the Pi.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppUser {
-    /// `""`: the image's own `USER` when it is not root, else [`UNPRIVILEGED_USER`]; when pew
+    /// `""`: the image's own `USER` when it is a numeric uid other than 0, else
+    /// [`UNPRIVILEGED_USER`]; when pew
     /// itself is not root, pew's own uid:gid (an unprivileged user, and the one that can clean
     /// the output up).
     Auto,
@@ -209,18 +210,37 @@ impl AppUser {
                 let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
                 Some(format!("{uid}:{gid}"))
             }
-            AppUser::Auto => match image_user.map(str::trim) {
-                Some(user) if !user.is_empty() && !is_root_user(user) => None,
-                _ => Some(UNPRIVILEGED_USER.into()),
-            },
+            // The image's own USER only when it is a number that is not 0: a name is looked
+            // up in the image's own /etc/passwd, which the image's author writes (and can map
+            // to uid 0), and "00" is 0 too.
+            AppUser::Auto => Some(
+                image_user
+                    .and_then(numeric_unprivileged)
+                    .unwrap_or_else(|| UNPRIVILEGED_USER.into()),
+            ),
         }
     }
+}
+
+/// A Docker `USER` value as an explicit `uid:gid` when it is numeric and neither part is 0
+/// (a missing or 0 group becomes the uid's own number).
+fn numeric_unprivileged(user: &str) -> Option<String> {
+    let (uid, gid) = match user.trim().split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (user.trim(), None),
+    };
+    let uid: u32 = uid.parse().ok().filter(|&u| u != 0)?;
+    let gid = gid
+        .and_then(|g| g.parse::<u32>().ok())
+        .filter(|&g| g != 0)
+        .unwrap_or(uid);
+    Some(format!("{uid}:{gid}"))
 }
 
 /// Whether a Docker `USER` value names root (`root`, `0`, with any group).
 fn is_root_user(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or_default().trim();
-    name.is_empty() || name == "root" || name == "0"
+    name.is_empty() || name == "root" || name.parse::<u32>() == Ok(0)
 }
 
 /// Files an app may hold open at once.
@@ -494,7 +514,7 @@ async fn supervise(
             // stopped; but a wait cut short by the client's request timeout (a long app, an
             // engine that sends nothing until the end) says nothing: look before leaving.
             _ = wait.next() => {
-                if still_running(docker, &spec.name).await {
+                if still_running(docker, &spec.name).await? {
                     // Not in a tight loop if the engine keeps answering at once.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     wait = docker.wait_container(&spec.name, None);
@@ -523,6 +543,14 @@ async fn supervise(
         .map_err(docker_error(format!("inspecting {}", spec.name)))?
         .state
         .unwrap_or_default();
+    if state.running == Some(true) || state.paused == Some(true) {
+        // Its output must not be taken while it can still write.
+        kill(docker, &spec.name).await;
+        return Err(DockerError {
+            action: format!("waiting for {}", spec.name),
+            reason: "the engine ended the wait while the app still runs".into(),
+        });
+    }
     let (stdout, stderr) = logs(docker, &spec.name, limits.log_tail_bytes).await;
     let killed = timed_out || output_exceeded;
     Ok(RunOutcome {
@@ -538,14 +566,25 @@ async fn supervise(
     })
 }
 
-/// Whether the container is still running (or frozen); an engine that does not answer says no.
-async fn still_running(docker: &Docker, name: &str) -> bool {
-    match docker.inspect_container(name, None).await {
-        Ok(info) => info
-            .state
-            .is_some_and(|s| s.running == Some(true) || s.paused == Some(true)),
-        Err(_) => false,
+/// Whether the container is still running (or frozen). An engine that does not answer is
+/// asked again; one that keeps not answering is an engine failure, never "the app is done".
+async fn still_running(docker: &Docker, name: &str) -> Result<bool, DockerError> {
+    let mut last = None;
+    for attempt in 0..5u64 {
+        match docker.inspect_container(name, None).await {
+            Ok(info) => {
+                return Ok(info
+                    .state
+                    .is_some_and(|s| s.running == Some(true) || s.paused == Some(true)));
+            }
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
     }
+    Err(DockerError {
+        action: format!("inspecting {name}"),
+        reason: last.map(|e| e.to_string()).unwrap_or_default(),
+    })
 }
 
 async fn kill(docker: &Docker, name: &str) {
@@ -597,7 +636,18 @@ mod tests {
         );
         assert_eq!(AppUser::Root.for_image(None), Some("0:0".into()));
         if running_as_root() {
-            for image_user in [None, Some(""), Some("root"), Some("0"), Some("0:0")] {
+            // Root in any spelling, and names (the image's passwd could map them to 0).
+            for image_user in [
+                None,
+                Some(""),
+                Some("root"),
+                Some("0"),
+                Some("0:0"),
+                Some("00"),
+                Some("0000:1000"),
+                Some("node"),
+                Some("app:app"),
+            ] {
                 assert_eq!(
                     AppUser::Auto.for_image(image_user),
                     Some(UNPRIVILEGED_USER.into()),
@@ -605,9 +655,16 @@ mod tests {
                 );
             }
             assert_eq!(
-                AppUser::Auto.for_image(Some("node")),
-                None,
-                "the image's own"
+                AppUser::Auto.for_image(Some("1000")),
+                Some("1000:1000".into())
+            );
+            assert_eq!(
+                AppUser::Auto.for_image(Some("1000:0")),
+                Some("1000:1000".into())
+            );
+            assert_eq!(
+                AppUser::Auto.for_image(Some("1000:50")),
+                Some("1000:50".into())
             );
         } else {
             // SAFETY: getuid cannot fail.

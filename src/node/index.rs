@@ -81,20 +81,26 @@ pub async fn record(node: &Node, found: &[Presign]) -> anyhow::Result<usize> {
         if node.store().knows_order(presign.hash)? {
             continue;
         }
+        // An endpoint that does not know the transaction yet (a lagging backend) is asked
+        // again next round; only a transaction that exists and does not decode is unreadable.
         let tx = node
             .sdk
             .chain
             .provider
             .get_transaction_by_hash(presign.tx)
-            .await?;
-        let order = tx.and_then(|tx| {
-            presigns::order_from_input(
-                presign.kind,
-                alloy::consensus::Transaction::input(&tx),
-                presign.hash,
-                &domain,
-            )
-        });
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the RPC node does not know the presign transaction {} yet",
+                    presign.tx
+                )
+            })?;
+        let order = presigns::order_from_input(
+            presign.kind,
+            alloy::consensus::Transaction::input(&tx),
+            presign.hash,
+            &domain,
+        );
         let indexed = IndexedOrder {
             hash: presign.hash,
             kind: presign.kind,

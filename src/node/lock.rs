@@ -42,32 +42,47 @@ pub struct NodeLocks {
     _files: Vec<File>,
 }
 
-/// Takes the node's locks: its state folder (the journal's), its key and its workerpool on the
-/// hub `hub` (those two in `shared`, the runtime folder every node of this user sees). Fails at once, naming the running node, if another holds one.
+/// Takes the node's locks: its state folder (the journal's), its work folder, its keys (owner
+/// and worker) and its workerpool on the hub `hub` (those two in `shared`, the runtime folder every node of this user sees). Fails at once, naming the running node, if another holds one.
 pub fn acquire(
     state_dir: &Path,
     shared: &Path,
     hub: Address,
-    key: Address,
+    keys: &[Address],
     pool: Address,
+    work_dir: &Path,
 ) -> Result<NodeLocks, LockError> {
-    let wanted = [
+    let mut wanted = vec![
         (
             state_dir.join("node.lock"),
             format!("the state folder {}", state_dir.display()),
         ),
         (
-            shared.join(format!("key-{hub}-{key}.lock")),
-            format!("the key {key}"),
-        ),
-        (
             shared.join(format!("pool-{hub}-{pool}.lock")),
             format!("the workerpool {pool}"),
         ),
+        // The work folder names the apps' containers: two nodes on one would remove and pause
+        // each other's apps.
+        (
+            work_dir.join("node.lock"),
+            format!("the work folder {}", work_dir.display()),
+        ),
     ];
+    // The owner key and a separate worker key: each has one nonce sequence.
+    for key in keys {
+        wanted.push((
+            shared.join(format!("key-{hub}-{key}.lock")),
+            format!("the key {key}"),
+        ));
+    }
     let mut files = Vec::with_capacity(wanted.len());
+    let mut taken = std::collections::HashSet::new();
     for (path, what) in wanted {
-        files.push(lock(&path, what)?);
+        // One folder may serve two purposes (the state and the work): one lock for it.
+        let key = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        if taken.insert(key) {
+            files.push(lock(&path, what)?);
+        }
     }
     Ok(NodeLocks { _files: files })
 }

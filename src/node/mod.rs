@@ -70,6 +70,8 @@ pub struct Node {
     pub cursor: Mutex<CursorKeeper>,
     /// Where the catch-up of the order index stands (see [`index`]).
     pub index: Mutex<index::IndexProgress>,
+    /// Requests deferred (their gas does not pay now): not looked at again before this.
+    pub deferred: Mutex<HashMap<crate::poco::OrderHash, std::time::Instant>>,
 }
 
 /// The log watcher's cursor, kept in memory and saved to the journal when a round found
@@ -235,7 +237,7 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
-        self.service.ready(&self.status_line());
+        self.service.status(&self.status_line());
         let mut rounds: u64 = 0;
         let mut paused = false;
         let mut status_at = std::time::Instant::now();
@@ -304,9 +306,10 @@ impl Node {
                         Ok(()) => {
                             node.retry_after.lock().expect("not poisoned").remove(&task);
                         }
-                        Err(error) => {
-                            let error = crate::text::one_line(&format!("{error:#}"), 500);
-                            if worker::give_up_if_late(&node, &record, &error).await {
+                        Err(failure) => {
+                            let error =
+                                crate::text::one_line(&format!("{:#}", failure.error), 500);
+                            if worker::give_up_if_late(&node, &record, &failure.step, &error).await {
                                 node.retry_after.lock().expect("not poisoned").remove(&task);
                             } else {
                                 let wait = {
@@ -414,9 +417,11 @@ impl Node {
     async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
         let cursor = self.cursor.lock().expect("not poisoned").current;
         let found = watcher.poll(cursor).await?;
-        // The order index follows the chain: what a reorg may have taken is read again.
-        if let Some(block) = found.rewound_to {
-            self.store().forget_orders_after(block)?;
+        // The order index follows the chain: what a reorg may have taken is read again. The
+        // rewound cursor is saved first, so a power cut after the forgetting still re-reads.
+        if let Some(rewound) = found.rewound_to {
+            self.save_cursor(rewound)?;
+            self.store().forget_orders_after(rewound.block)?;
         }
         if !found.presigns.is_empty() {
             index::record(&self, &found.presigns).await?;

@@ -188,16 +188,21 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
 /// Looks at every pending request: refuses, defers (the gate says not now) or matches it.
 pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> {
     let pending = node.store().pending_requests()?;
+    let now = std::time::Instant::now();
     for hash in pending {
+        let later = node
+            .deferred
+            .lock()
+            .expect("not poisoned")
+            .get(&hash)
+            .is_some_and(|at| *at > now);
+        if later {
+            continue;
+        }
         match decide_request(node, hash).await {
             Ok(Some(decision)) => {
-                if let RequestDecision::Matched(deal) | RequestDecision::PartlyMatched(deal) =
-                    &decision
-                {
-                    // Our own match: its receipt holds the SchedulerNotice; take the deal now
-                    // instead of waiting for the next log poll.
-                    take_deal(node, *deal).await?;
-                }
+                // Journaled first: a match made is never forgotten, whatever comes next.
+                node.store().decide_request(hash, &decision)?;
                 match &decision {
                     RequestDecision::Matched(deal) => {
                         tracing::info!(request = %hash, %deal, "request matched")
@@ -208,9 +213,24 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
                     RequestDecision::Refused(reason) => {
                         tracing::info!(request = %hash, reason, "request not served")
                     }
+                    RequestDecision::Deferred(reason) => {
+                        node.deferred
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(hash, now + std::time::Duration::from_secs(60));
+                        tracing::info!(request = %hash, reason, "request not served now; looked at again in a minute")
+                    }
                     RequestDecision::Pending => {}
                 }
-                node.store().decide_request(hash, &decision)?;
+                if let RequestDecision::Matched(deal) | RequestDecision::PartlyMatched(deal) =
+                    &decision
+                {
+                    // Our own match: its receipt holds the SchedulerNotice; take the deal now
+                    // instead of waiting for the next log poll. One match per round: the next
+                    // round sees the tasks this one took.
+                    take_deal(node, *deal).await?;
+                    break;
+                }
             }
             Ok(None) => {}
             Err(error) => {
@@ -256,6 +276,15 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         .admit(&estimate(category, volume, Some(request.app)), now_s());
     if !decision.admit {
         tracing::debug!(request = %hash, reasons = ?decision.reasons, "gate says not now");
+        return Ok(None);
+    }
+    // Room: never more unfinished tasks than the node runs at once or bids for, whichever is
+    // more. Without it a large request (or many) would be matched round after round, past
+    // what can be computed before the deadlines, and each task missed costs stake.
+    let room = (node.concurrency() as u64).max(node.settings.node.volume.max(1));
+    let unfinished = node.store().tasks(true)?.len() as u64;
+    if unfinished + volume > room {
+        tracing::debug!(request = %hash, unfinished, room, "no room for more tasks now");
         return Ok(None);
     }
 
@@ -339,7 +368,8 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         _ => None,
     };
     if let Some(reason) = gas_refusal(node, &request, volume, trust, estimate).await? {
-        return Ok(Some(RequestDecision::Refused(reason)));
+        // Fees change: the request is looked at again later, its reason journaled.
+        return Ok(Some(RequestDecision::Deferred(reason)));
     }
     let pool_order = match bid {
         Some(order) if fits(&order) && !remaining(node, &order).await?.is_zero() => order,

@@ -103,6 +103,7 @@ pub async fn wait_ready(
 ) -> bool {
     let mut last = String::new();
     loop {
+        service.alive();
         match preflight(sdk, ipfs, price, volume, engine_socket).await {
             Preflight::Ready => return true,
             Preflight::Wait(reason) => {

@@ -63,7 +63,16 @@ impl ServiceManager {
     /// A round of the node's loop ended; `completed` is whether it did its work. Only a
     /// completed round feeds the watchdog, at most twice per watchdog interval.
     pub fn round(&self, completed: bool) {
-        let Some(interval) = self.watchdog.filter(|_| completed && self.active) else {
+        if completed {
+            self.alive();
+        }
+    }
+
+    /// The node is alive and doing what it should (a completed round, or a wait for the RPC
+    /// node, the engine or gas, which is work too): feeds the watchdog at most twice per
+    /// interval.
+    pub fn alive(&self) {
+        let Some(interval) = self.watchdog.filter(|_| self.active) else {
             return;
         };
         let now = Instant::now();

@@ -19,56 +19,94 @@ use crate::results::archive;
 use crate::storage::ipfs::{callback_results_link, results_link};
 use crate::store::{TaskRecord, TaskStep};
 
+/// A step that failed, and which one (a task moves through several steps in one call).
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The step that was being taken.
+    pub step: TaskStep,
+    /// Why it failed.
+    pub error: anyhow::Error,
+}
+
 /// Takes a task as far as it can go now.
-pub async fn process(node: &Node, record: TaskRecord) -> anyhow::Result<()> {
-    let task = record.task;
+pub async fn process(node: &Node, record: TaskRecord) -> Result<(), StepFailure> {
     let mut step = record.step.clone();
     loop {
-        let next = match &step {
-            TaskStep::New => initialize(node, &record).await?,
-            TaskStep::Initialized => compute(node, &record).await?,
-            TaskStep::Computed { digest, output_dir } => {
-                upload(node, &record, *digest, output_dir).await?
-            }
-            TaskStep::Uploaded {
-                digest,
-                output_dir,
-                cid,
-            } => TaskStep::Finishing {
-                digest: *digest,
-                output_dir: output_dir.clone(),
-                cid: cid.clone(),
-            },
-            TaskStep::Finishing {
-                digest,
-                cid,
-                output_dir,
-            } => finish(node, &record, *digest, cid, output_dir).await?,
-            TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. } => {
-                return Ok(());
-            }
+        let taken = take_step(node, &record, &step).await;
+        let next = match taken {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(()),
+            Err(error) => return Err(StepFailure { step, error }),
         };
         if next == step {
             return Ok(()); // nothing more to do now; the next round looks again
         }
-        {
-            // Someone else (reorg handling) changed the task meanwhile: its word wins.
-            let store = node.store();
-            if store.task(task)?.map(|r| r.step) != Some(step.clone()) {
-                tracing::info!(%task, "the task changed under this worker; leaving it");
-                return Ok(());
-            }
-            store.set_step(task, &next)?;
-        }
-        tracing::info!(%task, step = next.name(), "task step");
-        if let TaskStep::Failed { reason } = &next {
-            tracing::warn!(%task, reason, "task failed on this node");
-        }
-        if next.is_final() {
-            tidy_final(node, &record);
+        match record_step(node, &record, &step, &next) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(error) => return Err(StepFailure { step, error }),
         }
         step = next;
     }
+}
+
+/// The next step from `step`, or `None` when the task is final.
+async fn take_step(
+    node: &Node,
+    record: &TaskRecord,
+    step: &TaskStep,
+) -> anyhow::Result<Option<TaskStep>> {
+    Ok(Some(match step {
+        TaskStep::New => initialize(node, record).await?,
+        TaskStep::Initialized => compute(node, record).await?,
+        TaskStep::Computed { digest, output_dir } => {
+            upload(node, record, *digest, output_dir).await?
+        }
+        TaskStep::Uploaded {
+            digest,
+            output_dir,
+            cid,
+        } => TaskStep::Finishing {
+            digest: *digest,
+            output_dir: output_dir.clone(),
+            cid: cid.clone(),
+        },
+        TaskStep::Finishing {
+            digest,
+            cid,
+            output_dir,
+        } => finish(node, record, *digest, cid, output_dir).await?,
+        TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. } => {
+            return Ok(None);
+        }
+    }))
+}
+
+/// Journals `next` after `step`; false when someone else (reorg handling) changed the task
+/// meanwhile, whose word wins.
+fn record_step(
+    node: &Node,
+    record: &TaskRecord,
+    step: &TaskStep,
+    next: &TaskStep,
+) -> anyhow::Result<bool> {
+    let task = record.task;
+    {
+        let store = node.store();
+        if store.task(task)?.map(|r| r.step) != Some(step.clone()) {
+            tracing::info!(%task, "the task changed under this worker; leaving it");
+            return Ok(false);
+        }
+        store.set_step(task, next)?;
+    }
+    tracing::info!(%task, step = next.name(), "task step");
+    if let TaskStep::Failed { reason } = next {
+        tracing::warn!(%task, reason, "task failed on this node");
+    }
+    if next.is_final() {
+        tidy_final(node, record);
+    }
+    Ok(true)
 }
 
 /// What follows a task's last step on this node: the gate stops planning for it (a no-op when
@@ -79,7 +117,12 @@ fn tidy_final(node: &Node, record: &TaskRecord) {
         .gate
         .task_finished(&record.task.to_string(), crate::energy::sample::unix_now());
     let folder = task_dir(node, record);
-    let _ = std::fs::remove_dir_all(&folder);
+    crate::executor::output::reopen_folders(&folder);
+    if let Err(error) = std::fs::remove_dir_all(&folder)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(task = %record.task, folder = %folder.display(), %error, "the task's folder could not be removed");
+    }
     if let Ok(Some(receipt)) = node.store().receipt(record.task) {
         let output = folder.join("output");
         let _ = std::fs::create_dir_all(&output)
@@ -87,34 +130,56 @@ fn tidy_final(node: &Node, record: &TaskRecord) {
     }
 }
 
-/// After a failed step: when the task's contribution deadline has passed and nothing was
-/// contributed yet, retrying cannot help any more. The task then fails with the error that
-/// kept it back (not a vague "the deadline passed"), and true is returned.
-pub async fn give_up_if_late(node: &Node, record: &TaskRecord, error: &str) -> bool {
-    let before_contribution = matches!(
-        record.step,
-        TaskStep::Initialized | TaskStep::Computed { .. } | TaskStep::Uploaded { .. }
-    );
-    if !before_contribution {
-        return false;
-    }
+/// After `failed` failed: when nothing can be contributed any more (the task's contribution
+/// deadline has passed before a contribution, or, for a task not yet initialized, its deal's
+/// final deadline), retrying cannot help. The task then fails with the error that kept it
+/// back (not a vague "the deadline passed"), and true is returned.
+pub async fn give_up_if_late(
+    node: &Node,
+    record: &TaskRecord,
+    failed: &TaskStep,
+    error: &str,
+) -> bool {
     let poco = node.sdk.poco();
-    let (Ok(task), Ok(now)) = (poco.task(record.task).await, poco.now().await) else {
+    let Ok(now) = poco.now().await else {
         return false; // the chain does not answer: nothing to decide now
     };
-    if task.contributionDeadline.is_zero() || U256::from(now) < task.contributionDeadline {
+    let now = U256::from(now);
+    let late = match failed {
+        TaskStep::Initialized | TaskStep::Computed { .. } | TaskStep::Uploaded { .. } => match poco
+            .task(record.task)
+            .await
+        {
+            Ok(task) => !task.contributionDeadline.is_zero() && now >= task.contributionDeadline,
+            Err(_) => return false,
+        },
+        TaskStep::New => match poco.deal(record.deal).await {
+            Ok(Some(deal)) => {
+                let time_ref = Category::standard(deal.category.saturating_to())
+                    .map(|c| c.time_ref_s)
+                    .unwrap_or(u64::MAX / 64);
+                let final_deadline = deal.startTime.saturating_add(U256::from(
+                    time_ref.saturating_mul(crate::poco::category::FINAL_DEADLINE_RATIO),
+                ));
+                now >= final_deadline
+            }
+            _ => return false,
+        },
+        _ => false,
+    };
+    if !late {
         return false;
     }
     let step = TaskStep::Failed {
         reason: format!(
-            "the contribution deadline passed while the {} step kept failing: {error}",
-            record.step.name()
+            "the deadline passed while the {} step kept failing: {error}",
+            failed.name()
         ),
     };
     let changed = {
         let store = node.store();
         match store.task(record.task) {
-            Ok(Some(current)) if current.step == record.step => {
+            Ok(Some(current)) if &current.step == failed => {
                 store.set_step(record.task, &step).is_ok()
             }
             _ => false,
