@@ -103,6 +103,11 @@ async fn an_image_retagged_after_the_match_fails_its_task_at_once_with_the_real_
     );
     let config = node_config(&t, pool, "[gate]\nsource = \"always\"");
     with_node_settings(&config, "concurrency = 1");
+    // Room for two unfinished tasks, so the second request is matched while the first runs
+    // and the image can be retagged between its match and its run.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("volume = 1\n"), "{text}");
+    std::fs::write(&config, text.replace("volume = 1\n", "volume = 2\n")).unwrap();
     let node = spawn_node(&t, &config, &t.dir.path().join("node.log"), None);
     let busy = common::node::submit_request(&t, napper, "8", &[]);
     wait_log(&t, "running the app", 1, Duration::from_secs(120)).await;
@@ -123,6 +128,11 @@ async fn an_image_retagged_after_the_match_fails_its_task_at_once_with_the_real_
         )
         .await
         .unwrap();
+    assert_eq!(
+        node_log(&t).matches("running the app").count(),
+        1,
+        "the retagged app started before the test could retag it; the test proves nothing"
+    );
     wait_completed(&t, busy, Duration::from_secs(120)).await;
     wait_log(&t, "task failed on this node", 1, Duration::from_secs(60)).await;
     let log = node_log(&t);
