@@ -276,3 +276,28 @@ async fn watching_a_task_that_never_appears_ends_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_with_its_usual_status() {
+    // `pew … | true`: the reader is gone before pew prints its answer.
+    let home = tempfile::tempdir().unwrap();
+    let folder = home.path().join("out");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("result.txt"), b"sunny").unwrap();
+    std::fs::write(
+        folder.join("computed.json"),
+        br#"{"deterministic-output-path": "/iexec_out/result.txt"}"#,
+    )
+    .unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = pew_offline(home.path())
+        .args(["result", "digest", folder.to_str().unwrap()])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -181,6 +181,9 @@ impl Inner {
     fn succeeded(&self, index: usize) {
         let mut state = self.lock();
         if state.current == index {
+            if state.failures > 0 {
+                tracing::info!(endpoint = %shown(&self.urls[index]), "RPC endpoint answers again");
+            }
             state.failures = 0;
         }
     }
@@ -192,6 +195,15 @@ impl Inner {
             return; // another request already moved on
         }
         state.failures += 1;
+        if state.failures == 1 {
+            // The first failure of a streak is worth a line: an outage retried in silence
+            // looks like a hang. The rest of the streak stays quiet until a switch or recovery.
+            tracing::warn!(
+                endpoint = %shown(&self.urls[index]),
+                error = %crate::text::one_line(&error.to_string(), 200),
+                "RPC endpoint did not answer; retrying"
+            );
+        }
         if state.failures < SWITCH_AFTER || self.urls.len() < 2 {
             return;
         }

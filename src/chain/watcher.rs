@@ -49,6 +49,18 @@ pub enum WatchError {
     /// The RPC node failed.
     #[error("reading the chain: {0}")]
     Rpc(String),
+    /// The chain's head is below the last block read, and that block is unknown: an endpoint
+    /// that lags, or a reorg onto a shorter branch. Only time tells them apart: the caller
+    /// waits, then calls [`Watcher::poll_rewinding`] if the head stays below.
+    #[error(
+        "the RPC node's head {head} is below block {block}, the last one read: it lags, or the chain reorganised onto a shorter branch"
+    )]
+    HeadBelowCursor {
+        /// The last block read.
+        block: u64,
+        /// The head the endpoint reports.
+        head: u64,
+    },
 }
 
 /// Follows the hub's logs for one workerpool.
@@ -88,6 +100,16 @@ impl Watcher {
     /// Reads the next range of logs after `cursor` (none: from `start_block`); the new cursor
     /// is in the answer.
     pub async fn poll(&self, cursor: Option<Cursor>) -> Result<Found, WatchError> {
+        self.read(cursor, false).await
+    }
+
+    /// Like [`Watcher::poll`], with the block under `cursor` taken as gone: for a head that
+    /// stayed below the cursor longer than any endpoint lags (a reorg onto a shorter branch).
+    pub async fn poll_rewinding(&self, cursor: Cursor) -> Result<Found, WatchError> {
+        self.read(Some(cursor), true).await
+    }
+
+    async fn read(&self, cursor: Option<Cursor>, gone: bool) -> Result<Found, WatchError> {
         let mut found = Found {
             cursor,
             ..Found::default()
@@ -98,11 +120,24 @@ impl Watcher {
         if let Some(Cursor { block, hash }) = cursor {
             // A block the endpoint does not know (a load-balanced public endpoint's backend
             // that lags) says nothing about a reorg: try again next round.
-            let actual = self.block_hash(block).await?.ok_or_else(|| {
-                WatchError::Rpc(format!("the RPC node does not know block {block} yet"))
-            })?;
-            if actual != hash {
+            let actual = match self.block_hash(block).await? {
+                Some(actual) => Some(actual),
+                None if gone => None,
+                None if latest < block => {
+                    return Err(WatchError::HeadBelowCursor {
+                        block,
+                        head: latest,
+                    });
+                }
+                None => {
+                    return Err(WatchError::Rpc(format!(
+                        "the RPC node does not know block {block} yet"
+                    )));
+                }
+            };
+            if actual != Some(hash) {
                 let rewound = block
+                    .min(latest)
                     .saturating_sub(self.reorg_depth)
                     .max(self.start_block.saturating_sub(1));
                 tracing::warn!(

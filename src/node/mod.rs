@@ -17,7 +17,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 
-use crate::chain::watcher::Watcher;
+use crate::chain::watcher::{WatchError, Watcher};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::poco::{Category, Nrlc, TaskId};
@@ -85,7 +85,14 @@ pub struct CursorKeeper {
     pub current: Option<crate::chain::watcher::Cursor>,
     saved: Option<crate::chain::watcher::Cursor>,
     saved_at: std::time::Instant,
+    /// Since when the chain's head has stayed below the cursor's block, and that block.
+    head_below: Option<(u64, std::time::Instant)>,
 }
+
+/// How long the chain's head may stay below the last block read before the node takes it for
+/// a reorg onto a shorter branch rather than an endpoint that lags (public endpoints behind a
+/// load balancer lag by seconds, not by this).
+pub const HEAD_BELOW_PATIENCE: Duration = Duration::from_secs(20);
 
 /// The longest an idle node keeps its cursor unsaved.
 pub const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(300);
@@ -97,7 +104,24 @@ impl CursorKeeper {
             current: saved,
             saved,
             saved_at: std::time::Instant::now(),
+            head_below: None,
         }
+    }
+
+    /// Notes that the head is below the cursor's `block`; returns for how long it has been.
+    pub fn head_below(&mut self, block: u64) -> Duration {
+        match self.head_below {
+            Some((seen, since)) if seen == block => since.elapsed(),
+            _ => {
+                self.head_below = Some((block, std::time::Instant::now()));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Notes that a poll read the chain under the cursor normally.
+    pub fn head_known(&mut self) {
+        self.head_below = None;
     }
 
     /// Takes the cursor after a poll; returns the one to save now, if any.
@@ -416,7 +440,25 @@ impl Node {
     /// One round: read new logs, keep the bid as the gate says, decide requests, take deals.
     async fn step(self: Arc<Self>, watcher: &Watcher) -> anyhow::Result<()> {
         let cursor = self.cursor.lock().expect("not poisoned").current;
-        let found = watcher.poll(cursor).await?;
+        let found = match watcher.poll(cursor).await {
+            Err(WatchError::HeadBelowCursor { block, head }) => {
+                let waited = self.cursor.lock().expect("not poisoned").head_below(block);
+                match cursor {
+                    Some(cursor) if waited >= HEAD_BELOW_PATIENCE => {
+                        tracing::warn!(
+                            block,
+                            head,
+                            waited_s = waited.as_secs(),
+                            "the head stays below the last block read: taking it as a reorg"
+                        );
+                        watcher.poll_rewinding(cursor).await?
+                    }
+                    _ => return Err(WatchError::HeadBelowCursor { block, head }.into()),
+                }
+            }
+            other => other?,
+        };
+        self.cursor.lock().expect("not poisoned").head_known();
         // The order index follows the chain: what a reorg may have taken is read again. The
         // rewound cursor is saved first, so a power cut after the forgetting still re-reads.
         if let Some(rewound) = found.rewound_to {
@@ -511,5 +553,29 @@ mod tests {
         assert_eq!(keeper.advance(at(13), true), None, "nothing new to save");
         keeper.saved_at -= CURSOR_SAVE_EVERY;
         assert_eq!(keeper.advance(at(14), false), at(14), "due after a while");
+    }
+
+    #[test]
+    fn a_head_below_the_cursor_is_timed_from_its_first_sight_and_forgotten_once_read() {
+        let mut keeper = CursorKeeper::new(at(10));
+        assert_eq!(keeper.head_below(10), Duration::ZERO);
+        let since = keeper.head_below.unwrap().1;
+        keeper.head_below = Some((10, since - HEAD_BELOW_PATIENCE));
+        assert!(
+            keeper.head_below(10) >= HEAD_BELOW_PATIENCE,
+            "the same block: time adds up"
+        );
+        assert_eq!(
+            keeper.head_below(11),
+            Duration::ZERO,
+            "another block: counted anew"
+        );
+        keeper.head_below = Some((11, since - HEAD_BELOW_PATIENCE));
+        keeper.head_known();
+        assert_eq!(
+            keeper.head_below(11),
+            Duration::ZERO,
+            "a normal poll in between: anew"
+        );
     }
 }

@@ -132,6 +132,12 @@ pub async fn advance_chain_time(t: &TestDevnet, seconds: u64) {
 pub fn node_config(t: &TestDevnet, pool: Address, gate: &str) -> PathBuf {
     let dir = t.dir.path();
     let path = dir.join("node.toml");
+    // Tests run side by side: a node without an API of its own does not take the default port.
+    let api = if gate.contains("[api]") {
+        ""
+    } else {
+        "[api]\nlisten = \"\"\n"
+    };
     let text = format!(
         r#"
 [node]
@@ -146,7 +152,7 @@ stop_grace_s = 30
 work_dir = "{work}"
 
 {gate}
-"#,
+{api}"#,
         journal = dir.join("journal.sqlite").display(),
         work = dir.join("work").display(),
     );
