@@ -2,9 +2,11 @@
 //! Raspberry Pis, and the requester's SDK and CLI. See `docs/architecture.md` for the map.
 #![warn(missing_docs)]
 
-pub mod api;
+pub mod abi;
+pub mod admission;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod devnet;
 pub mod energy;
@@ -14,10 +16,8 @@ pub mod files;
 pub mod node;
 pub mod poco;
 pub mod results;
-pub mod scheduler;
 pub mod sdk;
 pub mod storage;
-pub mod store;
 pub mod text;
 pub mod tools;
 pub mod wallet;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::ProviderBuilder;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::abi::IexecInterfaceToken as Hub;
 use pew::devnet::DevnetInfo;
 
 /// `pew` with free ports for everything, so tests can run side by side.
@@ -103,7 +103,7 @@ async fn detached_devnet_serves_poco_and_ipfs_and_down_leaves_no_process() {
     assert_eq!(hub.token().call().await.unwrap(), info.rlc);
     assert_eq!(hub.appregistry().call().await.unwrap(), info.app_registry);
     // Every dev account but the deployer holds 1 000 000 RLC.
-    let rlc = pew::chain::bindings::RLC::new(info.rlc, &provider);
+    let rlc = pew::abi::RLC::new(info.rlc, &provider);
     let balance = rlc
         .balanceOf(info.accounts[5].address)
         .call()

@@ -12,7 +12,7 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use common::deals::*;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::abi::IexecInterfaceToken as Hub;
 
 /// A trace in three acts, one trace minute per row: 20 minutes of night with the battery under
 /// its reserve, 60 minutes of sun with the battery well above it, then night again.

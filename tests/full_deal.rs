@@ -9,12 +9,12 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::Signer;
 use alloy::sol_types::SolEvent;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
-use pew::chain::bindings::IexecLibOrders_v5::{
+use pew::abi::IexecInterfaceToken as Hub;
+use pew::abi::IexecLibOrders_v5::{
     AppOrder, AppOrderOperation, DatasetOrder, RequestOrder, RequestOrderOperation,
     WorkerpoolOrder, WorkerpoolOrderOperation,
 };
-use pew::chain::bindings::{AppRegistry, RLC, WorkerpoolRegistry};
+use pew::abi::{AppRegistry, RLC, WorkerpoolRegistry};
 use sha2::Digest;
 
 const APP_PRICE: u64 = 200_000_000; // 0.2 RLC

@@ -169,7 +169,8 @@ async fn a_request_larger_than_the_bid_is_matched_again_until_its_volume_is_done
         "only the first part was matched before the stop"
     );
     {
-        let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+        let journal =
+            pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
         assert_eq!(journal.pending_requests().unwrap(), [request]);
         assert_eq!(journal.matched_requests().unwrap().len(), 1);
     }
@@ -244,7 +245,7 @@ async fn a_closed_log_pipe_neither_stops_nor_kills_the_node() {
     let status = stop(node).await;
     assert!(status.success(), "{status:?}");
     // The bid was closed on the way out: nothing of ours is left to match.
-    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let journal = pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
     assert_eq!(journal.get("bid_order").unwrap(), None);
 }
 

@@ -20,7 +20,7 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use common::TestDevnet;
 use common::deals::*;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::abi::IexecInterfaceToken as Hub;
 use pew::poco::OrderHash;
 
 fn start_node(t: &TestDevnet, config: &Path, failpoint: Option<&str>) -> Child {
@@ -90,7 +90,7 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
 
     // Every transaction is in the journal, with its final state. The chain can show the task
     // COMPLETED a moment before the node has polled the receipt, so wait for the entry to settle.
-    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let journal = pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
     let settle_by = std::time::Instant::now() + Duration::from_secs(30);
     let (transactions, contribution) = loop {
         let transactions = journal.transactions().unwrap();
@@ -237,7 +237,8 @@ async fn a_node_killed_at_any_step_completes_the_task_with_one_contribution_afte
         assert!(stop(node).await.success());
         if point == "sent:contributeAndFinalize" {
             // Killed between sending and mining: the restart settles the journal entry.
-            let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+            let journal =
+                pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
             let entries = journal.transactions().unwrap();
             let contributions: Vec<_> = entries
                 .iter()
@@ -298,7 +299,7 @@ async fn a_reorg_that_removes_the_deal_is_survived_and_the_task_done_again() {
 
     // The journal follows the chain: a transaction it calls mined has its receipt on the
     // chain as it is now; those the reorg took away are dropped (or were mined again).
-    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let journal = pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
     let mut dropped = 0;
     for entry in journal.transactions().unwrap() {
         let hashes: Vec<alloy::primitives::B256> = entry
@@ -537,7 +538,7 @@ async fn a_trust_2_task_is_contributed_revealed_and_finalized_even_across_a_cras
         let logs = t.reader().get_logs(&filter).await.unwrap();
         assert_eq!(logs.len(), 1, "{name}");
     }
-    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let journal = pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
     let labels: Vec<String> = journal
         .transactions()
         .unwrap()

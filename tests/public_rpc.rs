@@ -200,7 +200,7 @@ async fn the_order_index_catch_up_resumes_after_a_sigkill() {
             "the catch-up never started; log:\n{}",
             node_log(&t)
         );
-        if let Ok(journal) = pew::store::Store::open(&journal_path)
+        if let Ok(journal) = pew::node::journal::Journal::open(&journal_path)
             && let Ok(Some(at)) = journal.get("index_at")
             && let Ok(at) = at.parse::<u64>()
             && at > 2_000
@@ -249,7 +249,7 @@ async fn a_task_whose_gas_costs_more_than_it_pays_is_declined_with_its_reason() 
     with_node_settings(&config, "rlc_per_eth = 1.0\nmin_margin = 0.1");
     let node = start_node(&t, &config, &[&t.info().rpc_url]);
     let request = common::node::submit_request(&t, app, "too cheap", &[]);
-    let journal = pew::store::Store::open(&t.dir.path().join("journal.sqlite")).unwrap();
+    let journal = pew::node::journal::Journal::open(&t.dir.path().join("journal.sqlite")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let reason = loop {
         assert!(
@@ -257,7 +257,9 @@ async fn a_task_whose_gas_costs_more_than_it_pays_is_declined_with_its_reason() 
             "never decided; log:\n{}",
             node_log(&t)
         );
-        if let Ok(Some(pew::store::RequestDecision::Deferred(reason))) = journal.request(request) {
+        if let Ok(Some(pew::node::journal::RequestDecision::Deferred(reason))) =
+            journal.request(request)
+        {
             break reason;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

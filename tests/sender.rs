@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
-use pew::chain::bindings::{IexecInterfaceToken as Hub, RLC};
+use pew::abi::{IexecInterfaceToken as Hub, RLC};
 use pew::chain::sender::{SendPolicy, TxError, TxSender};
 
 fn fast_policy() -> SendPolicy {

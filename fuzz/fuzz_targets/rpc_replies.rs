@@ -8,7 +8,7 @@ use alloy::primitives::{Address, B256, address};
 use alloy::rpc::types::{Log, TransactionReceipt};
 use alloy::sol_types::SolEvent;
 use libfuzzer_sys::fuzz_target;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::abi::IexecInterfaceToken as Hub;
 use pew::chain::presigns::{OrderKind, PresignedOrder, order_from_input, presign_of};
 use pew::poco::OrderHash;
 use pew::poco::order::domain;

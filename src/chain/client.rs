@@ -14,9 +14,9 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use serde::Serialize;
 
-use super::bindings::IexecInterfaceToken;
 use super::rpc::Endpoints;
 use super::sender::{SendPolicy, TxSender};
+use crate::abi::IexecInterfaceToken;
 
 /// Everything needed to reach one PoCo deployment.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{Provider, ProviderBuilder};
 use serde::Serialize;
 
-use super::bindings::IexecInterfaceToken;
+use crate::abi::IexecInterfaceToken;
 
 /// One work category as stored on chain.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use alloy::providers::DynProvider;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::{SolCall, SolEvent};
 
-use super::bindings::IexecInterfaceToken as Hub;
-use super::bindings::IexecLibCore_v5;
 use super::client::Chain;
 use super::sender::{TxError, TxSender};
+use crate::abi::IexecInterfaceToken as Hub;
+use crate::abi::IexecLibCore_v5;
 use crate::poco::ids::{DealId, OrderHash, TaskId, task_id};
 use crate::poco::order::{
     self, AppOrder, DatasetOrder, OrderOperation, RequestOrder, Signed, WorkerpoolOrder,

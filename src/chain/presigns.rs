@@ -9,7 +9,7 @@ use alloy::rpc::types::Log;
 use alloy::sol_types::{Eip712Domain, SolCall, SolEvent, SolValue};
 use serde::{Deserialize, Serialize};
 
-use super::bindings::IexecInterfaceToken as Hub;
+use crate::abi::IexecInterfaceToken as Hub;
 use crate::poco::OrderHash;
 use crate::poco::order::{AppOrder, DatasetOrder, Order, RequestOrder, Signed, WorkerpoolOrder};
 

@@ -6,7 +6,7 @@
 
 use alloy::sol_types::{SolError, SolInterface};
 
-use super::bindings::IexecInterfaceToken;
+use crate::abi::IexecInterfaceToken;
 
 /// Explains what known `iExecV5-matchOrders-0xNN` codes mean (PROTOCOL.md §4).
 fn explain_match_code(code: &str) -> Option<&'static str> {

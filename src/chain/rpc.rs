@@ -212,7 +212,7 @@ impl Inner {
             from: shown(&self.urls[index]),
             to: shown(&self.urls[next]),
             reason: crate::text::one_line(&error.to_string(), 200),
-            at_s: crate::energy::sample::unix_now() as u64,
+            at_s: crate::clock::unix_now() as u64,
         };
         tracing::warn!(from = %switch.from, to = %switch.to, reason = %switch.reason, "RPC endpoint switched");
         state.current = next;

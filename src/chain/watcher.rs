@@ -10,8 +10,8 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolEvent;
 
-use super::bindings::IexecInterfaceToken as Hub;
 use super::logs;
+use crate::abi::IexecInterfaceToken as Hub;
 use crate::poco::{DealId, OrderHash};
 
 /// Where the watcher stopped reading: the last block read and its hash.

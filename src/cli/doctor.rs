@@ -142,7 +142,7 @@ pub async fn run(
 }
 
 fn check_clock(settings: &Settings, report: &mut Report) {
-    let now = crate::energy::sample::unix_now();
+    let now = crate::clock::unix_now();
     if now < crate::energy::gate::SANE_WALL_CLOCK_S {
         // Only the energy gate refuses work on such a clock; the others run, wrongly dated.
         let outcome = if crate::node::gate_source(settings) == "energy" {
@@ -416,7 +416,7 @@ fn energy(settings: &Settings, report: &mut Report) {
         return;
     }
     let energy = &settings.energy;
-    let now = crate::energy::sample::unix_now();
+    let now = crate::clock::unix_now();
     // A running node owns the source (a serial port has one reader): ask its status file.
     if let Some(live) = crate::energy::live::running_node(&settings.node_status_file(), now) {
         report.add(

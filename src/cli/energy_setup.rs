@@ -10,11 +10,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::context::print;
+use crate::clock::unix_now;
 use crate::config::{CONFIG_ENV, Settings};
 use crate::energy::runtime::{
     Prepared, configured_site, first_reading, gate_config, open_source, prepare,
 };
-use crate::energy::sample::unix_now;
 
 /// Opens the configured source and answers with the gate's view of now.
 pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode> {

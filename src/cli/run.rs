@@ -12,10 +12,10 @@ use crate::chain::client::parse_address;
 use crate::chain::watcher::Watcher;
 use crate::config::Settings;
 use crate::executor::Executor;
+use crate::node::journal::Journal;
 use crate::node::{self, Node};
 use crate::poco::{Category, Nrlc};
 use crate::storage::ipfs::IpfsClient;
-use crate::store::Store;
 
 /// Runs the node until a stop signal.
 pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -59,7 +59,8 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
             "executor.user = \"root\": apps run as root in their containers; no iExec app needs it (set executor.user = \"\")"
         );
     }
-    let node::GateChoice { gate, mut energy } = node::gate_from_settings(settings, node::now_s())?;
+    let node::GateChoice { gate, mut energy } =
+        node::gate_from_settings(settings, crate::clock::unix_now_s())?;
 
     let power_off = Arc::new(Mutex::new(None::<String>));
     {
@@ -85,9 +86,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if let Some(reason) =
-                    crate::scheduler::gate::AdmissionGate::power_off_reason(&*gate)
-                {
+                if let Some(reason) = crate::admission::AdmissionGate::power_off_reason(&*gate) {
                     tracing::warn!(%reason, "energy: stopping the node to power off");
                     *power_off.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
                     let _ = stop_tx.send(true);
@@ -119,7 +118,7 @@ pub async fn run(globals: &Globals, settings: &Settings) -> anyhow::Result<ExitC
     // The watcher looks twice a second: a request made in the last moments is read here.
     let late = energy
         .as_ref()
-        .and_then(|r| crate::scheduler::gate::AdmissionGate::power_off_reason(&*r.gate));
+        .and_then(|r| crate::admission::AdmissionGate::power_off_reason(&*r.gate));
     let reason = power_off
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -140,7 +139,7 @@ struct Plan {
     pool: alloy::primitives::Address,
     price: Nrlc,
     category: Category,
-    gate: Box<dyn crate::scheduler::gate::AdmissionGate>,
+    gate: Box<dyn crate::admission::AdmissionGate>,
     service: Arc<node::systemd::ServiceManager>,
 }
 
@@ -208,10 +207,11 @@ async fn serve(
     if orphans > 0 {
         tracing::info!(orphans, "removed app containers left by an earlier run");
     }
-    let store = Store::open(&settings.node.journal)?;
+    let store = Journal::open(&settings.node.journal)?;
     let saved_cursor = store.cursor()?;
-    let tx_log: Arc<dyn crate::chain::sender::TxLog> =
-        Arc::new(crate::store::JournalTxLog::open(&settings.node.journal)?);
+    let tx_log: Arc<dyn crate::chain::sender::TxLog> = Arc::new(
+        crate::node::journal::JournalTxLog::open(&settings.node.journal)?,
+    );
     sdk.set_tx_log(tx_log.clone());
     let vanished = node::vanished_in_journal(&store)?;
     let settled = node::startup::reconcile_transactions(&sdk, &store).await?;
@@ -264,7 +264,7 @@ async fn serve(
         owner,
         worker,
         pool,
-        store: Mutex::new(store),
+        journal: Mutex::new(store),
         executor,
         ipfs,
         gate,
@@ -325,7 +325,11 @@ async fn start_api(
     match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {
             tracing::info!("HTTP API on http://{listen}/ (/health, /metrics, /status)");
-            tokio::spawn(crate::api::serve(listener, node.clone(), stop_rx.clone()));
+            tokio::spawn(crate::node::api::serve(
+                listener,
+                node.clone(),
+                stop_rx.clone(),
+            ));
         }
         Err(error) => tracing::warn!(
             listen,

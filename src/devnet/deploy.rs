@@ -18,7 +18,7 @@ use alloy::sol;
 use alloy::sol_types::{SolCall, SolValue};
 use serde::Deserialize;
 
-use crate::chain::bindings::{AppRegistry, IexecInterfaceToken, RLC};
+use crate::abi::{AppRegistry, IexecInterfaceToken, RLC};
 
 /// The Arbitrum facet set, in upstream's deployment order (the two Boost facets are not
 /// deployed on Arbitrum, so they are not deployed here either).

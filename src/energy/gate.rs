@@ -8,7 +8,7 @@
 //! node's durations (run times, deadlines) are scaled by N on the way in.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,7 +17,7 @@ use super::battery::{BatterySpec, Estimator};
 use super::budget::{BatteryModel, BudgetInput, Hysteresis, PlannedJob, Verdict};
 use super::forecast::{Forecast, Forecaster, WeatherForecast, planning_pv};
 use super::sample::Sample;
-use crate::scheduler::gate::{AdmissionGate, Decision, TaskEstimate};
+use crate::admission::{AdmissionGate, Decision, TaskEstimate};
 
 /// Maps wall time to energy time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -757,30 +757,6 @@ impl AdmissionGate for EnergyGate {
 
     fn status(&self, now_s: u64) -> serde_json::Value {
         self.status_at(now_s as f64)
-    }
-}
-
-impl<T: AdmissionGate> AdmissionGate for Arc<T> {
-    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
-        (**self).admit(estimate, now_s)
-    }
-    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
-        (**self).task_admitted(task, estimate, now_s)
-    }
-    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
-        (**self).task_started(task, estimate, now_s)
-    }
-    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
-        (**self).task_finished(task, now_s)
-    }
-    fn power_off_reason(&self) -> Option<String> {
-        (**self).power_off_reason()
-    }
-    fn pause_reason(&self) -> Option<String> {
-        (**self).pause_reason()
-    }
-    fn status(&self, now_s: u64) -> serde_json::Value {
-        (**self).status(now_s)
     }
 }
 

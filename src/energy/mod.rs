@@ -6,7 +6,7 @@
 //! - [`battery`]: the state-of-charge estimator (coulomb counting with voltage resets).
 //! - [`forecast`]: clear-sky model, Open-Meteo, online correction, P10/P50/P90.
 //! - [`budget`]: the pure admission check (deadlines, forecast quantile, battery floor).
-//! - [`gate`]: the node's [`AdmissionGate`](crate::scheduler::gate::AdmissionGate) built on it.
+//! - [`gate`]: the node's [`AdmissionGate`](crate::admission::AdmissionGate) built on it.
 //! - [`live`]: the running node's status, published for `pew energy status`.
 //! - [`simulate`]: replays a trace and a job stream through the admission code.
 

@@ -14,8 +14,9 @@ use super::budget::BatteryModel;
 use super::forecast::open_meteo::OpenMeteo;
 use super::forecast::{Forecaster, Site};
 use super::gate::{Clock, EnergyGate, GateConfig, PersistentState};
-use super::sample::{EnergySource, Sample, SourceError, unix_now};
+use super::sample::{EnergySource, Sample, SourceError};
 use super::sources;
+use crate::clock::unix_now;
 use crate::config::{EnergySettings, Settings};
 
 /// The site in the configuration.
@@ -476,9 +477,9 @@ fn monitor(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::AdmissionGate;
     use crate::energy::sources::fakes::FakeWittyPi;
     use crate::energy::sources::wittypi::WittyPi;
-    use crate::scheduler::gate::AdmissionGate;
 
     #[test]
     fn the_board_gets_its_fallback_and_a_low_voltage_flag_stops_the_node() {

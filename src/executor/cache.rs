@@ -25,12 +25,7 @@ pub struct ImageCache {
     entries: BTreeMap<String, CacheEntry>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
+use crate::clock::unix_now_s as now;
 
 impl ImageCache {
     /// Loads the record at `path` (empty if absent or unreadable: the worst case is that an

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::Node;
 use crate::chain::presigns::{self, OrderKind, Presign, PresignedOrder};
+use crate::node::journal::{IndexedOrder, Journal};
 use crate::poco::OrderHash;
-use crate::store::{IndexedOrder, Store};
 
 const INDEX_AT: &str = "index_at";
 const INDEX_UNTIL: &str = "index_until";
@@ -49,7 +49,7 @@ impl IndexProgress {
 /// Sets up (or resumes) the catch-up: from `floor` to the block before `watcher_first`, the
 /// first block the watcher reads on this journal. Kept in the journal, so a restart (or a
 /// power cut mid-way) resumes where it was.
-pub fn prepare(store: &Store, floor: u64, watcher_first: u64) -> anyhow::Result<IndexProgress> {
+pub fn prepare(store: &Journal, floor: u64, watcher_first: u64) -> anyhow::Result<IndexProgress> {
     let until = match store.get(INDEX_UNTIL)?.and_then(|v| v.parse::<u64>().ok()) {
         Some(until) => until,
         None => {
@@ -78,7 +78,7 @@ pub async fn record(node: &Node, found: &[Presign]) -> anyhow::Result<usize> {
     let domain = node.sdk.chain.domain();
     let mut added = 0;
     for presign in found {
-        if node.store().knows_order(presign.hash)? {
+        if node.journal().knows_order(presign.hash)? {
             continue;
         }
         // An endpoint that does not know the transaction yet (a lagging backend) is asked
@@ -108,7 +108,7 @@ pub async fn record(node: &Node, found: &[Presign]) -> anyhow::Result<usize> {
             tx: presign.tx,
             order,
         };
-        if node.store().put_order(&indexed)? {
+        if node.journal().put_order(&indexed)? {
             added += 1;
         }
     }
@@ -142,7 +142,7 @@ pub async fn catch_up(node: &Node) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let found: Vec<Presign> = logs.iter().filter_map(presigns::presign_of).collect();
     record(node, &found).await?;
-    node.store().set(INDEX_AT, &(to + 1).to_string())?;
+    node.journal().set(INDEX_AT, &(to + 1).to_string())?;
     let mut shared = node.index.lock().expect("not poisoned");
     shared.at = to + 1;
     shared.complete = shared.at > shared.until;
@@ -180,7 +180,7 @@ fn announce(progress: &IndexProgress) {
 /// A request order from the index: `Ok(None)` when it is not indexed yet, an error message
 /// when it is indexed but cannot be served (presigned through a contract).
 pub fn request_order(
-    store: &Store,
+    store: &Journal,
     hash: OrderHash,
 ) -> anyhow::Result<Option<Result<crate::poco::order::RequestOrder, String>>> {
     Ok(store.order(hash)?.map(|indexed| match indexed.order {
@@ -195,7 +195,7 @@ pub fn request_order(
 
 /// The app orders (with their hashes) the index holds for `app`, oldest first.
 pub fn app_orders(
-    store: &Store,
+    store: &Journal,
     app: alloy::primitives::Address,
 ) -> anyhow::Result<Vec<(OrderHash, crate::poco::order::AppOrder)>> {
     Ok(store
@@ -210,7 +210,7 @@ pub fn app_orders(
 
 /// The dataset orders (with their hashes) the index holds for `dataset`, oldest first.
 pub fn dataset_orders(
-    store: &Store,
+    store: &Journal,
     dataset: alloy::primitives::Address,
 ) -> anyhow::Result<Vec<(OrderHash, crate::poco::order::DatasetOrder)>> {
     Ok(store
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn the_catch_up_range_is_kept_and_resumed_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let store = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let first = prepare(&store, 100, 1_000).unwrap();
         assert_eq!(
             (first.floor, first.at, first.until, first.complete),
@@ -244,7 +244,7 @@ mod tests {
         store.set(INDEX_AT, "1000").unwrap();
         assert!(prepare(&store, 100, 5_000).unwrap().complete);
         // A watcher that starts at the floor leaves nothing to catch up.
-        let fresh = Store::open(&dir.path().join("k.sqlite")).unwrap();
+        let fresh = Journal::open(&dir.path().join("k.sqlite")).unwrap();
         assert!(prepare(&fresh, 0, 0).unwrap().complete);
         // chain.log_from_block raised above where the catch-up was: it starts at the floor.
         let raised = prepare(&store, 2_000, 5_000).unwrap();

@@ -3,7 +3,10 @@
 //! its journaled steps (compute, upload, contribute-and-finalize) with a bounded number at once.
 //! Everything the node does is in the journal first, so a power cut is resumed, not repeated.
 
+pub mod api;
+pub mod heartbeat;
 pub mod index;
+pub mod journal;
 pub mod lock;
 mod scheduler;
 pub mod startup;
@@ -17,14 +20,14 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 
+use crate::admission::{AdmissionGate, AlwaysGate, SimGate};
 use crate::chain::watcher::{WatchError, Watcher};
 use crate::config::Settings;
 use crate::executor::Executor;
+use crate::node::journal::Journal;
 use crate::poco::{Category, Nrlc, TaskId};
-use crate::scheduler::gate::{AdmissionGate, AlwaysGate, SimGate};
 use crate::sdk::Sdk;
 use crate::storage::ipfs::IpfsClient;
-use crate::store::Store;
 
 pub use scheduler::{close_journaled_bid, vanished_in_journal};
 pub use startup::Preflight;
@@ -40,7 +43,7 @@ pub struct Node {
     /// Our workerpool.
     pub pool: Address,
     /// The journal.
-    pub store: Mutex<Store>,
+    pub journal: Mutex<Journal>,
     /// Runs apps.
     pub executor: Executor,
     /// Where results go.
@@ -63,7 +66,7 @@ pub struct Node {
     /// the latency figures the node logs per task.
     pub timings: Mutex<Timings>,
     /// The loop's rounds, for the HTTP API's health and metrics.
-    pub heartbeat: crate::api::Heartbeat,
+    pub heartbeat: heartbeat::Heartbeat,
     /// systemd's view of the node: readiness, watchdog, status line.
     pub service: Arc<systemd::ServiceManager>,
     /// The log watcher's cursor (see [`CursorKeeper`]).
@@ -209,13 +212,7 @@ pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result
     }
 }
 
-/// Unix time now, in seconds.
-pub fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
+use crate::clock::unix_now_s as now_s;
 
 impl Node {
     /// The chain access that sends contributions: the worker key's, or the owner's.
@@ -240,8 +237,8 @@ impl Node {
     }
 
     /// The journal (the lock is never held across an await).
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store
+    pub fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -292,7 +289,7 @@ impl Node {
             }
             self.follow_pause(&mut paused).await;
             // Start every unfinished task that is not running yet, within the bound.
-            let unfinished = match self.store().tasks(true) {
+            let unfinished = match self.journal().tasks(true) {
                 Ok(tasks) => tasks,
                 Err(error) => {
                     tracing::error!(%error, "journal unreadable");
@@ -463,13 +460,13 @@ impl Node {
         // rewound cursor is saved first, so a power cut after the forgetting still re-reads.
         if let Some(rewound) = found.rewound_to {
             self.save_cursor(rewound)?;
-            self.store().forget_orders_after(rewound.block)?;
+            self.journal().forget_orders_after(rewound.block)?;
         }
         if !found.presigns.is_empty() {
             index::record(&self, &found.presigns).await?;
         }
         {
-            let store = self.store();
+            let store = self.journal();
             for (hash, block) in &found.requests {
                 if store.add_request(*hash, *block)? {
                     tracing::info!(request = %hash, block, "request order seen");
@@ -503,7 +500,7 @@ impl Node {
     }
 
     fn save_cursor(&self, cursor: crate::chain::watcher::Cursor) -> anyhow::Result<()> {
-        self.store().set_cursor(cursor)?;
+        self.journal().set_cursor(cursor)?;
         self.cursor.lock().expect("not poisoned").saved(cursor);
         Ok(())
     }

@@ -8,15 +8,16 @@ use std::collections::HashSet;
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolValue;
 
-use super::{Node, now_s};
+use super::Node;
+use crate::admission::TaskEstimate;
 use crate::chain::watcher::Found;
+use crate::clock::unix_now_s as now_s;
+use crate::node::journal::{Journal, RequestDecision};
 use crate::poco::order::{
     DatasetOrder, Order, OrderOperation, RequestOrder, Signed, WorkerpoolOrder,
 };
 use crate::poco::{Category, DealId, OrderHash, RequestParams, Tag, ids::task_id};
-use crate::scheduler::gate::TaskEstimate;
 use crate::sdk::Sdk;
-use crate::store::{RequestDecision, Store};
 
 const BID_ORDER: &str = "bid_order";
 
@@ -32,10 +33,10 @@ pub(crate) fn estimate(category: Category, volume: u64, app: Option<Address>) ->
 
 /// The open bid, if any.
 fn open_bid(node: &Node) -> anyhow::Result<Option<WorkerpoolOrder>> {
-    journaled_bid(&node.store())
+    journaled_bid(&node.journal())
 }
 
-fn journaled_bid(store: &Store) -> anyhow::Result<Option<WorkerpoolOrder>> {
+fn journaled_bid(store: &Journal) -> anyhow::Result<Option<WorkerpoolOrder>> {
     let Some(hex) = store.get(BID_ORDER)? else {
         return Ok(None);
     };
@@ -49,7 +50,7 @@ fn journaled_bid(store: &Store) -> anyhow::Result<Option<WorkerpoolOrder>> {
 /// gas) closes the bid its last run left open too: an open bid while the node is away would
 /// take work it cannot do.
 pub async fn close_journaled_bid(sdk: &Sdk, journal: &std::path::Path) -> anyhow::Result<bool> {
-    let Some(order) = journaled_bid(&Store::open(journal)?)? else {
+    let Some(order) = journaled_bid(&Journal::open(journal)?)? else {
         return Ok(false);
     };
     let consumed = sdk.poco().consumed(order.hash(&sdk.chain.domain())).await?;
@@ -59,17 +60,17 @@ pub async fn close_journaled_bid(sdk: &Sdk, journal: &std::path::Path) -> anyhow
             .manage_workerpool_order(&order, OrderOperation::Close)
             .await?;
     }
-    Store::open(journal)?.unset(BID_ORDER)?;
+    Journal::open(journal)?.unset(BID_ORDER)?;
     Ok(open)
 }
 
 /// Whether the journal holds an open workerpool order of ours.
 pub fn has_open_bid(node: &Node) -> bool {
-    matches!(node.store().get(BID_ORDER), Ok(Some(_)))
+    matches!(node.journal().get(BID_ORDER), Ok(Some(_)))
 }
 
 fn remember_bid(node: &Node, order: Option<&WorkerpoolOrder>) -> anyhow::Result<()> {
-    let store = node.store();
+    let store = node.journal();
     match order {
         Some(order) => store.set(BID_ORDER, &alloy::hex::encode(order.abi_encode()))?,
         None => store.unset(BID_ORDER)?,
@@ -187,7 +188,7 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
 
 /// Looks at every pending request: refuses, defers (the gate says not now) or matches it.
 pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> {
-    let pending = node.store().pending_requests()?;
+    let pending = node.journal().pending_requests()?;
     let now = std::time::Instant::now();
     for hash in pending {
         let later = node
@@ -202,7 +203,7 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
         match decide_request(node, hash).await {
             Ok(Some(decision)) => {
                 // Journaled first: a match made is never forgotten, whatever comes next.
-                node.store().decide_request(hash, &decision)?;
+                node.journal().decide_request(hash, &decision)?;
                 match &decision {
                     RequestDecision::Matched(deal) => {
                         tracing::info!(request = %hash, %deal, "request matched")
@@ -243,7 +244,7 @@ pub async fn decide_requests(node: &Node, _found: &Found) -> anyhow::Result<()> 
 
 async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<RequestDecision>> {
     // From the order index: no history scan.
-    let request = match super::index::request_order(&node.store(), hash)? {
+    let request = match super::index::request_order(&node.journal(), hash)? {
         Some(Ok(order)) => order,
         Some(Err(reason)) => return Ok(Some(RequestDecision::Refused(reason))),
         None => return Ok(None), // its presign is not indexed yet
@@ -282,7 +283,7 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     // more. Without it a large request (or many) would be matched round after round, past
     // what can be computed before the deadlines, and each task missed costs stake.
     let room = (node.concurrency() as u64).max(node.settings.node.volume.max(1));
-    let unfinished = node.store().tasks(true)?.len() as u64;
+    let unfinished = node.journal().tasks(true)?.len() as u64;
     if unfinished + volume > room {
         tracing::debug!(request = %hash, unfinished, room, "no room for more tasks now");
         return Ok(None);
@@ -294,7 +295,7 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
         Err(error) => return Ok(Some(RequestDecision::Refused(error.to_string()))),
     };
     let mut app_order = None;
-    let app_orders = super::index::app_orders(&node.store(), request.app)?;
+    let app_orders = super::index::app_orders(&node.journal(), request.app)?;
     for (app_hash, order) in app_orders {
         let usable = order.appprice <= request.appmaxprice
             && order.tag == Tag::STANDARD.0
@@ -319,7 +320,7 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
             return Ok(Some(RequestDecision::Refused(error.to_string())));
         }
         let mut usable = None;
-        let dataset_orders = super::index::dataset_orders(&node.store(), request.dataset)?;
+        let dataset_orders = super::index::dataset_orders(&node.journal(), request.dataset)?;
         for (hash, order) in dataset_orders {
             let fits = order.datasetprice <= request.datasetmaxprice
                 && order.tag == Tag::STANDARD.0
@@ -443,20 +444,17 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
     let mut new = Vec::new();
     for index in first..first.saturating_add(size) {
         let task = task_id(deal_id, U256::from(index));
-        if node.store().add_task(task, deal_id, index)? {
+        if node.journal().add_task(task, deal_id, index)? {
             new.push(index);
             if let Some(category) = Category::standard(deal.category.saturating_to()) {
                 let estimate = estimate(category, 1, Some(deal.app.pointer));
-                node.gate.task_admitted(
-                    &task.to_string(),
-                    &estimate,
-                    crate::energy::sample::unix_now(),
-                );
+                node.gate
+                    .task_admitted(&task.to_string(), &estimate, crate::clock::unix_now());
             }
         }
     }
     if new.len() > 1 {
-        let call = crate::chain::bindings::IexecInterfaceToken::initializeArrayCall {
+        let call = crate::abi::IexecInterfaceToken::initializeArrayCall {
             dealIds: vec![deal_id.0; new.len()],
             indexes: new.iter().map(|i| U256::from(*i)).collect(),
         };
@@ -485,13 +483,13 @@ pub const VANISHED: &str = "the deal vanished in a chain reorganisation";
 
 /// Tasks the journal records as vanished in a reorg (the node's watch list at start).
 pub fn vanished_in_journal(
-    store: &crate::store::Store,
+    store: &crate::node::journal::Journal,
 ) -> anyhow::Result<HashSet<crate::poco::TaskId>> {
     Ok(store
         .tasks(false)?
         .into_iter()
         .filter(
-            |r| matches!(&r.step, crate::store::TaskStep::Failed { reason } if reason == VANISHED),
+            |r| matches!(&r.step, crate::node::journal::TaskStep::Failed { reason } if reason == VANISHED),
         )
         .map(|r| r.task)
         .collect())
@@ -520,10 +518,10 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     {
         // The journal's transactions follow the chain: a receipt the new branch lacks is no
         // longer "mined". A second handle: the checks await, and the shared one must stay free.
-        let journal = crate::store::Store::open(&node.settings.node.journal)?;
+        let journal = crate::node::journal::Journal::open(&node.settings.node.journal)?;
         super::startup::recheck_mined_after_reorg(&node.sdk, &journal, day_ago).await?;
     }
-    let records = node.store().tasks_touched_since(day_ago)?;
+    let records = node.journal().tasks_touched_since(day_ago)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
             tracing::warn!(task = %record.task, deal = %record.deal, "the deal vanished in a reorg");
@@ -531,19 +529,19 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
                 .lock()
                 .expect("not poisoned")
                 .insert(record.task);
-            node.store().set_step(
+            node.journal().set_step(
                 record.task,
-                &crate::store::TaskStep::Failed {
+                &crate::node::journal::TaskStep::Failed {
                     reason: VANISHED.into(),
                 },
             )?;
         }
     }
-    let matched = node.store().matched_requests()?;
+    let matched = node.journal().matched_requests()?;
     for (hash, deal) in matched {
         if node.sdk.poco().deal(deal).await?.is_none() {
             tracing::warn!(request = %hash, %deal, "the match vanished in a reorg; looking at the request again");
-            let store = node.store();
+            let store = node.journal();
             store.forget_request_deal(hash, deal)?;
             store.decide_request(hash, &RequestDecision::Pending)?;
         }
@@ -566,13 +564,14 @@ pub async fn revive_vanished(node: &Node) -> anyhow::Result<()> {
         if node.running.lock().expect("not poisoned").contains(&task) {
             continue;
         }
-        let Some(record) = node.store().task(task)? else {
+        let Some(record) = node.journal().task(task)? else {
             node.vanished.lock().expect("not poisoned").remove(&task);
             continue;
         };
         if node.sdk.poco().deal(record.deal).await?.is_some() {
             tracing::warn!(%task, "the deal is back on the new branch of the chain; starting the task over");
-            node.store().set_step(task, &crate::store::TaskStep::New)?;
+            node.journal()
+                .set_step(task, &crate::node::journal::TaskStep::New)?;
             node.vanished.lock().expect("not poisoned").remove(&task);
         }
     }
@@ -582,7 +581,7 @@ pub async fn revive_vanished(node: &Node) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, TaskStep};
+    use crate::node::journal::{Journal, TaskStep};
 
     #[test]
     fn tasks_vanished_in_a_reorg_are_found_again_in_the_journal_after_a_restart() {
@@ -591,7 +590,7 @@ mod tests {
         let deal = DealId(alloy::primitives::B256::repeat_byte(1));
         let (gone, failed) = (task_id(deal, U256::ZERO), task_id(deal, U256::from(1)));
         {
-            let store = Store::open(&path).unwrap();
+            let store = Journal::open(&path).unwrap();
             for task in [gone, failed] {
                 store.add_task(task, deal, 0).unwrap();
             }
@@ -612,7 +611,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let reopened = Store::open(&path).unwrap();
+        let reopened = Journal::open(&path).unwrap();
         let watch = vanished_in_journal(&reopened).unwrap();
         assert_eq!(watch, HashSet::from([gone]));
     }

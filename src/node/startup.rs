@@ -127,7 +127,7 @@ pub async fn wait_ready(
 /// how many changed.
 pub async fn recheck_mined_after_reorg(
     sdk: &Sdk,
-    store: &crate::store::Store,
+    store: &crate::node::journal::Journal,
     since_unix_s: i64,
 ) -> anyhow::Result<usize> {
     let mut changed = 0;
@@ -183,7 +183,7 @@ pub async fn recheck_mined_after_reorg(
 /// cut) up to date from the chain: mined, reverted, or still pending.
 pub async fn reconcile_transactions(
     sdk: &Sdk,
-    store: &crate::store::Store,
+    store: &crate::node::journal::Journal,
 ) -> anyhow::Result<usize> {
     let mut settled = 0;
     for entry in store.transactions()? {

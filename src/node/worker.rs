@@ -13,11 +13,11 @@ use crate::chain::poco::status;
 use crate::executor::env::TaskContext;
 use crate::executor::{AppRun, DatasetInput};
 use crate::failpoint;
+use crate::node::journal::{TaskRecord, TaskStep};
 use crate::poco::consensus::contribution_status;
 use crate::poco::{Category, RequestParams, Tag};
 use crate::results::archive;
 use crate::storage::ipfs::{callback_results_link, results_link};
-use crate::store::{TaskRecord, TaskStep};
 
 /// A step that failed, and which one (a task moves through several steps in one call).
 #[derive(Debug)]
@@ -92,7 +92,7 @@ fn record_step(
 ) -> anyhow::Result<bool> {
     let task = record.task;
     {
-        let store = node.store();
+        let store = node.journal();
         if store.task(task)?.map(|r| r.step) != Some(step.clone()) {
             tracing::info!(%task, "the task changed under this worker; leaving it");
             return Ok(false);
@@ -115,7 +115,7 @@ fn record_step(
 fn tidy_final(node: &Node, record: &TaskRecord) {
     let _ = node
         .gate
-        .task_finished(&record.task.to_string(), crate::energy::sample::unix_now());
+        .task_finished(&record.task.to_string(), crate::clock::unix_now());
     let folder = task_dir(node, record);
     crate::executor::output::reopen_folders(&folder);
     if let Err(error) = std::fs::remove_dir_all(&folder)
@@ -123,7 +123,7 @@ fn tidy_final(node: &Node, record: &TaskRecord) {
     {
         tracing::warn!(task = %record.task, folder = %folder.display(), %error, "the task's folder could not be removed");
     }
-    if let Ok(Some(receipt)) = node.store().receipt(record.task) {
+    if let Ok(Some(receipt)) = node.journal().receipt(record.task) {
         let output = folder.join("output");
         let _ = std::fs::create_dir_all(&output)
             .and_then(|_| std::fs::write(output.join("energy.json"), receipt));
@@ -177,7 +177,7 @@ pub async fn give_up_if_late(
         ),
     };
     let changed = {
-        let store = node.store();
+        let store = node.journal();
         match store.task(record.task) {
             Ok(Some(current)) if &current.step == failed => {
                 store.set_step(record.task, &step).is_ok()
@@ -355,13 +355,10 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
     if let Some(category) = Category::standard(deal.category.saturating_to()) {
         let estimate = super::scheduler::estimate(category, 1, Some(deal.app.pointer));
         node.gate
-            .task_started(&key, &estimate, crate::energy::sample::unix_now());
+            .task_started(&key, &estimate, crate::clock::unix_now());
     }
     let executed = node.executor.execute(&run).await;
-    if let Some(receipt) = node
-        .gate
-        .task_finished(&key, crate::energy::sample::unix_now())
-    {
+    if let Some(receipt) = node.gate.task_finished(&key, crate::clock::unix_now()) {
         keep_receipt(node, record, &receipt);
     }
     let result = match executed {
@@ -394,7 +391,7 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
 /// Keeps a task's energy receipt in the journal and as `energy.json` beside its output.
 fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
     let text = receipt.to_string();
-    if let Err(error) = node.store().put_receipt(record.task, &text) {
+    if let Err(error) = node.journal().put_receipt(record.task, &text) {
         tracing::warn!(task = %record.task, %error, "energy receipt not journaled");
     }
     let folder = task_dir(node, record).join("output");
@@ -601,7 +598,7 @@ fn log_timing(node: &Node, record: &TaskRecord) {
 /// A failed task already settled on chain (claimed, or completed) leaves the list for good, so
 /// the list does not grow with every task ever failed.
 pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
-    let failed = node.store().tasks_at("failed")?;
+    let failed = node.journal().tasks_at("failed")?;
     if failed.is_empty() {
         return Ok(());
     }
@@ -621,7 +618,7 @@ pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
         };
         if let Some(step) = settled {
             tracing::info!(task = %record.task, step = step.name(), "a failed task was settled on chain");
-            node.store().set_step(record.task, &step)?;
+            node.journal().set_step(record.task, &step)?;
             continue;
         }
         let open = task.status == status::ACTIVE || task.status == status::REVEALING;
@@ -630,7 +627,7 @@ pub async fn claim_expired(node: &Node) -> anyhow::Result<()> {
         }
         node.sdk.poco_writer()?.claim(record.task).await?;
         tracing::info!(task = %record.task, "claimed after its final deadline; the requester is refunded");
-        node.store().set_step(
+        node.journal().set_step(
             record.task,
             &TaskStep::Claimed {
                 reason: reason.clone(),

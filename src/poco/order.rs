@@ -13,7 +13,7 @@ use alloy::sol;
 use alloy::sol_types::{Eip712Domain, SolStruct};
 
 use super::ids::OrderHash;
-use crate::chain::bindings::IexecLibOrders_v5 as abi;
+use crate::abi::IexecLibOrders_v5 as abi;
 
 sol! {
     /// An app owner's offer to run its app (PROTOCOL.md §2.1).

@@ -7,7 +7,7 @@ use alloy::sol_types::SolCall;
 use serde::Serialize;
 
 use super::{Sdk, SdkError};
-use crate::chain::bindings::RLC;
+use crate::abi::RLC;
 use crate::poco::Nrlc;
 
 /// One account's money, as pew shows it.
@@ -104,7 +104,7 @@ impl Sdk {
                 .await
                 .map_err(crate::chain::poco::PocoError::from)?;
         }
-        let deposit = crate::chain::bindings::IexecInterfaceToken::depositCall::new((amount.0,));
+        let deposit = crate::abi::IexecInterfaceToken::depositCall::new((amount.0,));
         self.poco_writer()?
             .send(&format!("deposit {amount}"), deposit)
             .await?;
@@ -128,7 +128,7 @@ impl Sdk {
                 Nrlc(before.locked_nrlc)
             )));
         }
-        let withdraw = crate::chain::bindings::IexecInterfaceToken::withdrawCall::new((amount.0,));
+        let withdraw = crate::abi::IexecInterfaceToken::withdrawCall::new((amount.0,));
         self.poco_writer()?
             .send(&format!("withdraw {amount}"), withdraw)
             .await?;

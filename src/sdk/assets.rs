@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::Serialize;
 
 use super::{Sdk, SdkError};
-use crate::chain::bindings::{AppRegistry, DatasetRegistry, WorkerpoolRegistry};
+use crate::abi::{AppRegistry, DatasetRegistry, WorkerpoolRegistry};
 use crate::poco::order::{AppOrder, DatasetOrder, OrderOperation, WorkerpoolOrder};
 use crate::poco::{OrderHash, Tag};
 

@@ -77,7 +77,7 @@ impl OrderCache {
             Entry {
                 kind,
                 from_block,
-                at_s: crate::energy::sample::unix_now() as u64,
+                at_s: crate::clock::unix_now() as u64,
             },
         );
         while entries.len() > MAX_ENTRIES {

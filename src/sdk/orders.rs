@@ -9,7 +9,7 @@ use alloy::providers::Provider;
 use alloy::sol_types::{SolCall, SolEvent};
 
 use super::{Sdk, SdkError};
-use crate::chain::bindings::IexecInterfaceToken as Hub;
+use crate::abi::IexecInterfaceToken as Hub;
 use crate::poco::OrderHash;
 use crate::poco::order::{AppOrder, DatasetOrder, Order, RequestOrder, Signed, WorkerpoolOrder};
 

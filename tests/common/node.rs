@@ -9,7 +9,7 @@ use alloy::primitives::Address;
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use pew::chain::bindings::IexecInterfaceToken as Hub;
+use pew::abi::IexecInterfaceToken as Hub;
 use pew::poco::{OrderHash, TaskId};
 
 use super::TestDevnet;

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
 use crate::energy::i2c::I2cDevice;
-use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError, unix_now};
+use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError};
 
 /// Configuration register (all three chips).
 const REG_CONFIG: u8 = 0x00;

@@ -1,5 +1,6 @@
 //! Every place pew can read energy from, each behind [`EnergySource`](super::EnergySource).
 
+#[cfg(test)]
 pub mod fakes;
 pub mod ina;
 pub mod open;

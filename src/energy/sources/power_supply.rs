@@ -10,7 +10,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError, unix_now};
+use crate::clock::unix_now;
+use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError};
 
 /// Where the kernel exposes power supplies.
 pub const DEFAULT_ROOT: &str = "/sys/class/power_supply";

@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::clock::unix_now;
 use crate::energy::forecast::Site;
-use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError, unix_now};
+use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError};
 
 /// One row of a trace.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError, unix_now};
+use crate::clock::unix_now;
+use crate::energy::sample::{EnergySource, RejectCounter, Sample, SourceError};
 
 /// VE.Direct's fixed line speed.
 pub const BAUD_RATE: u32 = 19_200;

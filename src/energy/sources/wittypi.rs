@@ -10,10 +10,9 @@
 use std::fmt;
 use std::io;
 
+use crate::clock::unix_now;
 use crate::energy::i2c::I2cDevice;
-use crate::energy::sample::{
-    BoardReading, EnergySource, RejectCounter, Sample, SourceError, unix_now,
-};
+use crate::energy::sample::{BoardReading, EnergySource, RejectCounter, Sample, SourceError};
 
 /// The board's I2C address on the Pi's bus 1 (register 16 can move it; the firmware falls
 /// back to 0x08 for invalid values).

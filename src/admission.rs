@@ -1,6 +1,9 @@
-//! The admission gate: every bid and every match first asks it. A decision always carries its
-//! reasons, so an operator can see why the node is (not) taking work. The energy module plugs
-//! in as another implementation of [`AdmissionGate`]; this file ships `always` and `sim`.
+//! Admission: whether the node may take work now. Every bid and every match first asks an
+//! [`AdmissionGate`]; a decision always carries its reasons, so an operator can see why the
+//! node is (not) taking work. The energy module's gate is one implementation (in
+//! `energy::gate`); this file holds the trait and the two simple gates, `always` and `sim`.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -148,6 +151,31 @@ impl AdmissionGate for SimGate {
             }
             Some(left) => Decision::yes(format!("simulated sun: surplus for {left} more s")),
         }
+    }
+}
+
+/// A shared gate is a gate: the node and the energy module's runtime hold the same one.
+impl<T: AdmissionGate> AdmissionGate for Arc<T> {
+    fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
+        (**self).admit(estimate, now_s)
+    }
+    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+        (**self).task_admitted(task, estimate, now_s)
+    }
+    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+        (**self).task_started(task, estimate, now_s)
+    }
+    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
+        (**self).task_finished(task, now_s)
+    }
+    fn power_off_reason(&self) -> Option<String> {
+        (**self).power_off_reason()
+    }
+    fn pause_reason(&self) -> Option<String> {
+        (**self).pause_reason()
+    }
+    fn status(&self, now_s: u64) -> serde_json::Value {
+        (**self).status(now_s)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::poco::{DealId, OrderHash, TaskId};
 /// A journal error, naming the database.
 #[derive(Debug, thiserror::Error)]
 #[error("journal {path}: {reason}")]
-pub struct StoreError {
+pub struct JournalError {
     path: String,
     reason: String,
 }
@@ -142,14 +142,14 @@ pub struct TxEntry {
 /// sent and after each change, through its own connection (SQLite's WAL lets it share the
 /// file with the node's).
 pub struct JournalTxLog {
-    store: std::sync::Mutex<Store>,
+    store: std::sync::Mutex<Journal>,
 }
 
 impl JournalTxLog {
     /// Opens the journal at `path` for transaction records.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
         Ok(Self {
-            store: std::sync::Mutex::new(Store::open(path)?),
+            store: std::sync::Mutex::new(Journal::open(path)?),
         })
     }
 }
@@ -197,15 +197,15 @@ const CURSOR_BLOCK: &str = "cursor_block";
 const CURSOR_HASH: &str = "cursor_hash";
 
 /// The journal.
-pub struct Store {
+pub struct Journal {
     connection: Connection,
     path: String,
 }
 
-impl Store {
+impl Journal {
     /// Opens (creating if needed) the journal at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let fail = |reason: String| StoreError {
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let fail = |reason: String| JournalError {
             path: path.display().to_string(),
             reason,
         };
@@ -244,8 +244,8 @@ impl Store {
         })
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError {
+    fn error(&self, e: impl std::fmt::Display) -> JournalError {
+        JournalError {
             path: self.path.clone(),
             reason: e.to_string(),
         }
@@ -257,7 +257,7 @@ impl Store {
         sender: alloy::primitives::Address,
         nonce: u64,
         label: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, JournalError> {
         self.connection
             .execute(
                 "INSERT INTO transactions (sender, nonce, label, hash, state, updated_at) \
@@ -274,7 +274,7 @@ impl Store {
         id: i64,
         hash: Option<alloy::primitives::B256>,
         state: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), JournalError> {
         self.connection
             .execute(
                 "UPDATE transactions SET hash = CASE \
@@ -290,13 +290,13 @@ impl Store {
     }
 
     /// Every journaled transaction, oldest first.
-    pub fn transactions(&self) -> Result<Vec<TxEntry>, StoreError> {
+    pub fn transactions(&self) -> Result<Vec<TxEntry>, JournalError> {
         self.select_transactions("", [])
     }
 
     /// The transactions whose entry changed at or after `since_unix_s` (those a reorg can
     /// still touch), oldest first.
-    pub fn transactions_since(&self, since_unix_s: i64) -> Result<Vec<TxEntry>, StoreError> {
+    pub fn transactions_since(&self, since_unix_s: i64) -> Result<Vec<TxEntry>, JournalError> {
         self.select_transactions("WHERE updated_at >= ?1", [since_unix_s])
     }
 
@@ -304,7 +304,7 @@ impl Store {
         &self,
         filter: &str,
         params: P,
-    ) -> Result<Vec<TxEntry>, StoreError> {
+    ) -> Result<Vec<TxEntry>, JournalError> {
         let sql = format!(
             "SELECT id, sender, nonce, label, hash, state FROM transactions {filter} ORDER BY id"
         );
@@ -325,7 +325,7 @@ impl Store {
     }
 
     /// Keeps a task's energy receipt (JSON), replacing an earlier one.
-    pub fn put_receipt(&self, task: TaskId, receipt: &str) -> Result<(), StoreError> {
+    pub fn put_receipt(&self, task: TaskId, receipt: &str) -> Result<(), JournalError> {
         self.connection
             .execute(
                 "INSERT OR REPLACE INTO energy_receipts (task, receipt) VALUES (?1, ?2)",
@@ -336,7 +336,7 @@ impl Store {
     }
 
     /// A task's energy receipt (JSON), if it has one.
-    pub fn receipt(&self, task: TaskId) -> Result<Option<String>, StoreError> {
+    pub fn receipt(&self, task: TaskId) -> Result<Option<String>, JournalError> {
         use rusqlite::OptionalExtension;
         self.connection
             .query_row(
@@ -350,7 +350,7 @@ impl Store {
 
     /// The log watcher's saved cursor (none on a fresh journal, or one written before cursors
     /// carried their block's hash).
-    pub fn cursor(&self) -> Result<Option<crate::chain::watcher::Cursor>, StoreError> {
+    pub fn cursor(&self) -> Result<Option<crate::chain::watcher::Cursor>, JournalError> {
         let block = self.get(CURSOR_BLOCK)?.and_then(|v| v.parse().ok());
         let hash = self.get(CURSOR_HASH)?.and_then(|v| v.parse().ok());
         Ok(block
@@ -359,7 +359,7 @@ impl Store {
     }
 
     /// Saves the log watcher's cursor (both values in one transaction).
-    pub fn set_cursor(&self, cursor: crate::chain::watcher::Cursor) -> Result<(), StoreError> {
+    pub fn set_cursor(&self, cursor: crate::chain::watcher::Cursor) -> Result<(), JournalError> {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.error(e))?;
@@ -379,7 +379,7 @@ impl Store {
 
     /// Adds a presigned order to the index (unless it is there already). Returns whether it is
     /// new.
-    pub fn put_order(&self, order: &IndexedOrder) -> Result<bool, StoreError> {
+    pub fn put_order(&self, order: &IndexedOrder) -> Result<bool, JournalError> {
         let (asset, body) = match &order.order {
             Some(o) => (Some(o.asset().to_string()), Some(o.encode())),
             None => (None, None),
@@ -401,7 +401,7 @@ impl Store {
     }
 
     /// Whether the index knows the order `hash` (readable or not).
-    pub fn knows_order(&self, hash: OrderHash) -> Result<bool, StoreError> {
+    pub fn knows_order(&self, hash: OrderHash) -> Result<bool, JournalError> {
         self.connection
             .query_row(
                 "SELECT 1 FROM orders WHERE hash = ?1",
@@ -414,7 +414,7 @@ impl Store {
     }
 
     /// An indexed order by its hash.
-    pub fn order(&self, hash: OrderHash) -> Result<Option<IndexedOrder>, StoreError> {
+    pub fn order(&self, hash: OrderHash) -> Result<Option<IndexedOrder>, JournalError> {
         Ok(self
             .select_orders("WHERE hash = ?1", params![hash.to_string()])?
             .pop())
@@ -426,7 +426,7 @@ impl Store {
         &self,
         kind: crate::chain::presigns::OrderKind,
         asset: alloy::primitives::Address,
-    ) -> Result<Vec<IndexedOrder>, StoreError> {
+    ) -> Result<Vec<IndexedOrder>, JournalError> {
         self.select_orders(
             "WHERE kind = ?1 AND asset = ?2",
             params![kind.name(), asset.to_string()],
@@ -435,14 +435,14 @@ impl Store {
 
     /// Forgets the orders presigned above `block` (a reorg went back to it; what is still on
     /// the new branch is read again).
-    pub fn forget_orders_after(&self, block: u64) -> Result<usize, StoreError> {
+    pub fn forget_orders_after(&self, block: u64) -> Result<usize, JournalError> {
         self.connection
             .execute("DELETE FROM orders WHERE block > ?1", [block as i64])
             .map_err(|e| self.error(e))
     }
 
     /// How many orders the index holds.
-    pub fn order_count(&self) -> Result<u64, StoreError> {
+    pub fn order_count(&self) -> Result<u64, JournalError> {
         self.connection
             .query_row("SELECT COUNT(*) FROM orders", [], |row| {
                 row.get::<_, i64>(0)
@@ -455,7 +455,7 @@ impl Store {
         &self,
         filter: &str,
         params: P,
-    ) -> Result<Vec<IndexedOrder>, StoreError> {
+    ) -> Result<Vec<IndexedOrder>, JournalError> {
         let sql = format!(
             "SELECT hash, kind, block, tx, body FROM orders {filter} ORDER BY block, rowid"
         );
@@ -488,7 +488,7 @@ impl Store {
     }
 
     /// A stored value.
-    pub fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub fn get(&self, key: &str) -> Result<Option<String>, JournalError> {
         self.connection
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
                 row.get(0)
@@ -498,7 +498,7 @@ impl Store {
     }
 
     /// Stores a value.
-    pub fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set(&self, key: &str, value: &str) -> Result<(), JournalError> {
         self.connection
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -509,7 +509,7 @@ impl Store {
     }
 
     /// Removes a value.
-    pub fn unset(&self, key: &str) -> Result<(), StoreError> {
+    pub fn unset(&self, key: &str) -> Result<(), JournalError> {
         self.connection
             .execute("DELETE FROM meta WHERE key = ?1", [key])
             .map(|_| ())
@@ -517,7 +517,7 @@ impl Store {
     }
 
     /// Records a request order seen at `block`, unless already known.
-    pub fn add_request(&self, hash: OrderHash, block: u64) -> Result<bool, StoreError> {
+    pub fn add_request(&self, hash: OrderHash, block: u64) -> Result<bool, JournalError> {
         self.connection
             .execute(
                 "INSERT OR IGNORE INTO requests (hash, decision, detail, seen_block) VALUES (?1, 'pending', NULL, ?2)",
@@ -532,7 +532,7 @@ impl Store {
         &self,
         hash: OrderHash,
         decision: &RequestDecision,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), JournalError> {
         let (kind, detail) = match decision {
             RequestDecision::Pending => ("pending", None),
             RequestDecision::Matched(deal) => ("matched", Some(deal.to_string())),
@@ -558,7 +558,7 @@ impl Store {
     }
 
     /// The request orders still to decide, oldest first.
-    pub fn pending_requests(&self) -> Result<Vec<OrderHash>, StoreError> {
+    pub fn pending_requests(&self) -> Result<Vec<OrderHash>, JournalError> {
         let mut statement = self
             .connection
             .prepare(
@@ -577,7 +577,7 @@ impl Store {
     }
 
     /// Forgets one deal of a request (it vanished in a reorg).
-    pub fn forget_request_deal(&self, hash: OrderHash, deal: DealId) -> Result<(), StoreError> {
+    pub fn forget_request_deal(&self, hash: OrderHash, deal: DealId) -> Result<(), JournalError> {
         self.connection
             .execute(
                 "DELETE FROM request_deals WHERE hash = ?1 AND deal = ?2",
@@ -589,7 +589,7 @@ impl Store {
 
     /// Every deal a request order was matched into (a request with volume left may have
     /// several), with its request.
-    pub fn matched_requests(&self) -> Result<Vec<(OrderHash, DealId)>, StoreError> {
+    pub fn matched_requests(&self) -> Result<Vec<(OrderHash, DealId)>, JournalError> {
         let mut statement = self
             .connection
             .prepare("SELECT hash, deal FROM request_deals ORDER BY rowid")
@@ -611,7 +611,7 @@ impl Store {
     }
 
     /// The decision about a request order, if it is known.
-    pub fn request(&self, hash: OrderHash) -> Result<Option<RequestDecision>, StoreError> {
+    pub fn request(&self, hash: OrderHash) -> Result<Option<RequestDecision>, JournalError> {
         let row: Option<(String, Option<String>)> = self
             .connection
             .query_row(
@@ -637,7 +637,7 @@ impl Store {
     }
 
     /// Records a task of one of our deals, unless already known. Returns whether it is new.
-    pub fn add_task(&self, task: TaskId, deal: DealId, index: u64) -> Result<bool, StoreError> {
+    pub fn add_task(&self, task: TaskId, deal: DealId, index: u64) -> Result<bool, JournalError> {
         let step = serde_json::to_string(&TaskStep::New).expect("serializes");
         self.connection
             .execute(
@@ -649,7 +649,7 @@ impl Store {
     }
 
     /// Moves a task to `step` (durably, before the caller goes on).
-    pub fn set_step(&self, task: TaskId, step: &TaskStep) -> Result<(), StoreError> {
+    pub fn set_step(&self, task: TaskId, step: &TaskStep) -> Result<(), JournalError> {
         let text = serde_json::to_string(step).expect("serializes");
         self.connection
             .execute(
@@ -662,7 +662,7 @@ impl Store {
 
     /// Every task, or only those not final. The filter runs in SQLite: the journal keeps every
     /// task the node ever took, and the node asks for the unfinished ones every round.
-    pub fn tasks(&self, unfinished_only: bool) -> Result<Vec<TaskRecord>, StoreError> {
+    pub fn tasks(&self, unfinished_only: bool) -> Result<Vec<TaskRecord>, JournalError> {
         let filter = if unfinished_only {
             "WHERE json_extract(step, '$.step') NOT IN ('completed', 'failed', 'claimed')"
         } else {
@@ -673,7 +673,7 @@ impl Store {
 
     /// The tasks a chain reorganisation can still touch: the unfinished ones, and those whose
     /// step changed at or after `since_unix_s`.
-    pub fn tasks_touched_since(&self, since_unix_s: i64) -> Result<Vec<TaskRecord>, StoreError> {
+    pub fn tasks_touched_since(&self, since_unix_s: i64) -> Result<Vec<TaskRecord>, JournalError> {
         self.select_tasks(
             "WHERE updated_at >= ?1 \
              OR json_extract(step, '$.step') NOT IN ('completed', 'failed', 'claimed')",
@@ -682,19 +682,19 @@ impl Store {
     }
 
     /// The tasks at one step (`TaskStep::name`), oldest first.
-    pub fn tasks_at(&self, step: &str) -> Result<Vec<TaskRecord>, StoreError> {
+    pub fn tasks_at(&self, step: &str) -> Result<Vec<TaskRecord>, JournalError> {
         self.select_tasks("WHERE json_extract(step, '$.step') = ?1", [step])
     }
 
     /// One task.
-    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, JournalError> {
         Ok(self
             .select_tasks("WHERE task = ?1", [task.to_string()])?
             .pop())
     }
 
     /// How many tasks are at each step, for status and metrics.
-    pub fn task_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    pub fn task_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, JournalError> {
         let mut statement = self
             .connection
             .prepare("SELECT json_extract(step, '$.step'), COUNT(*) FROM tasks GROUP BY 1")
@@ -719,7 +719,7 @@ impl Store {
         &self,
         filter: &str,
         params: P,
-    ) -> Result<Vec<TaskRecord>, StoreError> {
+    ) -> Result<Vec<TaskRecord>, JournalError> {
         let sql = format!("SELECT task, deal, idx, step FROM tasks {filter} ORDER BY rowid");
         let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
         let rows = statement
@@ -757,7 +757,7 @@ mod tests {
         let task = TaskId(B256::repeat_byte(1));
         let deal = DealId(B256::repeat_byte(2));
         {
-            let store = Store::open(&path).unwrap();
+            let store = Journal::open(&path).unwrap();
             assert!(store.add_task(task, deal, 0).unwrap());
             assert!(!store.add_task(task, deal, 0).unwrap(), "idempotent");
             store
@@ -772,7 +772,7 @@ mod tests {
                 .unwrap();
             store.set("cursor", "42").unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Journal::open(&path).unwrap();
         let record = store.task(task).unwrap().unwrap();
         assert_eq!(record.step.name(), "uploaded");
         assert_eq!(store.tasks(true).unwrap().len(), 1);
@@ -784,7 +784,7 @@ mod tests {
     #[test]
     fn the_sql_filters_agree_with_the_steps_own_names_and_finality() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("journal.sqlite")).unwrap();
+        let store = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
         let steps = [
             TaskStep::New,
             TaskStep::Initialized,
@@ -850,7 +850,7 @@ mod tests {
     #[test]
     fn a_transaction_keeps_every_hash_it_was_sent_under() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let store = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let (a, b) = (B256::repeat_byte(0xaa), B256::repeat_byte(0xbb));
         let id = store
             .begin_transaction(alloy::primitives::Address::ZERO, 7, "contribute 0x1")
@@ -867,7 +867,7 @@ mod tests {
     #[test]
     fn a_partly_matched_request_stays_pending_and_keeps_each_deal() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let store = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let hash = OrderHash(B256::repeat_byte(9));
         let (first, second) = (DealId(B256::repeat_byte(1)), DealId(B256::repeat_byte(2)));
         store.add_request(hash, 10).unwrap();
@@ -890,7 +890,7 @@ mod tests {
     #[test]
     fn requests_are_decided_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let store = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let hash = OrderHash(B256::repeat_byte(9));
         assert!(store.add_request(hash, 10).unwrap());
         assert!(!store.add_request(hash, 11).unwrap());

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -15,44 +14,8 @@ use hyper::body::Bytes;
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
+use crate::admission::Decision;
 use crate::node::Node;
-use crate::scheduler::gate::Decision;
-
-/// What the node loop reports about itself, for `/health` and the metrics.
-#[derive(Debug, Default)]
-pub struct Heartbeat {
-    rounds: AtomicU64,
-    failed_rounds: AtomicU64,
-    last_round_ms: AtomicU64,
-    bid_decision: std::sync::Mutex<Option<Decision>>,
-}
-
-impl Heartbeat {
-    /// Records the gate's answer to this round's bid question.
-    pub fn bid_decided(&self, decision: &Decision) {
-        if let Ok(mut slot) = self.bid_decision.lock() {
-            *slot = Some(decision.clone());
-        }
-    }
-
-    /// The gate's last answer on bidding.
-    pub fn bid_decision(&self) -> Option<Decision> {
-        self.bid_decision.lock().ok().and_then(|d| d.clone())
-    }
-
-    /// Records one finished round of the node loop, and whether it completed. Only a
-    /// completed round counts for health: a node whose every round fails (its RPC node frozen)
-    /// is not doing its work, however busy its loop.
-    pub fn round(&self, completed: bool) {
-        self.rounds.fetch_add(1, Ordering::Relaxed);
-        if !completed {
-            self.failed_rounds.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let now_ms = (crate::energy::sample::unix_now() * 1000.0) as u64;
-        self.last_round_ms.store(now_ms, Ordering::Relaxed);
-    }
-}
 
 /// Everything the API shows, taken at one moment.
 #[derive(Debug, Clone, Serialize)]
@@ -86,27 +49,22 @@ pub struct Snapshot {
 
 /// Takes a snapshot of the node now.
 pub fn snapshot(node: &Node) -> Snapshot {
-    let now_s = crate::energy::sample::unix_now();
-    let last_ms = node.heartbeat.last_round_ms.load(Ordering::Relaxed);
+    let now_s = crate::clock::unix_now();
+    let last_ms = node.heartbeat.last_round_ms();
     let last_round_age_s = (last_ms > 0).then(|| (now_s - last_ms as f64 / 1000.0).max(0.0));
     let bid_open = node.bid_open();
-    let tasks = node.store().task_counts().unwrap_or_default();
+    let tasks = node.journal().task_counts().unwrap_or_default();
     let running_tasks = node.running.lock().map(|r| r.len()).unwrap_or(0);
     Snapshot {
         pool: node.pool.to_string(),
-        rounds: node.heartbeat.rounds.load(Ordering::Relaxed),
-        failed_rounds: node.heartbeat.failed_rounds.load(Ordering::Relaxed),
+        rounds: node.heartbeat.rounds(),
+        failed_rounds: node.heartbeat.failed_rounds(),
         last_round_age_s,
         healthy: healthy(last_round_age_s, node.settings.node.poll_interval_ms),
         tasks,
         running_tasks,
         bid_open,
-        decision: node
-            .heartbeat
-            .bid_decision
-            .lock()
-            .ok()
-            .and_then(|d| d.clone()),
+        decision: node.heartbeat.bid_decision(),
         gate: node.gate.status(now_s as u64),
         rpc: node.sdk.chain.endpoints.status(),
         order_index: node.index.lock().map(|i| i.clone()).unwrap_or_default(),
@@ -304,22 +262,6 @@ mod tests {
         assert!(healthy(Some(2.0), 1000));
         assert!(healthy(Some(62.0), 1000));
         assert!(!healthy(Some(64.0), 1000), "stalled past 3 × 1 s + 60 s");
-    }
-
-    #[test]
-    fn failed_rounds_do_not_count_as_a_sign_of_life() {
-        let heartbeat = Heartbeat::default();
-        heartbeat.round(false);
-        heartbeat.round(false);
-        assert_eq!(heartbeat.rounds.load(Ordering::Relaxed), 2);
-        assert_eq!(heartbeat.failed_rounds.load(Ordering::Relaxed), 2);
-        assert_eq!(
-            heartbeat.last_round_ms.load(Ordering::Relaxed),
-            0,
-            "never completed"
-        );
-        heartbeat.round(true);
-        assert!(heartbeat.last_round_ms.load(Ordering::Relaxed) > 0);
     }
 
     #[test]
