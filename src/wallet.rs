@@ -25,6 +25,14 @@ pub enum WalletError {
         "no key file at {0}: create one with `pew wallet create` or `pew wallet import`, or pass --keystore"
     )]
     Missing(PathBuf),
+    /// A password file that cannot give a password.
+    #[error("the password file {path}: {reason}")]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it gives none.
+        reason: String,
+    },
     /// The password does not open the file.
     #[error("wrong password for {0}")]
     WrongPassword(PathBuf),
@@ -54,6 +62,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> WalletError + '_ {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
+}
+
+/// Reads a key file's password from `path`: its first line, bounded and from a regular file
+/// only (the one reader for `--password-file` and `node.worker_password_file`). An empty
+/// password is refused: it would unlock nothing pew wrote.
+pub fn read_password_file(path: &Path) -> Result<String, WalletError> {
+    let line = crate::files::read_secret_line(path, "a password file").map_err(|e| {
+        WalletError::PasswordFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    if line.is_empty() {
+        return Err(WalletError::PasswordFile {
+            path: path.to_path_buf(),
+            reason: "it is empty".into(),
+        });
+    }
+    Ok(line)
 }
 
 /// `~/.pew/wallet.json`, where a wallet lives unless configured otherwise.

@@ -4,12 +4,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use alloy::signers::local::PrivateKeySigner;
+
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 
 use crate::chain::client::{self, ChainTarget};
-use crate::chain::sender::SendPolicy;
 use crate::config::Settings;
 use crate::sdk::Sdk;
 use crate::wallet;
@@ -109,12 +110,7 @@ impl Globals {
     /// when `confirm`, for new key files).
     pub fn password(&self, confirm: bool) -> anyhow::Result<String> {
         if let Some(file) = &self.password_file {
-            let line = crate::files::read_secret_line(file, "a password file")
-                .context("cannot read the password file")?;
-            if line.is_empty() {
-                bail!("the password file {} is empty", file.display());
-            }
-            return Ok(line);
+            return Ok(wallet::read_password_file(file)?);
         }
         if let Ok(password) = std::env::var(PASSWORD_ENV)
             && !password.is_empty()
@@ -141,26 +137,31 @@ impl Globals {
         Ok(password)
     }
 
+    /// Unlocks the wallet's key (asking for its password once), checking it is the key of
+    /// the address its file records.
+    pub fn unlock_key(&self, settings: &Settings) -> anyhow::Result<PrivateKeySigner> {
+        let path = self.keystore_path(settings);
+        let address = wallet::address(&path)?;
+        let signer = wallet::unlock(&path, &self.password(false)?)?;
+        if signer.address() != address {
+            bail!(
+                "{} records address {address} but holds the key of {}",
+                path.display(),
+                signer.address()
+            );
+        }
+        Ok(signer)
+    }
+
     /// Connects to the chain; with `signing`, also unlocks the wallet.
     pub async fn sdk(&self, settings: &Settings, signing: bool) -> anyhow::Result<Sdk> {
         let chain = client::connect(self.target(settings)?).await?;
         let sender = if signing {
-            let path = self.keystore_path(settings);
-            let address = wallet::address(&path)?;
-            let password = self.password(false)?;
-            let signer = wallet::unlock(&path, &password)?;
-            if signer.address() != address {
-                bail!(
-                    "{} records address {address} but holds the key of {}",
-                    path.display(),
-                    signer.address()
-                );
-            }
-            Some(chain.sender(signer, send_policy(settings, &chain.target)))
+            Some(self.unlock_key(settings)?)
         } else {
             None
         };
-        let mut sdk = configured_sdk(chain, sender, settings);
+        let mut sdk = Sdk::configured(chain, sender, settings);
         sdk.scan_from = self.from_block;
         sdk.order_cache = Some(crate::sdk::order_cache::OrderCache::new(
             &crate::sdk::order_cache::OrderCache::default_path(),
@@ -174,40 +175,6 @@ impl Globals {
 /// clap's parser for address arguments: EIP-55 checked (see [`client::parse_address`]).
 pub fn address_arg(text: &str) -> Result<alloy::primitives::Address, String> {
     client::parse_address("address", text).map_err(|e| e.to_string())
-}
-
-/// An SDK over `chain` with the log-scan settings in force: the scan floor (the hub's
-/// deployment block, or `chain.log_from_block` when higher), the chunk width, and the widest
-/// scan a lookup may make (`chain.max_scan_blocks`, else about a day of the chain's blocks).
-pub fn configured_sdk(
-    chain: crate::chain::client::Chain,
-    sender: Option<crate::chain::sender::TxSender>,
-    settings: &Settings,
-) -> Sdk {
-    let floor = chain.target.scan_floor(settings.chain.log_from_block);
-    let max_scan = match settings.chain.max_scan_blocks {
-        0 => chain.target.blocks_per_day,
-        blocks => blocks,
-    };
-    let mut sdk = Sdk::new(chain, sender);
-    sdk.log_from_block = floor;
-    sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
-    sdk.max_scan_blocks = max_scan;
-    sdk
-}
-
-/// The transaction policy from configuration.
-pub fn send_policy(settings: &Settings, target: &ChainTarget) -> SendPolicy {
-    let gwei = match settings.chain.max_fee_per_gas_gwei {
-        cap if cap > 0.0 && cap.is_finite() => cap,
-        _ => target.default_fee_cap_gwei(),
-    };
-    SendPolicy {
-        max_fee_per_gas_cap: (gwei.min(1e6) * 1e9) as u128,
-        confirmations: settings.chain.confirmations,
-        stuck_after_blocks: settings.chain.stuck_after_blocks.max(1),
-        ..SendPolicy::default()
-    }
 }
 
 /// What the `publish` commands print: the presigned order's hash and its asset.

@@ -139,24 +139,21 @@ pub struct TxEntry {
 }
 
 /// The journal as the transaction sender's log: every transaction is written before it is
-/// sent and after each change, through its own connection (SQLite's WAL lets it share the
-/// file with the node's).
+/// sent and after each change, into the node's one journal (shared, locked per write).
 pub struct JournalTxLog {
-    store: std::sync::Mutex<Journal>,
+    journal: std::sync::Arc<std::sync::Mutex<Journal>>,
 }
 
 impl JournalTxLog {
-    /// Opens the journal at `path` for transaction records.
-    pub fn open(path: &Path) -> Result<Self, JournalError> {
-        Ok(Self {
-            store: std::sync::Mutex::new(Journal::open(path)?),
-        })
+    /// Transaction records into `journal`.
+    pub fn new(journal: std::sync::Arc<std::sync::Mutex<Journal>>) -> Self {
+        Self { journal }
     }
 }
 
 impl crate::chain::sender::TxLog for JournalTxLog {
     fn begin(&self, from: alloy::primitives::Address, nonce: u64, label: &str) -> Option<i64> {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let store = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         store
             .begin_transaction(from, nonce, label)
             .map_err(|error| tracing::warn!(%error, "transaction not journaled"))
@@ -169,7 +166,7 @@ impl crate::chain::sender::TxLog for JournalTxLog {
         hash: Option<alloy::primitives::B256>,
         state: crate::chain::sender::TxState,
     ) {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let store = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(error) = store.update_transaction(entry, hash, state.name()) {
             tracing::warn!(%error, "transaction state not journaled");
         }

@@ -9,6 +9,8 @@ pub mod index;
 pub mod journal;
 pub mod lock;
 mod scheduler;
+pub mod shutdown;
+pub mod start;
 pub mod startup;
 pub mod systemd;
 mod worker;
@@ -43,7 +45,7 @@ pub struct Node {
     /// Our workerpool.
     pub pool: Address,
     /// The journal.
-    pub journal: Mutex<Journal>,
+    pub journal: Arc<Mutex<Journal>>,
     /// Runs apps.
     pub executor: Executor,
     /// Where results go.
@@ -75,6 +77,9 @@ pub struct Node {
     pub index: Mutex<index::IndexProgress>,
     /// Requests deferred (their gas does not pay now): not looked at again before this.
     pub deferred: Mutex<HashMap<crate::poco::OrderHash, std::time::Instant>>,
+    /// The stop switch (signals and the energy module's power-off): the loop ends on it and
+    /// workers stop at their next step boundary.
+    pub shutdown: shutdown::Shutdown,
 }
 
 /// The log watcher's cursor, kept in memory and saved to the journal when a round found
@@ -243,19 +248,17 @@ impl Node {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs until `stop` resolves: polls, bids, matches, and works. Returns once open bids are
-    /// closed and running tasks finished (or the grace period ran out).
-    pub async fn run(
-        self: Arc<Self>,
-        watcher: Watcher,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> anyhow::Result<()> {
+    /// Runs until the shutdown: polls, bids, matches, and works. Returns once the open bid is
+    /// closed and running tasks reached a step boundary (or the grace period ran out).
+    pub async fn run(self: Arc<Self>, watcher: Watcher) -> anyhow::Result<()> {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.concurrency()));
         let mut workers = tokio::task::JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_millis(
             self.settings.node.poll_interval_ms.max(50),
         ));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.shutdown.clone();
+        let stop = shutdown.wait();
         tokio::pin!(stop);
         tracing::info!(pool = %self.pool, concurrency = self.concurrency(), "node running");
         self.service.status(&self.status_line());
@@ -322,6 +325,11 @@ impl Node {
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
+                    if node.shutdown.requested() {
+                        // Stopping: a task that has not started waits in the journal.
+                        node.running.lock().expect("not poisoned").remove(&record.task);
+                        return;
+                    }
                     let task = record.task;
                     match worker::process(&node, record.clone()).await {
                         Ok(()) => {
@@ -352,7 +360,9 @@ impl Node {
             while workers.try_join_next().is_some() {}
         }
 
-        tracing::info!("stopping: closing the open bid, letting running tasks finish");
+        tracing::info!(
+            "stopping: closing the open bid, letting running tasks reach a step boundary"
+        );
         let unsaved = self.cursor.lock().expect("not poisoned").unsaved();
         if let Some(cursor) = unsaved
             && let Err(error) = self.save_cursor(cursor)
@@ -360,7 +370,7 @@ impl Node {
             tracing::warn!(error = %crate::text::brief(&error), "the log cursor was not saved");
         }
         self.service
-            .stopping("stopping: closing the bid, letting running tasks finish");
+            .stopping("stopping: closing the bid, letting running tasks reach a step boundary");
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {

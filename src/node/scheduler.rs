@@ -50,7 +50,8 @@ fn journaled_bid(store: &Journal) -> anyhow::Result<Option<WorkerpoolOrder>> {
 /// gas) closes the bid its last run left open too: an open bid while the node is away would
 /// take work it cannot do.
 pub async fn close_journaled_bid(sdk: &Sdk, journal: &std::path::Path) -> anyhow::Result<bool> {
-    let Some(order) = journaled_bid(&Journal::open(journal)?)? else {
+    let journal = Journal::open(journal)?;
+    let Some(order) = journaled_bid(&journal)? else {
         return Ok(false);
     };
     let consumed = sdk.poco().consumed(order.hash(&sdk.chain.domain())).await?;
@@ -60,7 +61,7 @@ pub async fn close_journaled_bid(sdk: &Sdk, journal: &std::path::Path) -> anyhow
             .manage_workerpool_order(&order, OrderOperation::Close)
             .await?;
     }
-    Journal::open(journal)?.unset(BID_ORDER)?;
+    journal.unset(BID_ORDER)?;
     Ok(open)
 }
 
@@ -515,12 +516,9 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     // Finished tasks too (a reorg can take a completed task away), but only those of the last
     // day: no reorganisation reaches further back, and the journal keeps every task ever taken.
     let day_ago = (now_s() as i64).saturating_sub(86_400);
-    {
-        // The journal's transactions follow the chain: a receipt the new branch lacks is no
-        // longer "mined". A second handle: the checks await, and the shared one must stay free.
-        let journal = crate::node::journal::Journal::open(&node.settings.node.journal)?;
-        super::startup::recheck_mined_after_reorg(&node.sdk, &journal, day_ago).await?;
-    }
+    // The journal's transactions follow the chain: a receipt the new branch lacks is no
+    // longer "mined".
+    super::startup::recheck_mined_after_reorg(&node.sdk, &node.journal, day_ago).await?;
     let records = node.journal().tasks_touched_since(day_ago)?;
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {

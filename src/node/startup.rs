@@ -2,11 +2,13 @@
 //! owned by the key, there is ETH for gas and RLC to back the bid, and the RPC node, Docker and
 //! IPFS answer. Fatal problems stop the start; the ones that time can fix are waited for.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 
+use super::journal::Journal;
 use crate::poco::Nrlc;
 use crate::sdk::Sdk;
 use crate::sdk::account::Balances;
@@ -98,7 +100,7 @@ pub async fn wait_ready(
     price: Nrlc,
     volume: u64,
     engine_socket: &str,
-    stop: &tokio::sync::watch::Receiver<bool>,
+    shutdown: &super::shutdown::Shutdown,
     service: &super::systemd::ServiceManager,
 ) -> bool {
     let mut last = String::new();
@@ -114,7 +116,7 @@ pub async fn wait_ready(
                 }
             }
         }
-        if *stop.borrow() {
+        if shutdown.requested() {
             return false;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -127,11 +129,12 @@ pub async fn wait_ready(
 /// how many changed.
 pub async fn recheck_mined_after_reorg(
     sdk: &Sdk,
-    store: &crate::node::journal::Journal,
+    journal: &Mutex<Journal>,
     since_unix_s: i64,
 ) -> anyhow::Result<usize> {
     let mut changed = 0;
-    for entry in store.transactions_since(since_unix_s)? {
+    let entries = lock(journal).transactions_since(since_unix_s)?;
+    for entry in entries {
         if !matches!(entry.state.as_str(), "mined" | "reverted") {
             continue;
         }
@@ -171,22 +174,21 @@ pub async fn recheck_mined_after_reorg(
         }
         let state = if pending.is_some() { "sent" } else { "dropped" };
         tracing::warn!(tx = %entry.label, state, "a journaled transaction vanished in a reorg");
-        store.update_transaction(entry.id, pending, state)?;
+        lock(journal).update_transaction(entry.id, pending, state)?;
         changed += 1;
     }
     // Those the new chain mined again are brought back to `mined` (or `reverted`).
-    reconcile_transactions(sdk, store).await?;
+    reconcile_transactions(sdk, journal).await?;
     Ok(changed)
 }
 
 /// Brings the journal's transactions that were in flight when the node last stopped (a power
-/// cut) up to date from the chain: mined, reverted, or still pending.
-pub async fn reconcile_transactions(
-    sdk: &Sdk,
-    store: &crate::node::journal::Journal,
-) -> anyhow::Result<usize> {
+/// cut) up to date from the chain: mined, reverted, or still pending. The journal is locked
+/// only between the chain's answers (the sender journals through the same one).
+pub async fn reconcile_transactions(sdk: &Sdk, journal: &Mutex<Journal>) -> anyhow::Result<usize> {
     let mut settled = 0;
-    for entry in store.transactions()? {
+    let entries = lock(journal).transactions()?;
+    for entry in entries {
         if !matches!(
             entry.state.as_str(),
             "sending" | "sent" | "replaced" | "timed-out" | "not-sent"
@@ -202,11 +204,15 @@ pub async fn reconcile_transactions(
                 } else {
                     "reverted"
                 };
-                store.update_transaction(entry.id, Some(hash), state)?;
+                lock(journal).update_transaction(entry.id, Some(hash), state)?;
                 settled += 1;
                 break;
             }
         }
     }
     Ok(settled)
+}
+
+fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|p| p.into_inner())
 }

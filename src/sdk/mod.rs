@@ -95,6 +95,29 @@ impl Sdk {
         }
     }
 
+    /// An SDK on `chain` set up as `settings` say (scan floor, chunk, scan bound, fee cap),
+    /// signing with `signer` when given. The one constructor the command line and the node use.
+    pub fn configured(
+        chain: Chain,
+        signer: Option<alloy::signers::local::PrivateKeySigner>,
+        settings: &crate::config::Settings,
+    ) -> Self {
+        let sender = signer.map(|signer| {
+            let policy = send_policy(settings, &chain.target);
+            chain.sender(signer, policy)
+        });
+        let floor = chain.target.scan_floor(settings.chain.log_from_block);
+        let max_scan = match settings.chain.max_scan_blocks {
+            0 => chain.target.blocks_per_day,
+            blocks => blocks,
+        };
+        let mut sdk = Sdk::new(chain, sender);
+        sdk.log_from_block = floor;
+        sdk.log_chunk = settings.chain.log_chunk_blocks.max(1);
+        sdk.max_scan_blocks = max_scan;
+        sdk
+    }
+
     /// An SDK on `chain`, signing with `sender` when given.
     pub fn new(chain: Chain, sender: Option<TxSender>) -> Self {
         Self {
@@ -212,5 +235,23 @@ impl Sdk {
     /// PoCo for writes by the wallet.
     pub fn poco_writer(&self) -> Result<Poco<'_>, SdkError> {
         Ok(Poco::writer(&self.chain, self.sender()?))
+    }
+}
+
+/// The transaction policy from configuration: the fee cap (`chain.max_fee_per_gas_gwei`, else
+/// the chain's own default), confirmations, and when a transaction counts as stuck.
+pub fn send_policy(
+    settings: &crate::config::Settings,
+    target: &crate::chain::client::ChainTarget,
+) -> crate::chain::sender::SendPolicy {
+    let gwei = match settings.chain.max_fee_per_gas_gwei {
+        cap if cap > 0.0 && cap.is_finite() => cap,
+        _ => target.default_fee_cap_gwei(),
+    };
+    crate::chain::sender::SendPolicy {
+        max_fee_per_gas_cap: (gwei.min(1e6) * 1e9) as u128,
+        confirmations: settings.chain.confirmations,
+        stuck_after_blocks: settings.chain.stuck_after_blocks.max(1),
+        ..crate::chain::sender::SendPolicy::default()
     }
 }

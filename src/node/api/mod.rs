@@ -218,16 +218,12 @@ fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<B
     response
 }
 
-/// Serves the API on `listener` until `stop` turns true. Connections that do not send their
+/// Serves the API on `listener` until the node shuts down. Connections that do not send their
 /// request headers within 10 s are dropped.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    node: Arc<Node>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) {
     loop {
         let accepted = tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = node.shutdown.wait() => return,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else {
