@@ -16,31 +16,8 @@ use crate::poco::order::{
     self, AppOrder, DatasetOrder, OrderOperation, RequestOrder, Signed, WorkerpoolOrder,
 };
 
-/// Task status values (`TaskStatusEnum`).
-pub mod status {
-    /// Not initialized.
-    pub const UNSET: u8 = 0;
-    /// Initialized, taking contributions.
-    pub const ACTIVE: u8 = 1;
-    /// Consensus reached, taking reveals.
-    pub const REVEALING: u8 = 2;
-    /// Finalized.
-    pub const COMPLETED: u8 = 3;
-    /// Claimed after the final deadline.
-    pub const FAILED: u8 = 4;
-
-    /// The status's name.
-    pub fn name(status: u8) -> &'static str {
-        match status {
-            UNSET => "UNSET",
-            ACTIVE => "ACTIVE",
-            REVEALING => "REVEALING",
-            COMPLETED => "COMPLETED",
-            FAILED => "FAILED",
-            _ => "UNKNOWN",
-        }
-    }
-}
+/// Task status values (`TaskStatusEnum`), kept with the protocol's pure code.
+pub use crate::poco::consensus::task_status as status;
 
 /// Why a PoCo call was not made or failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +125,17 @@ impl<'a> Poco<'a> {
             .await
             .map_err(read_error(format!("deal {deal}")))?;
         Ok((view.requester != Address::ZERO).then_some(view))
+    }
+
+    /// A deal's fixed facts (`None` when it does not exist).
+    pub async fn deal_facts(
+        &self,
+        deal: DealId,
+    ) -> Result<Option<crate::poco::DealFacts>, PocoError> {
+        Ok(self
+            .deal(deal)
+            .await?
+            .map(|view| crate::poco::DealFacts::from_view(&view)))
     }
 
     /// A task (status UNSET when not initialized).
@@ -377,6 +365,54 @@ impl<'a> Poco<'a> {
                 event: "TaskInitialize",
             })?;
         Ok(TaskId(initialized.taskid))
+    }
+
+    /// Initializes several tasks of one deal in one transaction (`initializeArray`), with the
+    /// same preconditions as [`PocoWriter::initialize`] for each: the deal exists, each index
+    /// is one of its tasks, and no task is initialized yet (one that is would revert the whole
+    /// array, silently).
+    pub async fn initialize_array(
+        &self,
+        deal: DealId,
+        indexes: &[U256],
+    ) -> Result<Vec<TaskId>, PocoError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let view = self
+            .deal(deal)
+            .await?
+            .ok_or_else(|| PocoError::Precondition(format!("deal {deal} does not exist")))?;
+        let mut tasks = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            if index < view.botFirst || index >= view.botFirst + view.botSize {
+                return Err(PocoError::Precondition(format!(
+                    "task index {index} is outside deal {deal} (tasks {}..{})",
+                    view.botFirst,
+                    view.botFirst + view.botSize
+                )));
+            }
+            let task = task_id(deal, index);
+            if tasks.contains(&task) {
+                return Err(PocoError::Precondition(format!(
+                    "task index {index} is listed twice"
+                )));
+            }
+            let current = self.task(task).await?;
+            if current.status != status::UNSET {
+                return Err(PocoError::Precondition(format!(
+                    "task {task} is already initialized ({})",
+                    status::name(current.status)
+                )));
+            }
+            tasks.push(task);
+        }
+        let call = Hub::initializeArrayCall {
+            dealIds: vec![deal.0; indexes.len()],
+            indexes: indexes.to_vec(),
+        };
+        self.send(&format!("initializeArray {deal}"), call).await?;
+        Ok(tasks)
     }
 
     async fn check_contributable(

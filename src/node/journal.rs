@@ -35,17 +35,11 @@ pub enum TaskStep {
         /// The output folder.
         output_dir: String,
     },
-    /// The result archive is on IPFS (or, for a callback deal, nothing needs uploading).
+    /// The result archive is on IPFS (or, for a callback deal, nothing needs uploading); the
+    /// final transactions come next, each preceded by a look at the chain. (Journals written
+    /// of earlier builds may call this step `finishing`.)
+    #[serde(alias = "finishing")]
     Uploaded {
-        /// The result digest.
-        digest: B256,
-        /// The output folder.
-        output_dir: String,
-        /// The archive's CID; empty for a callback deal.
-        cid: String,
-    },
-    /// The final transaction is being sent: on restart, check the chain before resending.
-    Finishing {
         /// The result digest.
         digest: B256,
         /// The output folder.
@@ -83,7 +77,6 @@ impl TaskStep {
             TaskStep::Initialized => "initialized",
             TaskStep::Computed { .. } => "computed",
             TaskStep::Uploaded { .. } => "uploaded",
-            TaskStep::Finishing { .. } => "finishing",
             TaskStep::Completed => "completed",
             TaskStep::Failed { .. } => "failed",
             TaskStep::Claimed { .. } => "claimed",
@@ -230,6 +223,7 @@ impl Journal {
                  CREATE INDEX IF NOT EXISTS orders_by_asset ON orders (kind, asset);
                  CREATE INDEX IF NOT EXISTS orders_by_block ON orders (block);
                  CREATE TABLE IF NOT EXISTS energy_receipts (task TEXT PRIMARY KEY, receipt TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS deals (deal TEXT PRIMARY KEY, facts TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS transactions (
                      id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
                      label TEXT NOT NULL, hash TEXT, state TEXT NOT NULL, updated_at INTEGER NOT NULL);",
@@ -319,6 +313,44 @@ impl Journal {
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Keeps a deal's fixed facts, read once from the chain when the deal is taken.
+    pub fn put_deal(
+        &self,
+        deal: DealId,
+        facts: &crate::poco::DealFacts,
+    ) -> Result<(), JournalError> {
+        let text = serde_json::to_string(facts).expect("deal facts serialize");
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO deals (deal, facts) VALUES (?1, ?2)",
+                rusqlite::params![deal.to_string(), text],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// A deal's journaled facts (`None` when never journaled, or written by another version).
+    pub fn deal(&self, deal: DealId) -> Result<Option<crate::poco::DealFacts>, JournalError> {
+        let text: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT facts FROM deals WHERE deal = ?1",
+                [deal.to_string()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Forgets a deal's facts (it vanished in a reorg: if it comes back, it is read again).
+    pub fn forget_deal(&self, deal: DealId) -> Result<(), JournalError> {
+        self.connection
+            .execute("DELETE FROM deals WHERE deal = ?1", [deal.to_string()])
+            .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// Keeps a task's energy receipt (JSON), replacing an earlier one.
@@ -748,6 +780,69 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_step_journaled_as_finishing_by_an_earlier_build_reads_as_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+        let task = TaskId(B256::with_last_byte(9));
+        journal.add_task(task, DealId(B256::ZERO), 0).unwrap();
+        let old = format!(
+            r#"{{"step":"finishing","digest":"{}","output_dir":"/o","cid":"Qm"}}"#,
+            B256::with_last_byte(1)
+        );
+        journal
+            .connection
+            .execute(
+                "UPDATE tasks SET step = ?2 WHERE task = ?1",
+                rusqlite::params![task.to_string(), old],
+            )
+            .unwrap();
+        let record = journal.task(task).unwrap().unwrap();
+        assert_eq!(
+            record.step,
+            TaskStep::Uploaded {
+                digest: B256::with_last_byte(1),
+                output_dir: "/o".into(),
+                cid: "Qm".into(),
+            }
+        );
+        assert_eq!(journal.tasks(true).unwrap().len(), 1, "still unfinished");
+    }
+
+    #[test]
+    fn a_deals_facts_are_kept_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let deal = DealId(B256::with_last_byte(3));
+        let facts = crate::poco::DealFacts {
+            app: alloy::primitives::Address::repeat_byte(1),
+            dataset: alloy::primitives::Address::ZERO,
+            workerpool: alloy::primitives::Address::repeat_byte(2),
+            requester: alloy::primitives::Address::repeat_byte(3),
+            beneficiary: alloy::primitives::Address::repeat_byte(3),
+            callback: alloy::primitives::Address::ZERO,
+            params: "{}".into(),
+            tag: B256::ZERO,
+            trust: 1,
+            category: 0,
+            start_time: 1_000,
+            bot_first: 0,
+            bot_size: 2,
+            app_price: alloy::primitives::U256::from(1),
+            dataset_price: alloy::primitives::U256::ZERO,
+            workerpool_price: alloy::primitives::U256::from(2),
+            worker_stake: alloy::primitives::U256::ZERO,
+        };
+        Journal::open(&path)
+            .unwrap()
+            .put_deal(deal, &facts)
+            .unwrap();
+        let reopened = Journal::open(&path).unwrap();
+        assert_eq!(reopened.deal(deal).unwrap(), Some(facts));
+        reopened.forget_deal(deal).unwrap();
+        assert_eq!(reopened.deal(deal).unwrap(), None);
+    }
+
+    #[test]
     fn tasks_and_their_steps_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.sqlite");
@@ -793,11 +888,6 @@ mod tests {
                 digest: B256::ZERO,
                 output_dir: "/o".into(),
                 cid: String::new(),
-            },
-            TaskStep::Finishing {
-                digest: B256::ZERO,
-                output_dir: "/o".into(),
-                cid: "Qm".into(),
             },
             TaskStep::Completed,
             TaskStep::Failed { reason: "x".into() },

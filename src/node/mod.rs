@@ -27,7 +27,7 @@ use crate::chain::watcher::{WatchError, Watcher};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::node::journal::Journal;
-use crate::poco::{Category, Nrlc, TaskId};
+use crate::poco::{Category, DealFacts, DealId, Nrlc, TaskId};
 use crate::sdk::Sdk;
 use crate::storage::ipfs::IpfsClient;
 
@@ -239,6 +239,19 @@ impl Node {
     /// Whether a workerpool order of ours is open (as the journal remembers it).
     pub fn bid_open(&self) -> bool {
         scheduler::has_open_bid(self)
+    }
+
+    /// A deal's fixed facts: from the journal, else read once from the chain and journaled
+    /// (`None` when the deal does not exist).
+    pub async fn deal_facts(&self, deal: DealId) -> anyhow::Result<Option<DealFacts>> {
+        if let Some(facts) = self.journal().deal(deal)? {
+            return Ok(Some(facts));
+        }
+        let Some(facts) = self.sdk.poco().deal_facts(deal).await? else {
+            return Ok(None);
+        };
+        self.journal().put_deal(deal, &facts)?;
+        Ok(Some(facts))
     }
 
     /// The journal (the lock is never held across an await).

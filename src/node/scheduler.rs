@@ -16,7 +16,7 @@ use crate::node::journal::{Journal, RequestDecision};
 use crate::poco::order::{
     DatasetOrder, Order, OrderOperation, RequestOrder, Signed, WorkerpoolOrder,
 };
-use crate::poco::{Category, DealId, OrderHash, RequestParams, Tag, ids::task_id};
+use crate::poco::{Category, DealId, OrderHash, Tag, ids::task_id};
 use crate::sdk::Sdk;
 
 const BID_ORDER: &str = "bid_order";
@@ -153,8 +153,8 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
     if request.workerpool != Address::ZERO && request.workerpool != node.pool {
         return Some(format!("restricted to workerpool {}", request.workerpool));
     }
-    if Tag(request.tag).requires_tee() {
-        return Some("asks for a TEE task; this node runs standard tasks".into());
+    if let Err(reason) = crate::poco::deal::standard_task(Tag(request.tag), &request.params) {
+        return Some(reason);
     }
     if request.tag != Tag::STANDARD.0 {
         return Some(format!(
@@ -180,9 +180,6 @@ fn refusal(node: &Node, request: &RequestOrder) -> Option<String> {
             "category {} is not a standard category",
             request.category
         ));
-    }
-    if let Err(error) = RequestParams::parse(&request.params).and_then(|p| p.check_standard()) {
-        return Some(error.to_string());
     }
     None
 }
@@ -433,36 +430,32 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
         .notice_at
         .entry(deal_id)
         .or_insert_with(std::time::Instant::now);
-    let Some(deal) = node.sdk.poco().deal(deal_id).await? else {
+    // The deal's facts are read here, once, and journaled for every later step.
+    let Some(deal) = node.deal_facts(deal_id).await? else {
         return Ok(()); // gone in a reorg
     };
     if Tag(deal.tag).requires_tee() {
         tracing::warn!(%deal_id, "deal with a TEE tag: not accepted");
         return Ok(());
     }
-    let first: u64 = deal.botFirst.saturating_to();
-    let size: u64 = deal.botSize.saturating_to();
     let mut new = Vec::new();
-    for index in first..first.saturating_add(size) {
+    for index in deal.indexes() {
         let task = task_id(deal_id, U256::from(index));
         if node.journal().add_task(task, deal_id, index)? {
             new.push(index);
-            if let Some(category) = Category::standard(deal.category.saturating_to()) {
-                let estimate = estimate(category, 1, Some(deal.app.pointer));
+            if let Some(category) = deal.standard_category() {
+                let estimate = estimate(category, 1, Some(deal.app));
                 node.gate
                     .task_admitted(&task.to_string(), &estimate, crate::clock::unix_now());
             }
         }
     }
     if new.len() > 1 {
-        let call = crate::abi::IexecInterfaceToken::initializeArrayCall {
-            dealIds: vec![deal_id.0; new.len()],
-            indexes: new.iter().map(|i| U256::from(*i)).collect(),
-        };
+        let indexes: Vec<U256> = new.iter().map(|i| U256::from(*i)).collect();
         match node
             .sdk
             .poco_writer()?
-            .send(&format!("initializeArray {deal_id}"), call)
+            .initialize_array(deal_id, &indexes)
             .await
         {
             Ok(_) => tracing::info!(%deal_id, tasks = new.len(), "tasks initialized"),
@@ -523,6 +516,7 @@ pub async fn reconcile_after_reorg(node: &Node) -> anyhow::Result<()> {
     for record in records {
         if node.sdk.poco().deal(record.deal).await?.is_none() {
             tracing::warn!(task = %record.task, deal = %record.deal, "the deal vanished in a reorg");
+            node.journal().forget_deal(record.deal)?;
             node.vanished
                 .lock()
                 .expect("not poisoned")

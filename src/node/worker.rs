@@ -14,8 +14,7 @@ use crate::executor::env::TaskContext;
 use crate::executor::{AppRun, DatasetInput};
 use crate::failpoint;
 use crate::node::journal::{TaskRecord, TaskStep};
-use crate::poco::consensus::contribution_status;
-use crate::poco::{Category, RequestParams, Tag};
+use crate::poco::finish::{FinishAction, FinishView, next_action};
 use crate::results::archive;
 use crate::storage::ipfs::{callback_results_link, results_link};
 
@@ -71,15 +70,6 @@ async fn take_step(
             digest,
             output_dir,
             cid,
-        } => TaskStep::Finishing {
-            digest: *digest,
-            output_dir: output_dir.clone(),
-            cid: cid.clone(),
-        },
-        TaskStep::Finishing {
-            digest,
-            cid,
-            output_dir,
         } => finish(node, record, *digest, cid, output_dir).await?,
         TaskStep::Completed | TaskStep::Failed { .. } | TaskStep::Claimed { .. } => {
             return Ok(None);
@@ -158,16 +148,10 @@ pub async fn give_up_if_late(
             Ok(task) => !task.contributionDeadline.is_zero() && now >= task.contributionDeadline,
             Err(_) => return false,
         },
-        TaskStep::New => match poco.deal(record.deal).await {
-            Ok(Some(deal)) => {
-                let time_ref = Category::standard(deal.category.saturating_to())
-                    .map(|c| c.time_ref_s)
-                    .unwrap_or(u64::MAX / 64);
-                let final_deadline = deal.startTime.saturating_add(U256::from(
-                    time_ref.saturating_mul(crate::poco::category::FINAL_DEADLINE_RATIO),
-                ));
-                now >= final_deadline
-            }
+        TaskStep::New => match node.deal_facts(record.deal).await {
+            Ok(Some(facts)) => facts
+                .final_deadline()
+                .is_some_and(|deadline| now >= U256::from(deadline)),
             _ => return false,
         },
         _ => false,
@@ -205,12 +189,12 @@ async fn upload(
     digest: alloy::primitives::B256,
     output_dir: &str,
 ) -> anyhow::Result<TaskStep> {
-    let Some(deal) = node.sdk.poco().deal(record.deal).await? else {
+    let Some(deal) = node.deal_facts(record.deal).await? else {
         return Ok(TaskStep::Failed {
             reason: "the deal does not exist (a reorg?)".into(),
         });
     };
-    let cid = if deal.callback != Address::ZERO {
+    let cid = if deal.has_callback() {
         tracing::info!(task = %record.task, callback = %deal.callback, "callback deal: the result goes on chain, nothing uploaded");
         String::new()
     } else {
@@ -296,7 +280,7 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
             },
         });
     }
-    let Some(deal) = poco.deal(record.deal).await? else {
+    let Some(deal) = node.deal_facts(record.deal).await? else {
         return Ok(TaskStep::Failed {
             reason: "the deal does not exist (a reorg?)".into(),
         });
@@ -306,23 +290,13 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
             reason: "the contribution deadline passed before the app ran".into(),
         });
     }
-    if Tag(deal.tag).requires_tee() {
-        return Ok(TaskStep::Failed {
-            reason: "the deal asks for a TEE task".into(),
-        });
-    }
-    let app = node.sdk.app(deal.app.pointer).await?;
-    let params =
-        match RequestParams::parse(&deal.params).and_then(|p| p.check_standard().map(|_| p)) {
-            Ok(params) => params,
-            Err(error) => {
-                return Ok(TaskStep::Failed {
-                    reason: error.to_string(),
-                });
-            }
-        };
-    let dataset = if deal.dataset.pointer != Address::ZERO {
-        let info = node.sdk.dataset(deal.dataset.pointer).await?;
+    let params = match deal.runnable() {
+        Ok(params) => params,
+        Err(reason) => return Ok(TaskStep::Failed { reason }),
+    };
+    let app = node.sdk.app(deal.app).await?;
+    let dataset = if deal.dataset != Address::ZERO {
+        let info = node.sdk.dataset(deal.dataset).await?;
         Some(DatasetInput {
             source: info.multiaddr,
             checksum: info.checksum,
@@ -331,7 +305,8 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
         None
     };
     let time_ref: u64 = task.timeref.saturating_to();
-    let timeout = Category::standard(deal.category.saturating_to())
+    let timeout = deal
+        .standard_category()
         .map(|c| c.time_ref_s)
         .unwrap_or(time_ref)
         .max(1);
@@ -343,22 +318,22 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
             deal: record.deal,
             task: record.task,
             index: U256::from(record.index),
-            bot_first: deal.botFirst,
-            bot_size: deal.botSize,
-            dataset: deal.dataset.pointer,
+            bot_first: U256::from(deal.bot_first),
+            bot_size: U256::from(deal.bot_size),
+            dataset: deal.dataset,
             input_files: params.iexec_input_files.clone(),
             local_input_names: vec![],
         },
         local_inputs: vec![],
         dataset,
         timeout: Duration::from_secs(timeout),
-        has_callback: deal.callback != Address::ZERO,
+        has_callback: deal.has_callback(),
         task_dir: task_dir(node, record),
     };
     failpoint::hit("before-run");
     let key = record.task.to_string();
-    if let Some(category) = Category::standard(deal.category.saturating_to()) {
-        let estimate = super::scheduler::estimate(category, 1, Some(deal.app.pointer));
+    if let Some(category) = deal.standard_category() {
+        let estimate = super::scheduler::estimate(category, 1, Some(deal.app));
         node.gate
             .task_started(&key, &estimate, crate::clock::unix_now());
     }
@@ -443,18 +418,17 @@ async fn finish(
 ) -> anyhow::Result<TaskStep> {
     settle(node).await?;
     let poco = node.sdk.poco();
-    let Some(deal) = poco.deal(record.deal).await? else {
+    let Some(deal) = node.deal_facts(record.deal).await? else {
         return Ok(TaskStep::Failed {
             reason: "the deal does not exist (a reorg?)".into(),
         });
     };
-    let trust: u64 = deal.trust.saturating_to();
     let worker = node.worker_sdk().sender()?.address();
     // Built only where a final transaction is sent: after a crash the chain may show the task
     // done already, whatever became of the files.
     let payload = || final_payload(deal.callback, cid, output_dir, digest);
     // Waiting (for other workers, or their reveals) leaves the step as it is.
-    let waiting = TaskStep::Finishing {
+    let waiting = TaskStep::Uploaded {
         digest,
         output_dir: output_dir.to_string(),
         cid: cid.to_string(),
@@ -464,30 +438,23 @@ async fn finish(
         let task = poco.task(record.task).await?;
         let mine = poco.contribution(record.task, worker).await?;
         let now = U256::from(poco.now().await?);
-        let contribution_over = now >= task.contributionDeadline;
-        if task.status == status::ACTIVE && contribution_over {
-            // Nothing can be contributed any more; the task is claimed after its final deadline.
-            return Ok(TaskStep::Failed {
-                reason: if mine.status == contribution_status::UNSET {
-                    "the contribution deadline has passed".into()
-                } else {
-                    "no consensus before the contribution deadline".into()
-                },
-            });
-        }
-        if task.status == status::REVEALING && now >= task.finalDeadline {
-            return Ok(TaskStep::Failed {
-                reason: "the final deadline has passed".into(),
-            });
-        }
-        match task.status {
-            status::COMPLETED => return Ok(TaskStep::Completed),
-            status::ACTIVE if trust <= 1 => {
-                if !task.contributors.is_empty() {
-                    return Ok(TaskStep::Failed {
-                        reason: "another worker contributed to this trust-1 task".into(),
-                    });
-                }
+        let view = FinishView {
+            status: task.status,
+            trust: deal.trust,
+            anyone_contributed: !task.contributors.is_empty(),
+            mine: mine.status,
+            mine_is_consensus: mine.resultHash == task.consensusValue,
+            reveals: task.revealCounter.saturating_to(),
+            winners: task.winnerCounter.saturating_to(),
+            contribution_over: now >= task.contributionDeadline,
+            reveal_over: now >= task.revealDeadline,
+            final_over: now >= task.finalDeadline,
+        };
+        match next_action(&view) {
+            FinishAction::Completed => return Ok(TaskStep::Completed),
+            FinishAction::Fail(reason) => return Ok(TaskStep::Failed { reason }),
+            FinishAction::Wait => return Ok(waiting),
+            FinishAction::ContributeAndFinalize => {
                 let (results, callback_data) = match payload() {
                     Ok(payload) => payload,
                     Err(reason) => return Ok(TaskStep::Failed { reason }),
@@ -508,70 +475,40 @@ async fn finish(
                 failpoint::hit("after-contribute");
                 return Ok(TaskStep::Completed);
             }
-            status::ACTIVE => match mine.status {
-                contribution_status::UNSET => {
-                    let authorization =
-                        crate::poco::result::sign_authorization(&node.owner, worker, record.task);
-                    node.worker_sdk()
-                        .poco_writer()?
-                        .contribute(record.task, digest, authorization)
-                        .await?;
-                    log_timing(node, record);
-                    failpoint::hit("after-contribute");
-                }
-                contribution_status::REJECTED => {
-                    return Ok(TaskStep::Failed {
-                        reason: "our contribution was rejected (the task was reopened)".into(),
-                    });
-                }
-                // Contributed: consensus needs other workers' agreeing contributions.
-                _ => return Ok(waiting),
-            },
-            status::REVEALING => {
-                if mine.status == contribution_status::CONTRIBUTED
-                    && mine.resultHash == task.consensusValue
-                    && now < task.revealDeadline
-                {
-                    node.worker_sdk()
-                        .poco_writer()?
-                        .reveal(record.task, digest)
-                        .await?;
-                    failpoint::hit("after-reveal");
-                } else if task.revealCounter > U256::ZERO
-                    && (task.revealCounter == task.winnerCounter || now >= task.revealDeadline)
-                {
-                    // Everyone who could reveal has (or the window is over): the scheduler
-                    // finalizes with our result, which is the consensus.
-                    if mine.status != contribution_status::PROVED {
-                        return Ok(TaskStep::Failed {
-                            reason: "another result reached consensus".into(),
-                        });
-                    }
-                    let (results, callback_data) = match payload() {
-                        Ok(payload) => payload,
-                        Err(reason) => return Ok(TaskStep::Failed { reason }),
-                    };
-                    node.sdk
-                        .poco_writer()?
-                        .finalize(record.task, results, callback_data)
-                        .await?;
-                    return Ok(TaskStep::Completed);
-                } else if task.revealCounter == U256::ZERO && now >= task.revealDeadline {
-                    // Nobody revealed in time: reopening lets the task take contributions
-                    // again instead of waiting for its final deadline.
-                    node.sdk.poco_writer()?.reopen(record.task).await?;
-                } else if mine.resultHash != task.consensusValue {
-                    return Ok(TaskStep::Failed {
-                        reason: "another result reached consensus".into(),
-                    });
-                } else {
-                    return Ok(waiting); // others may still reveal
-                }
+            FinishAction::Contribute => {
+                let authorization =
+                    crate::poco::result::sign_authorization(&node.owner, worker, record.task);
+                node.worker_sdk()
+                    .poco_writer()?
+                    .contribute(record.task, digest, authorization)
+                    .await?;
+                log_timing(node, record);
+                failpoint::hit("after-contribute");
             }
-            other => {
-                return Ok(TaskStep::Failed {
-                    reason: format!("the task is {} on chain", status::name(other)),
-                });
+            FinishAction::Reveal => {
+                node.worker_sdk()
+                    .poco_writer()?
+                    .reveal(record.task, digest)
+                    .await?;
+                failpoint::hit("after-reveal");
+            }
+            FinishAction::Finalize => {
+                // Everyone who could reveal has (or the window is over): the scheduler
+                // finalizes with our result, which is the consensus.
+                let (results, callback_data) = match payload() {
+                    Ok(payload) => payload,
+                    Err(reason) => return Ok(TaskStep::Failed { reason }),
+                };
+                node.sdk
+                    .poco_writer()?
+                    .finalize(record.task, results, callback_data)
+                    .await?;
+                return Ok(TaskStep::Completed);
+            }
+            FinishAction::Reopen => {
+                // Nobody revealed in time: reopening lets the task take contributions again
+                // instead of waiting for its final deadline.
+                node.sdk.poco_writer()?.reopen(record.task).await?;
             }
         }
         settle(node).await?;

@@ -1,6 +1,6 @@
 //! PoCo's consensus arithmetic (PROTOCOL.md §5.2), pure: how much a worker's contribution
 //! weighs, when a result group reaches consensus, and so which trust levels one worker can
-//! reach alone.
+//! reach alone. Also the task and contribution states the hub reports.
 
 /// Contribution states as `viewContribution` returns them.
 pub mod contribution_status {
@@ -12,6 +12,32 @@ pub mod contribution_status {
     pub const PROVED: u8 = 2;
     /// Rejected (its group lost, or the task was reopened).
     pub const REJECTED: u8 = 3;
+}
+
+/// Task status values (`TaskStatusEnum`).
+pub mod task_status {
+    /// Not initialized.
+    pub const UNSET: u8 = 0;
+    /// Initialized, taking contributions.
+    pub const ACTIVE: u8 = 1;
+    /// Consensus reached, taking reveals.
+    pub const REVEALING: u8 = 2;
+    /// Finalized.
+    pub const COMPLETED: u8 = 3;
+    /// Claimed after the final deadline.
+    pub const FAILED: u8 = 4;
+
+    /// The status's name.
+    pub fn name(status: u8) -> &'static str {
+        match status {
+            UNSET => "UNSET",
+            ACTIVE => "ACTIVE",
+            REVEALING => "REVEALING",
+            COMPLETED => "COMPLETED",
+            FAILED => "FAILED",
+            _ => "UNKNOWN",
+        }
+    }
 }
 
 /// The weight of a contribution from a worker with `score`: `max(score / 3, 3) - 1`.

@@ -6,6 +6,8 @@
 pub mod amount;
 pub mod category;
 pub mod consensus;
+pub mod deal;
+pub mod finish;
 pub mod gas;
 pub mod ids;
 pub mod order;
@@ -15,6 +17,7 @@ pub mod tag;
 
 pub use amount::Nrlc;
 pub use category::Category;
+pub use deal::DealFacts;
 pub use ids::{DealId, OrderHash, TaskId};
 pub use order::{AppOrder, DatasetOrder, OrderOperation, RequestOrder, WorkerpoolOrder};
 pub use params::RequestParams;
