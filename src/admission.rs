@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::poco::TaskId;
 
 /// What a piece of work would cost: enough to decide whether the energy is there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,6 +51,47 @@ impl Decision {
     }
 }
 
+/// Where a task's energy came from: what the gate measured while its app ran, kept in the
+/// journal and as `energy.json` beside the task's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyReceipt {
+    /// The task.
+    pub task: TaskId,
+    /// Its app, when known.
+    pub app: Option<String>,
+    /// When the app started (energy time, unix seconds).
+    pub started_s: f64,
+    /// When it stopped.
+    pub finished_s: f64,
+    /// Energy the app drew above the node's idle draw (Wh).
+    pub wh_used: f64,
+    /// Of which the panel gave (Wh).
+    pub pv_wh: f64,
+    /// Of which the battery gave (Wh).
+    pub battery_wh: f64,
+    /// The panel's share (%).
+    pub pv_share_pct: f64,
+    /// The battery's share (%).
+    pub battery_share_pct: f64,
+    /// Whether a load reading measured the run (else the planned power stands in).
+    pub measured: bool,
+    /// What the forecast promised when the app started.
+    pub forecast: ReceiptForecast,
+}
+
+/// The forecast part of an [`EnergyReceipt`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptForecast {
+    /// Which forecast (`clear-sky`, `open-meteo`, `none`).
+    pub source: String,
+    /// The quantile the gate plans with.
+    pub quantile: f64,
+    /// PV energy the forecast gave the run's window at that quantile (Wh).
+    pub pv_wh_for_the_run: f64,
+    /// The power the gate planned for the app (W).
+    pub planned_power_w: f64,
+}
+
 /// Decides whether the node may take work now. `now_s` is unix time in seconds.
 pub trait AdmissionGate: Send + Sync {
     /// The decision for `estimate` at `now_s`.
@@ -56,14 +99,15 @@ pub trait AdmissionGate: Send + Sync {
 
     /// A task of admitted work is taken (its deal matched) but not running yet: the gate plans
     /// it until it starts or is dropped with [`task_finished`](Self::task_finished).
-    fn task_admitted(&self, _task: &str, _estimate: &TaskEstimate, _now_s: f64) {}
+    fn task_admitted(&self, _task: TaskId, _estimate: &TaskEstimate, _now_s: f64) {}
 
     /// A task of admitted work starts running: the gate counts it against its budget and
     /// measures it until [`task_finished`](Self::task_finished).
-    fn task_started(&self, _task: &str, _estimate: &TaskEstimate, _now_s: f64) {}
+    fn task_started(&self, _task: TaskId, _estimate: &TaskEstimate, _now_s: f64) {}
 
-    /// The task's app has stopped; returns its energy receipt (JSON) when the gate keeps them.
-    fn task_finished(&self, _task: &str, _now_s: f64) -> Option<serde_json::Value> {
+    /// The task's app has stopped (or the task was dropped before it ran); returns its energy
+    /// receipt when it ran and the gate keeps them.
+    fn task_finished(&self, _task: TaskId, _now_s: f64) -> Option<EnergyReceipt> {
         None
     }
 
@@ -81,6 +125,11 @@ pub trait AdmissionGate: Send + Sync {
     /// The gate's state for `pew energy status` and logs.
     fn status(&self, _now_s: u64) -> serde_json::Value {
         serde_json::Value::Null
+    }
+
+    /// The battery's state of charge (%), when the gate knows one (for the status line).
+    fn battery_soc_pct(&self, _now_s: u64) -> Option<f64> {
+        None
     }
 }
 
@@ -159,13 +208,13 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     fn admit(&self, estimate: &TaskEstimate, now_s: u64) -> Decision {
         (**self).admit(estimate, now_s)
     }
-    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+    fn task_admitted(&self, task: TaskId, estimate: &TaskEstimate, now_s: f64) {
         (**self).task_admitted(task, estimate, now_s)
     }
-    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+    fn task_started(&self, task: TaskId, estimate: &TaskEstimate, now_s: f64) {
         (**self).task_started(task, estimate, now_s)
     }
-    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
+    fn task_finished(&self, task: TaskId, now_s: f64) -> Option<EnergyReceipt> {
         (**self).task_finished(task, now_s)
     }
     fn power_off_reason(&self) -> Option<String> {
@@ -176,6 +225,9 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     }
     fn status(&self, now_s: u64) -> serde_json::Value {
         (**self).status(now_s)
+    }
+    fn battery_soc_pct(&self, now_s: u64) -> Option<f64> {
+        (**self).battery_soc_pct(now_s)
     }
 }
 

@@ -430,12 +430,16 @@ fn energy(settings: &Settings, report: &mut Report) {
     let prepared = crate::energy::runtime::prepare(energy);
     report.result("energy", prepared, |prepared| {
         let status = prepared.gate.status_at(now);
+        let pv = status
+            .readings
+            .as_ref()
+            .and_then(|r| r.pv_w)
+            .map_or("null".to_string(), |w| format!("{w:?}"));
         format!(
-            "{} answers: PV {} W, battery {} % (reserve {} Wh)",
+            "{} answers: PV {pv} W, battery {} % (reserve {} Wh)",
             prepared.source.name(),
-            status["readings"]["pv_w"],
-            status["battery"]["soc_pct"],
-            status["battery"]["reserve_wh"]
+            status.battery.soc_pct,
+            status.battery.reserve_wh
         )
     });
     if energy.wittypi {

@@ -35,7 +35,8 @@ pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode>
     // call never waits on the network.
     let Prepared { gate, source, .. } = prepare(energy)?;
     let mut status = gate.status_at(now);
-    status["source"] = Value::String(source.name());
+    status.source = Some(source.name());
+    let mut status = serde_json::to_value(status)?;
     status["node"] = Value::Null;
     print(json, &status, human_status);
     Ok(ExitCode::SUCCESS)

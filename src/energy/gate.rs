@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::battery::{BatterySpec, Estimator};
 use super::budget::{BatteryModel, BudgetInput, Hysteresis, PlannedJob, Verdict};
 use super::forecast::{Forecast, Forecaster, WeatherForecast, planning_pv};
 use super::sample::Sample;
-use crate::admission::{AdmissionGate, Decision, TaskEstimate};
+use crate::admission::{AdmissionGate, Decision, EnergyReceipt, ReceiptForecast, TaskEstimate};
+use crate::poco::TaskId;
 
 /// Maps wall time to energy time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -101,6 +101,56 @@ pub struct PersistentState {
     pub forecaster: Option<Forecaster>,
 }
 
+/// Why the node must stop and power off before its battery (or SD card) is harmed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LowVoltage {
+    /// A measured battery under `energy.critical_soc`.
+    CriticalCharge {
+        /// The state of charge (0..=1).
+        soc: f64,
+        /// The critical level (0..=1).
+        critical: f64,
+    },
+    /// The board's input within 0.2 V of its own cut-off, from its readings.
+    NearCutOff {
+        /// The input voltage.
+        input_v: f64,
+        /// The board's cut-off.
+        cut_off_v: f64,
+    },
+    /// The Witty Pi's own low-voltage warning.
+    BoardWarning,
+}
+
+impl std::fmt::Display for LowVoltage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LowVoltage::CriticalCharge { soc, critical } => write!(
+                f,
+                "battery at {:.1} %, under the critical {:.1} %",
+                soc * 100.0,
+                critical * 100.0
+            ),
+            LowVoltage::NearCutOff { input_v, cut_off_v } => write!(
+                f,
+                "battery at {input_v:.2} V, within 0.2 V of the board's {cut_off_v:.1} V cut-off"
+            ),
+            LowVoltage::BoardWarning => {
+                write!(
+                    f,
+                    "the Witty Pi reports its input near the low-voltage cut-off"
+                )
+            }
+        }
+    }
+}
+
+impl Serialize for LowVoltage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 struct State {
     estimator: Estimator,
     forecaster: Option<Forecaster>,
@@ -111,7 +161,7 @@ struct State {
     queued: HashMap<String, PlannedJob>,
     app_power_w: HashMap<String, f64>,
     last_decision: Option<Decision>,
-    low_voltage: Option<String>,
+    low_voltage: Option<LowVoltage>,
     power_off: Option<String>,
     paused: bool,
     paused_since: Option<f64>,
@@ -226,13 +276,19 @@ impl EnergyGate {
         self.state().rejected = total;
     }
 
-    /// A low-voltage warning from the power board: stop bidding, park, power off.
-    pub fn set_low_voltage(&self, warning: Option<String>) {
+    /// A low-voltage warning: stop bidding, park, power off. The board's own warning replaces
+    /// any other cause and stays until the node stops; the others lift on recovery.
+    pub fn warn_low_voltage(&self, cause: LowVoltage) {
         let mut state = self.state();
-        if warning.is_some() && state.low_voltage.is_none() {
-            tracing::warn!(reason = ?warning, "energy: low-voltage warning, no more work");
+        let replace = match &state.low_voltage {
+            None => true,
+            Some(LowVoltage::BoardWarning) => false,
+            Some(_) => cause == LowVoltage::BoardWarning,
+        };
+        if replace {
+            tracing::warn!(reason = %cause, "energy: low-voltage warning, no more work");
+            state.low_voltage = Some(cause);
         }
-        state.low_voltage = warning;
     }
 
     /// Asks the node to stop and power off (the board will wake it).
@@ -302,18 +358,11 @@ impl EnergyGate {
         let critical = self.config.critical_soc;
         if measured && critical > 0.0 {
             if soc < critical && state.low_voltage.is_none() {
-                let warning = format!(
-                    "battery at {:.1} %, under the critical {:.1} %",
-                    soc * 100.0,
-                    critical * 100.0
-                );
-                tracing::warn!(%warning, "energy: battery critically low, no more work");
-                state.low_voltage = Some(warning);
+                let cause = LowVoltage::CriticalCharge { soc, critical };
+                tracing::warn!(warning = %cause, "energy: battery critically low, no more work");
+                state.low_voltage = Some(cause);
             } else if soc > critical + 0.05
-                && state
-                    .low_voltage
-                    .as_deref()
-                    .is_some_and(|w| w.contains("under the critical"))
+                && matches!(state.low_voltage, Some(LowVoltage::CriticalCharge { .. }))
             {
                 state.low_voltage = None;
             }
@@ -329,19 +378,17 @@ impl EnergyGate {
             && let Some(cut) = board.low_voltage_v
         {
             if board.input_v < cut + 0.2 && state.low_voltage.is_none() {
-                let warning = format!(
-                    "battery at {:.2} V, within 0.2 V of the board's {:.1} V cut-off",
-                    board.input_v, cut
-                );
-                tracing::warn!(%warning, "energy: low-voltage warning, no more work");
-                state.low_voltage = Some(warning);
+                let cause = LowVoltage::NearCutOff {
+                    input_v: board.input_v,
+                    cut_off_v: cut,
+                };
+                tracing::warn!(warning = %cause, "energy: low-voltage warning, no more work");
+                state.low_voltage = Some(cause);
             } else if board.input_v > cut + 0.5
-                && state
-                    .low_voltage
-                    .as_deref()
-                    .is_some_and(|w| w.contains("cut-off"))
+                && matches!(state.low_voltage, Some(LowVoltage::NearCutOff { .. }))
             {
-                state.low_voltage = None; // only the board's own warning; not a critical SoC
+                // Only this cause lifts here: not a critical charge, nor the board's warning.
+                state.low_voltage = None;
             }
         }
 
@@ -461,7 +508,7 @@ impl EnergyGate {
     }
 
     /// Everything `pew energy status` shows.
-    pub fn status_at(&self, now_wall_s: f64) -> serde_json::Value {
+    pub fn status_at(&self, now_wall_s: f64) -> EnergyStatus {
         let now = self.clock.energy_time(now_wall_s);
         let mut state = self.state();
         let probe = TaskEstimate {
@@ -480,52 +527,161 @@ impl EnergyGate {
         let last = state.last.clone();
         let load = last.as_ref().map(|s| self.load_w(&state, s));
         let pv = last.as_ref().and_then(|s| s.pv_w);
-        let forecast = state.forecast.as_ref().map(|f| {
-            json!({
-                "source": f.source,
-                "made_at_s": f.made_at_s,
-                "next_24h_wh": {
-                    "p10": round1(f.energy_wh(0.1, now, now + 86_400.0)),
-                    "p50": round1(f.energy_wh(0.5, now, now + 86_400.0)),
-                    "p90": round1(f.energy_wh(0.9, now, now + 86_400.0)),
-                },
-                "hourly_w": (0..24).map(|h| {
+        let quantiles = |f: &dyn Fn(f64) -> f64| Quantiles {
+            p10: round1(f(0.1)),
+            p50: round1(f(0.5)),
+            p90: round1(f(0.9)),
+        };
+        let forecast = state.forecast.as_ref().map(|f| ForecastStatus {
+            source: f.source.clone(),
+            made_at_s: f.made_at_s,
+            next_24h_wh: quantiles(&|q| f.energy_wh(q, now, now + 86_400.0)),
+            hourly_w: (0..24)
+                .map(|h| {
                     let t = now + h as f64 * 3600.0;
-                    json!({"time_s": t, "p10": round1(f.power_w(0.1, t)), "p50": round1(f.power_w(0.5, t)), "p90": round1(f.power_w(0.9, t))})
-                }).collect::<Vec<_>>(),
-            })
+                    HourlyPower {
+                        time_s: t,
+                        power_w: quantiles(&|q| f.power_w(q, t)),
+                    }
+                })
+                .collect(),
         });
-        json!({
-            "energy_time_s": now,
-            "readings": last,
-            "rejected_readings": state.rejected,
-            "battery": {
-                "soc_pct": round1(soc * 100.0),
-                "energy_wh": round1(soc * capacity),
-                "capacity_wh": capacity,
-                "reserve_wh": round1(self.config.model.floor_wh),
-                "above_reserve_wh": round1(soc * capacity - self.config.model.floor_wh),
-                "anchors": state.estimator.anchors,
+        let mut running_tasks: Vec<String> = state.running.keys().cloned().collect();
+        running_tasks.sort();
+        EnergyStatus {
+            energy_time_s: now,
+            source: None,
+            readings: last,
+            rejected_readings: state.rejected,
+            battery: BatteryStatus {
+                soc_pct: round1(soc * 100.0),
+                energy_wh: round1(soc * capacity),
+                capacity_wh: capacity,
+                reserve_wh: round1(self.config.model.floor_wh),
+                above_reserve_wh: round1(soc * capacity - self.config.model.floor_wh),
+                anchors: state.estimator.anchors,
             },
-            "surplus_w": match (pv, load) { (Some(p), Some(l)) => Some(round1(p - l)), _ => None },
-            "forecast": forecast,
-            "budget": {
-                "probe": "one XS task (300 s) of an unknown app",
-                "admit": verdict.admit,
-                "headroom_wh": round1(verdict.headroom_wh),
-                "lowest_battery_wh": round1(verdict.lowest_wh),
-                "task_energy_wh": round1(verdict.candidate_wh),
+            surplus_w: match (pv, load) {
+                (Some(p), Some(l)) => Some(round1(p - l)),
+                _ => None,
             },
-            "decision": {
-                "admit": verdict.admit && state.low_voltage.is_none(),
-                "reasons": low_voltage_first(&state.low_voltage, verdict.reasons),
+            forecast,
+            budget: BudgetStatus {
+                probe: "one XS task (300 s) of an unknown app".into(),
+                admit: verdict.admit,
+                headroom_wh: round1(verdict.headroom_wh),
+                lowest_battery_wh: round1(verdict.lowest_wh),
+                task_energy_wh: round1(verdict.candidate_wh),
             },
-            "last_node_decision": state.last_decision,
-            "running_tasks": state.running.keys().collect::<Vec<_>>(),
-            "app_power_w": state.app_power_w,
-            "low_voltage": state.low_voltage,
-        })
+            decision: Decision {
+                admit: verdict.admit && state.low_voltage.is_none(),
+                reasons: low_voltage_first(&state.low_voltage, verdict.reasons),
+            },
+            last_node_decision: state.last_decision.clone(),
+            running_tasks,
+            app_power_w: state.app_power_w.clone(),
+            low_voltage: state.low_voltage.clone(),
+        }
     }
+}
+
+/// The energy gate's state, as `pew energy status`, `/status` and the node's status file show
+/// it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnergyStatus {
+    /// The gate's time (unix seconds; a replayed trace runs faster than the wall clock).
+    pub energy_time_s: f64,
+    /// The energy source, when the caller names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The last accepted reading.
+    pub readings: Option<Sample>,
+    /// Readings refused as implausible so far.
+    pub rejected_readings: u64,
+    /// The battery.
+    pub battery: BatteryStatus,
+    /// PV minus the node's load now (W), when both are known.
+    pub surplus_w: Option<f64>,
+    /// The forecast in use.
+    pub forecast: Option<ForecastStatus>,
+    /// The budget check for a probe task.
+    pub budget: BudgetStatus,
+    /// What the gate would answer now for the probe, with why.
+    pub decision: Decision,
+    /// The node's own last bid question and its answer.
+    pub last_node_decision: Option<Decision>,
+    /// Tasks whose energy is being measured.
+    pub running_tasks: Vec<String>,
+    /// Learned power above idle, per app (W).
+    pub app_power_w: HashMap<String, f64>,
+    /// Why the node must power off, if it must.
+    pub low_voltage: Option<LowVoltage>,
+}
+
+/// The battery part of [`EnergyStatus`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BatteryStatus {
+    /// State of charge (%).
+    pub soc_pct: f64,
+    /// Energy stored (Wh).
+    pub energy_wh: f64,
+    /// Usable capacity (Wh).
+    pub capacity_wh: f64,
+    /// The reserve the gate never plans under (Wh).
+    pub reserve_wh: f64,
+    /// Energy above the reserve (Wh).
+    pub above_reserve_wh: f64,
+    /// Voltage anchors the estimator has taken.
+    pub anchors: u32,
+}
+
+/// Three quantiles of a forecast figure.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quantiles {
+    /// Ten percent below this.
+    pub p10: f64,
+    /// The median.
+    pub p50: f64,
+    /// Ten percent above this.
+    pub p90: f64,
+}
+
+/// One hour of the forecast's power.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HourlyPower {
+    /// The hour's start (unix seconds).
+    pub time_s: f64,
+    /// PV power at that time (W).
+    #[serde(flatten)]
+    pub power_w: Quantiles,
+}
+
+/// The forecast part of [`EnergyStatus`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ForecastStatus {
+    /// Which forecast (`clear-sky`, `open-meteo`).
+    pub source: String,
+    /// When it was made.
+    pub made_at_s: f64,
+    /// PV energy over the next 24 hours (Wh).
+    pub next_24h_wh: Quantiles,
+    /// PV power hour by hour (W).
+    pub hourly_w: Vec<HourlyPower>,
+}
+
+/// The budget part of [`EnergyStatus`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetStatus {
+    /// The task the check is made for.
+    pub probe: String,
+    /// Whether the budget admits it.
+    pub admit: bool,
+    /// Energy left above the reserve over the plan (Wh).
+    pub headroom_wh: f64,
+    /// The lowest the battery gets in the plan (Wh).
+    pub lowest_battery_wh: f64,
+    /// The probe's energy (Wh).
+    pub task_energy_wh: f64,
 }
 
 fn round1(v: f64) -> f64 {
@@ -536,7 +692,7 @@ fn round1(v: f64) -> f64 {
     }
 }
 
-fn low_voltage_first(low: &Option<String>, mut reasons: Vec<String>) -> Vec<String> {
+fn low_voltage_first(low: &Option<LowVoltage>, mut reasons: Vec<String>) -> Vec<String> {
     if let Some(warning) = low {
         reasons.insert(0, format!("low-voltage warning: {warning}"));
     }
@@ -608,7 +764,9 @@ impl AdmissionGate for EnergyGate {
         decision
     }
 
-    fn task_admitted(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+    fn task_admitted(&self, task: TaskId, estimate: &TaskEstimate, now_s: f64) {
+        let task = task.to_string();
+        let task = task.as_str();
         let now = self.clock.energy_time(now_s);
         let speed = self.clock.speed;
         let mut state = self.state();
@@ -628,7 +786,9 @@ impl AdmissionGate for EnergyGate {
         );
     }
 
-    fn task_started(&self, task: &str, estimate: &TaskEstimate, now_s: f64) {
+    fn task_started(&self, task: TaskId, estimate: &TaskEstimate, now_s: f64) {
+        let task = task.to_string();
+        let task = task.as_str();
         let now = self.clock.energy_time(now_s);
         let speed = self.clock.speed;
         let mut state = self.state();
@@ -662,7 +822,9 @@ impl AdmissionGate for EnergyGate {
         );
     }
 
-    fn task_finished(&self, task: &str, now_s: f64) -> Option<serde_json::Value> {
+    fn task_finished(&self, id: TaskId, now_s: f64) -> Option<EnergyReceipt> {
+        let task = id.to_string();
+        let task = task.as_str();
         let now = self.clock.energy_time(now_s);
         let mut state = self.state();
         // Up to now, at the last powers seen.
@@ -690,24 +852,25 @@ impl AdmissionGate for EnergyGate {
                 0.0
             }
         };
-        Some(json!({
-            "task": task,
-            "app": run.app,
-            "started_s": run.started_s,
-            "finished_s": now,
-            "wh_used": (run.energy_wh * 1000.0).round() / 1000.0,
-            "pv_wh": (run.pv_wh * 1000.0).round() / 1000.0,
-            "battery_wh": (run.battery_wh * 1000.0).round() / 1000.0,
-            "pv_share_pct": share(run.pv_wh),
-            "battery_share_pct": share(run.battery_wh),
-            "measured": run.measured_s > 0.0,
-            "forecast": {
-                "source": run.forecast_source,
-                "quantile": self.config.quantile,
-                "pv_wh_for_the_run": (run.forecast_wh * 1000.0).round() / 1000.0,
-                "planned_power_w": run.power_w,
+        let milli = |wh: f64| (wh * 1000.0).round() / 1000.0;
+        Some(EnergyReceipt {
+            task: id,
+            app: run.app.clone(),
+            started_s: run.started_s,
+            finished_s: now,
+            wh_used: milli(run.energy_wh),
+            pv_wh: milli(run.pv_wh),
+            battery_wh: milli(run.battery_wh),
+            pv_share_pct: share(run.pv_wh),
+            battery_share_pct: share(run.battery_wh),
+            measured: run.measured_s > 0.0,
+            forecast: ReceiptForecast {
+                source: run.forecast_source.clone(),
+                quantile: self.config.quantile,
+                pv_wh_for_the_run: milli(run.forecast_wh),
+                planned_power_w: run.power_w,
             },
-        }))
+        })
     }
 
     fn pause_reason(&self) -> Option<String> {
@@ -751,18 +914,30 @@ impl AdmissionGate for EnergyGate {
         let state = self.state();
         state
             .low_voltage
-            .clone()
+            .as_ref()
+            .map(LowVoltage::to_string)
             .or_else(|| state.power_off.clone())
     }
 
     fn status(&self, now_s: u64) -> serde_json::Value {
-        self.status_at(now_s as f64)
+        serde_json::to_value(self.status_at(now_s as f64)).unwrap_or_default()
+    }
+
+    fn battery_soc_pct(&self, _now_s: u64) -> Option<f64> {
+        Some(round1(self.state().estimator.soc() * 100.0))
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn task(n: u64) -> TaskId {
+        TaskId(alloy::primitives::B256::from(
+            alloy::primitives::U256::from(n),
+        ))
+    }
     use crate::energy::battery::Chemistry;
     use crate::energy::forecast::Site;
 
@@ -860,10 +1035,10 @@ pub(crate) mod tests {
         assert_eq!(gate.status(NOON as u64)["battery"]["soc_pct"], 60.0);
         // A task of that app, on a source without a load reading: accounted, no panic.
         gate.observe(sample(NOON, 4.0, None));
-        gate.task_started("0xabc", &xs(Some("0xapp")), NOON);
+        gate.task_started(task(0xabc), &xs(Some("0xapp")), NOON);
         gate.observe(sample(NOON + 3590.0, 4.0, None));
         gate.observe(sample(NOON + 3700.0, 4.0, None));
-        assert!(gate.task_finished("0xabc", NOON + 3700.0).is_some());
+        assert!(gate.task_finished(task(0xabc), NOON + 3700.0).is_some());
     }
 
     fn xs(app: Option<&str>) -> TaskEstimate {
@@ -927,20 +1102,23 @@ pub(crate) mod tests {
         // Late afternoon: 4 W of PV, the node draws 2.7 W idle + 3 W for the task.
         let t0 = NOON + 5.0 * 3600.0;
         gate.observe(sample(t0, 4.0, Some(2.7)));
-        gate.task_started("0xabc", &xs(Some("0xapp")), t0);
+        gate.task_started(task(0xabc), &xs(Some("0xapp")), t0);
         for i in 1..=60 {
             gate.observe(sample(t0 + i as f64 * 10.0, 4.0, Some(5.7)));
         }
-        let receipt = gate.task_finished("0xabc", t0 + 600.0).unwrap();
+        let receipt = gate.task_finished(task(0xabc), t0 + 600.0).unwrap();
         // 600 s × 3 W = 0.5 Wh; PV gives 4 − 2.7 = 1.3 W of it.
-        assert_eq!(receipt["wh_used"], 0.5);
-        let pv = receipt["pv_wh"].as_f64().unwrap();
-        assert!((pv - 1.3 * 600.0 / 3600.0).abs() < 1e-3, "{receipt}");
-        assert_eq!(receipt["pv_share_pct"], 43.3);
-        assert_eq!(receipt["forecast"]["source"], "clear-sky");
+        assert_eq!(receipt.task, task(0xabc));
+        assert_eq!(receipt.wh_used, 0.5);
+        assert!(
+            (receipt.pv_wh - 1.3 * 600.0 / 3600.0).abs() < 1e-3,
+            "{receipt:?}"
+        );
+        assert_eq!(receipt.pv_share_pct, 43.3);
+        assert_eq!(receipt.forecast.source, "clear-sky");
         assert!((gate.persistent_state().app_power_w["0xapp"] - 3.0).abs() < 1e-9);
         assert!(
-            gate.task_finished("0xabc", 0.0).is_none(),
+            gate.task_finished(task(0xabc), 0.0).is_none(),
             "a receipt is given once"
         );
     }
@@ -951,7 +1129,7 @@ pub(crate) mod tests {
         let t0 = NOON;
         gate.observe(sample(t0, 10.0, None));
         assert!(gate.pause_reason().is_none(), "nothing runs");
-        gate.task_started("0x1", &xs(None), t0);
+        gate.task_started(task(1), &xs(None), t0);
         assert!(
             gate.pause_reason().is_none(),
             "10 W of PV carries 2.7 + 3.7 W"
@@ -980,12 +1158,12 @@ pub(crate) mod tests {
             app: None,
         };
         for i in 0..4 {
-            gate.task_admitted(&format!("0x{i}"), &xl, NOON);
+            gate.task_admitted(task(i), &xl, NOON);
         }
         let no = gate.admit(&xs(None), NOON as u64 + 1);
         assert!(!no.admit, "four queued XL tasks leave no room: {no:?}");
         for i in 0..4 {
-            assert!(gate.task_finished(&format!("0x{i}"), NOON + 2.0).is_none());
+            assert!(gate.task_finished(task(i), NOON + 2.0).is_none());
         }
         assert!(
             gate.admit(&xs(None), NOON as u64 + 2).admit,
@@ -1058,5 +1236,46 @@ pub(crate) mod tests {
         gate.observe(s);
         assert!(gate.power_off_reason().is_some());
         assert!(!gate.admit(&xs(None), NOON as u64).admit);
+    }
+
+    fn board_at(volts: f64) -> Sample {
+        let mut s = sample(NOON, 40.0, None);
+        s.board = Some(super::super::sample::BoardReading {
+            input_v: volts,
+            output_v: 5.1,
+            output_a: 0.6,
+            temperature_c: None,
+            low_voltage_v: Some(11.6),
+            recovery_voltage_v: Some(12.8),
+        });
+        s
+    }
+
+    #[test]
+    fn a_board_reading_near_the_cut_off_lifts_once_the_voltage_recovers() {
+        let gate = gate(0.9);
+        gate.observe(board_at(11.7));
+        assert!(gate.power_off_reason().unwrap().contains("within 0.2 V"));
+        let mut recovered = board_at(12.5);
+        recovered.time_s = NOON + 10.0;
+        gate.observe(recovered);
+        assert_eq!(gate.power_off_reason(), None);
+    }
+
+    #[test]
+    fn the_witty_pis_own_warning_is_not_lifted_by_a_good_reading() {
+        // Both texts mention the cut-off; a cause is an enum, so one cannot clear the other.
+        let gate = gate(0.9);
+        gate.warn_low_voltage(LowVoltage::BoardWarning);
+        let mut good = board_at(12.5);
+        good.time_s = NOON + 10.0;
+        gate.observe(good);
+        let reason = gate.power_off_reason().expect("still warned");
+        assert!(reason.contains("Witty Pi"), "{reason}");
+        // And it replaces a milder cause rather than being lost behind it.
+        let other = super::tests::gate(0.9);
+        other.observe(board_at(11.7));
+        other.warn_low_voltage(LowVoltage::BoardWarning);
+        assert!(other.power_off_reason().unwrap().contains("Witty Pi"));
     }
 }

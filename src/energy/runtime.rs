@@ -331,7 +331,8 @@ impl Publisher {
         }
         let now = unix_now();
         let mut status = gate.status_at(now);
-        status["source"] = serde_json::Value::String(self.source.clone());
+        status.source = Some(self.source.clone());
+        let status = serde_json::to_value(status).unwrap_or_default();
         let status = super::live::LiveStatus {
             pid: std::process::id(),
             written_at_s: now,
@@ -392,9 +393,7 @@ pub fn tend_board<D: crate::energy::i2c::I2cDevice>(
     program: bool,
 ) {
     match board.device.low_voltage_warning() {
-        Ok(true) => gate.set_low_voltage(Some(
-            "the Witty Pi reports its input near the low-voltage cut-off".into(),
-        )),
+        Ok(true) => gate.warn_low_voltage(super::gate::LowVoltage::BoardWarning),
         Ok(false) => {}
         Err(error) => tracing::debug!(%error, "Witty Pi low-voltage check failed"),
     }

@@ -415,7 +415,7 @@ impl Node {
         let decision = self.heartbeat.bid_decision();
         let reason = decision.as_ref().and_then(|d| d.reasons.first().cloned());
         let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
-        let soc = self.gate.status(now_s())["battery"]["soc_pct"].as_f64();
+        let soc = self.gate.battery_soc_pct(now_s());
         systemd::status_line(self.bid_open(), reason.as_deref(), running, soc)
     }
 

@@ -446,7 +446,7 @@ pub async fn take_deal(node: &Node, deal_id: DealId) -> anyhow::Result<()> {
             if let Some(category) = deal.standard_category() {
                 let estimate = estimate(category, 1, Some(deal.app));
                 node.gate
-                    .task_admitted(&task.to_string(), &estimate, crate::clock::unix_now());
+                    .task_admitted(task, &estimate, crate::clock::unix_now());
             }
         }
     }

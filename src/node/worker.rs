@@ -110,7 +110,7 @@ fn record_step(
 fn tidy_final(node: &Node, record: &TaskRecord) {
     let _ = node
         .gate
-        .task_finished(&record.task.to_string(), crate::clock::unix_now());
+        .task_finished(record.task, crate::clock::unix_now());
     let folder = task_dir(node, record);
     crate::executor::output::reopen_folders(&folder);
     if let Err(error) = std::fs::remove_dir_all(&folder)
@@ -331,14 +331,16 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
         task_dir: task_dir(node, record),
     };
     failpoint::hit("before-run");
-    let key = record.task.to_string();
     if let Some(category) = deal.standard_category() {
         let estimate = super::scheduler::estimate(category, 1, Some(deal.app));
         node.gate
-            .task_started(&key, &estimate, crate::clock::unix_now());
+            .task_started(record.task, &estimate, crate::clock::unix_now());
     }
     let executed = node.executor.execute(&run).await;
-    if let Some(receipt) = node.gate.task_finished(&key, crate::clock::unix_now()) {
+    if let Some(receipt) = node
+        .gate
+        .task_finished(record.task, crate::clock::unix_now())
+    {
         keep_receipt(node, record, &receipt);
     }
     let result = match executed {
@@ -369,8 +371,8 @@ async fn compute(node: &Node, record: &TaskRecord) -> anyhow::Result<TaskStep> {
 }
 
 /// Keeps a task's energy receipt in the journal and as `energy.json` beside its output.
-fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
-    let text = receipt.to_string();
+fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &crate::admission::EnergyReceipt) {
+    let text = serde_json::to_string(receipt).expect("a receipt serializes");
     if let Err(error) = node.journal().put_receipt(record.task, &text) {
         tracing::warn!(task = %record.task, %error, "energy receipt not journaled");
     }
@@ -380,7 +382,7 @@ fn keep_receipt(node: &Node, record: &TaskRecord, receipt: &serde_json::Value) {
     if let Err(error) = written {
         tracing::warn!(task = %record.task, %error, "energy.json not written");
     }
-    tracing::info!(task = %record.task, wh = %receipt["wh_used"], pv_share_pct = %receipt["pv_share_pct"], "task energy");
+    tracing::info!(task = %record.task, wh = receipt.wh_used, pv_share_pct = receipt.pv_share_pct, "task energy");
 }
 
 /// Waits until none of our transactions is pending, so the chain tells the whole truth: the
