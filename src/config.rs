@@ -192,18 +192,103 @@ pub struct NodeSettings {
     pub runtime_dir: PathBuf,
 }
 
+/// Settings with a fixed set of choices are enums: a value outside the set fails when the
+/// configuration is loaded, naming the key, instead of when the node first uses it.
+macro_rules! choices {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// The value as the configuration spells it.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choices! {
+    /// `gate.source`: which admission gate decides.
+    GateSource {
+        /// The energy gate when an energy source is configured, else the simulated sun.
+        Auto => "auto",
+        /// Every task admitted (mains power, tests).
+        Always => "always",
+        /// The simulated sun: fixed windows in a period.
+        Sim => "sim",
+        /// The energy module.
+        Energy => "energy",
+    }
+}
+
+choices! {
+    /// `gate.sim_clock`: where the simulated sun's period starts.
+    SimClock {
+        /// At the Unix epoch (windows are times of the UTC day).
+        Utc => "utc",
+        /// When the node starts.
+        Start => "start",
+    }
+}
+
+choices! {
+    /// `energy.source`: where readings come from.
+    EnergySourceKind {
+        /// No source.
+        None => "none",
+        /// A recorded trace.
+        Trace => "trace",
+        /// An INA219 on I2C.
+        Ina219 => "ina219",
+        /// An INA226 on I2C.
+        Ina226 => "ina226",
+        /// An INA260 on I2C.
+        Ina260 => "ina260",
+        /// The Witty Pi 4's own readings.
+        Wittypi => "wittypi",
+        /// A Victron charger on VE.Direct.
+        Vedirect => "vedirect",
+        /// A Linux power-supply class device.
+        PowerSupply => "power_supply",
+    }
+}
+
+choices! {
+    /// `energy.ina_role`: which line an INA sensor measures.
+    InaRole {
+        /// In the battery lead: fills `battery_v` and `battery_a` (positive while charging).
+        Battery => "battery",
+        /// Between panel and charger: fills `pv_w`.
+        Pv => "pv",
+        /// In the node's supply: fills `load_w`.
+        Load => "load",
+    }
+}
+
 /// The admission gate.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSettings {
-    /// "always" or "sim".
-    pub source: String,
+    /// Which gate decides.
+    pub source: GateSource,
     /// Sim period.
     pub sim_period_s: u64,
     /// Sim windows.
     pub sim_windows: Vec<String>,
-    /// "utc" or "start".
-    pub sim_clock: String,
+    /// Where the sim's period starts.
+    pub sim_clock: SimClock,
 }
 
 /// The energy module: sources, battery, site, forecast and admission policy.
@@ -211,7 +296,7 @@ pub struct GateSettings {
 #[serde(deny_unknown_fields)]
 pub struct EnergySettings {
     /// Where readings come from.
-    pub source: String,
+    pub source: EnergySourceKind,
     /// Seconds between readings.
     pub poll_interval_s: f64,
     /// Persistent estimator state and learned app power.
@@ -227,7 +312,7 @@ pub struct EnergySettings {
     /// INA2xx address.
     pub ina_address: u16,
     /// Which line the INA2xx measures.
-    pub ina_role: String,
+    pub ina_role: InaRole,
     /// Invert the INA2xx current sign.
     pub ina_invert_current: bool,
     /// Shunt resistance, ohms.
@@ -631,6 +716,29 @@ mod tests {
             .to_string();
         assert!(err.contains("devnet.port"), "{err}");
         assert!(err.contains(&file.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_choice_outside_its_set_fails_at_load_naming_the_key() {
+        for (text, key, value) in [
+            ("[gate]\nsource = \"moon\"\n", "gate.source", "moon"),
+            ("[gate]\nsim_clock = \"mars\"\n", "gate.sim_clock", "mars"),
+            ("[energy]\nsource = \"solar\"\n", "energy.source", "solar"),
+            ("[energy]\nina_role = \"grid\"\n", "energy.ina_role", "grid"),
+        ] {
+            let file = write_file(text);
+            let err = Settings::load_from(Some(file.path()), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(value), "{err}");
+        }
+        let env = vec![("PEW_GATE__SOURCE".to_string(), "sun".to_string())];
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("gate.source") && err.contains("sun"), "{err}");
+        let good = write_file("[gate]\nsource = \"always\"\n[energy]\nsource = \"power_supply\"\n");
+        let settings = Settings::load_from(Some(good.path()), &[]).unwrap();
+        assert_eq!(settings.gate.source, GateSource::Always);
+        assert_eq!(settings.energy.source, EnergySourceKind::PowerSupply);
     }
 
     #[test]

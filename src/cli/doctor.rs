@@ -145,7 +145,7 @@ fn check_clock(settings: &Settings, report: &mut Report) {
     let now = crate::clock::unix_now();
     if now < crate::energy::gate::SANE_WALL_CLOCK_S {
         // Only the energy gate refuses work on such a clock; the others run, wrongly dated.
-        let outcome = if crate::node::gate_source(settings) == "energy" {
+        let outcome = if crate::node::gate_source(settings) == crate::config::GateSource::Energy {
             Outcome::Fail
         } else {
             Outcome::Warn
@@ -407,7 +407,7 @@ fn disk(settings: &Settings, report: &mut Report) {
 
 fn energy(settings: &Settings, report: &mut Report) {
     let source = crate::node::gate_source(settings);
-    if source != "energy" {
+    if source != crate::config::GateSource::Energy {
         report.add(
             "energy",
             Outcome::Skip,

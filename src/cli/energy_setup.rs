@@ -19,7 +19,7 @@ use crate::energy::runtime::{
 /// Opens the configured source and answers with the gate's view of now.
 pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode> {
     let energy = &settings.energy;
-    if energy.source == "none" {
+    if energy.source == crate::config::EnergySourceKind::None {
         bail!("no energy source is configured (energy.source = \"none\"); run `pew energy setup`");
     }
     // A running node publishes what it sees: show that, and leave its source alone.
@@ -316,7 +316,7 @@ pub async fn setup(
             key: "source",
             prompt: "energy source (trace, ina219, ina226, ina260, wittypi, vedirect, power_supply, none)",
             answer: args.source.as_deref().map(text),
-            current: text(&energy.source),
+            current: text(energy.source.as_str()),
             kind: Kind::Text,
         },
         Question {
@@ -361,7 +361,7 @@ pub async fn setup(
             key: "ina_role",
             prompt: "the line it measures (battery, pv, load)",
             answer: args.ina_role.as_deref().map(text),
-            current: text(&energy.ina_role),
+            current: text(energy.ina_role.as_str()),
             kind: Kind::Text,
         },
         Question {
@@ -494,15 +494,17 @@ pub async fn setup(
     gate_config(&merged.energy, 1.0)?;
     configured_site(&merged.energy)?;
 
-    let check = match merged.energy.source.as_str() {
-        "none" => Err(anyhow!("energy.source is \"none\": nothing to check")),
+    let check = match merged.energy.source {
+        crate::config::EnergySourceKind::None => {
+            Err(anyhow!("energy.source is \"none\": nothing to check"))
+        }
         _ => {
             open_source(&merged.energy).and_then(|mut opened| first_reading(opened.source.as_mut()))
         }
     };
     let outcome = SetupOutcome {
         config: target.display().to_string(),
-        source: merged.energy.source.clone(),
+        source: merged.energy.source.to_string(),
         source_answers: check.is_ok(),
         reading: check
             .as_ref()

@@ -98,8 +98,8 @@ pub fn open_source(settings: &EnergySettings) -> anyhow::Result<OpenedSource> {
     if !(poll > 0.0 && poll <= 3600.0) {
         bail!("energy.poll_interval_s must be within 0..=3600 seconds (e.g. 10), not {poll}");
     }
-    match settings.source.as_str() {
-        "trace" => {
+    match settings.source {
+        crate::config::EnergySourceKind::Trace => {
             if settings.trace_file.as_os_str().is_empty() {
                 bail!("energy.source is \"trace\" but energy.trace_file is empty");
             }
@@ -120,7 +120,7 @@ pub fn open_source(settings: &EnergySettings) -> anyhow::Result<OpenedSource> {
                 site,
             })
         }
-        other => sources::open::open_hardware(other, settings).map(|source| OpenedSource {
+        kind => sources::open::open_hardware(kind, settings).map(|source| OpenedSource {
             source,
             clock: Clock::wall(),
             site: None,
@@ -517,7 +517,7 @@ mod tests {
             config.max_gap_s, 36_000.0,
             "gaps scale with the replay speed"
         );
-        settings.source = "trace".into();
+        settings.source = crate::config::EnergySourceKind::Trace;
         let error = open_source(&settings).err().unwrap().to_string();
         assert!(error.contains("trace_file"), "{error}");
     }

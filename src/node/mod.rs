@@ -24,7 +24,7 @@ use alloy::signers::local::PrivateKeySigner;
 
 use crate::admission::{AdmissionGate, AlwaysGate, SimGate};
 use crate::chain::watcher::{WatchError, Watcher};
-use crate::config::Settings;
+use crate::config::{EnergySourceKind, GateSource, Settings, SimClock};
 use crate::executor::Executor;
 use crate::node::journal::Journal;
 use crate::poco::{Category, DealFacts, DealId, Nrlc, TaskId};
@@ -166,10 +166,10 @@ pub struct GateChoice {
 
 /// The gate source in force: `gate.source`, with `auto` resolved (the energy gate when an
 /// energy source is configured, else the simulated sun).
-pub fn gate_source(settings: &Settings) -> &str {
-    match settings.gate.source.as_str() {
-        "auto" if settings.energy.source != "none" => "energy",
-        "auto" => "sim",
+pub fn gate_source(settings: &Settings) -> GateSource {
+    match settings.gate.source {
+        GateSource::Auto if settings.energy.source != EnergySourceKind::None => GateSource::Energy,
+        GateSource::Auto => GateSource::Sim,
         other => other,
     }
 }
@@ -177,12 +177,11 @@ pub fn gate_source(settings: &Settings) -> &str {
 /// Builds the gate the configuration names; `auto` is the energy gate when an energy source
 /// is configured, else the simulated sun.
 pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result<GateChoice> {
-    let source = gate_source(settings);
     let simple = |gate: Box<dyn AdmissionGate>| GateChoice { gate, energy: None };
-    match source {
-        "always" => Ok(simple(Box::new(AlwaysGate))),
-        "energy" => {
-            if settings.energy.source == "none" {
+    match gate_source(settings) {
+        GateSource::Always => Ok(simple(Box::new(AlwaysGate))),
+        GateSource::Energy => {
+            if settings.energy.source == EnergySourceKind::None {
                 return Err(anyhow::anyhow!(
                     "gate.source is \"energy\" but energy.source is \"none\": run `pew energy setup`"
                 ));
@@ -193,17 +192,12 @@ pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result
                 energy: Some(runtime),
             })
         }
-        "sim" => {
+        GateSource::Sim | GateSource::Auto => {
             let period = settings.gate.sim_period_s.max(1);
             let windows = SimGate::parse_windows(&settings.gate.sim_windows, period)?;
-            let epoch_s = match settings.gate.sim_clock.as_str() {
-                "utc" => 0,
-                "start" => started_s,
-                other => {
-                    return Err(anyhow::anyhow!(
-                        "gate.sim_clock `{other}` is not `utc` or `start`"
-                    ));
-                }
+            let epoch_s = match settings.gate.sim_clock {
+                SimClock::Utc => 0,
+                SimClock::Start => started_s,
             };
             Ok(simple(Box::new(SimGate {
                 period_s: period,
@@ -211,9 +205,6 @@ pub fn gate_from_settings(settings: &Settings, started_s: u64) -> anyhow::Result
                 epoch_s,
             })))
         }
-        other => Err(anyhow::anyhow!(
-            "gate.source `{other}` is not `auto`, `always`, `sim` or `energy`"
-        )),
     }
 }
 
@@ -278,6 +269,7 @@ impl Node {
         let mut rounds: u64 = 0;
         let mut paused = false;
         let mut status_at = std::time::Instant::now();
+        let mut status_shape = (self.bid_open(), 0);
         loop {
             rounds += 1;
             tokio::select! {
@@ -290,8 +282,15 @@ impl Node {
             }
             self.heartbeat.round(round.is_ok());
             self.service.round(round.is_ok());
-            if status_at.elapsed() >= Duration::from_secs(5) {
+            // The bid opening or closing and tasks starting or ending show at once; the rest
+            // (the battery, a reason's wording) at most every 5 s.
+            let shape = (
+                self.bid_open(),
+                self.running.lock().map(|r| r.len()).unwrap_or(0),
+            );
+            if shape != status_shape || status_at.elapsed() >= Duration::from_secs(5) {
                 status_at = std::time::Instant::now();
+                status_shape = shape;
                 self.service.status(&self.status_line());
             }
             if rounds % 60 == 1 {

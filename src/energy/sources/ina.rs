@@ -97,27 +97,8 @@ impl fmt::Display for InaChip {
     }
 }
 
-/// Which line of the power system the sensor sits on, i.e. which [`Sample`] fields it fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InaRole {
-    /// In the battery lead: fills `battery_v` and `battery_a` (positive while charging).
-    Battery,
-    /// Between panel and charger: fills `pv_w`.
-    Pv,
-    /// In the node's supply: fills `load_w`.
-    Load,
-}
-
-impl fmt::Display for InaRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Battery => "battery",
-            Self::Pv => "pv",
-            Self::Load => "load",
-        })
-    }
-}
+/// Which line a sensor measures (a configuration choice).
+pub use crate::config::InaRole;
 
 /// How one INA sensor is wired, as the `[energy]` settings describe it.
 #[derive(Debug, Clone, Copy, PartialEq)]

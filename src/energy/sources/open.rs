@@ -3,19 +3,21 @@
 
 use anyhow::{anyhow, bail};
 
-use super::ina::{Ina, InaChip, InaRole, InaSettings};
+use super::ina::{Ina, InaChip, InaSettings};
 use super::power_supply::PowerSupply;
 use super::vedirect::VeDirect;
 use super::wittypi::WittyPi;
-use crate::config::EnergySettings;
+use crate::config::{EnergySettings, EnergySourceKind};
 use crate::energy::i2c::LinuxI2c;
 use crate::energy::sample::{EnergySource, Sample, SourceError};
 
-/// Opens `name` (ina219, ina226, ina260, wittypi, vedirect, power_supply) as configured.
+/// Opens the hardware source `kind` (an INA chip, the Witty Pi, VE.Direct, a power-supply
+/// device) as configured.
 pub fn open_hardware(
-    name: &str,
+    kind: EnergySourceKind,
     settings: &EnergySettings,
 ) -> anyhow::Result<Box<dyn EnergySource>> {
+    let name = kind.as_str();
     let i2c = |address: u16| {
         LinuxI2c::open(settings.i2c_bus, address).map_err(|e| {
             anyhow!(
@@ -26,19 +28,14 @@ pub fn open_hardware(
             )
         })
     };
-    let main: Box<dyn EnergySource> = match name {
-        "ina219" | "ina226" | "ina260" => {
-            let chip = match name {
-                "ina219" => InaChip::Ina219,
-                "ina226" => InaChip::Ina226,
+    let main: Box<dyn EnergySource> = match kind {
+        EnergySourceKind::Ina219 | EnergySourceKind::Ina226 | EnergySourceKind::Ina260 => {
+            let chip = match kind {
+                EnergySourceKind::Ina219 => InaChip::Ina219,
+                EnergySourceKind::Ina226 => InaChip::Ina226,
                 _ => InaChip::Ina260,
             };
-            let role = match settings.ina_role.as_str() {
-                "battery" => InaRole::Battery,
-                "pv" => InaRole::Pv,
-                "load" => InaRole::Load,
-                other => bail!("energy.ina_role `{other}` is not battery, pv or load"),
-            };
+            let role = settings.ina_role;
             let ina = Ina::new(
                 i2c(settings.ina_address)?,
                 InaSettings {
@@ -52,19 +49,20 @@ pub fn open_hardware(
             .with_name(format!("{name}@0x{:02x}", settings.ina_address));
             Box::new(ina)
         }
-        "wittypi" => Box::new(WittyPi::new(i2c(settings.wittypi_address)?)),
-        "vedirect" => Box::new(VeDirect::open(&settings.serial_port.display().to_string())?),
-        "power_supply" => Box::new(PowerSupply::with_root(
+        EnergySourceKind::Wittypi => Box::new(WittyPi::new(i2c(settings.wittypi_address)?)),
+        EnergySourceKind::Vedirect => {
+            Box::new(VeDirect::open(&settings.serial_port.display().to_string())?)
+        }
+        EnergySourceKind::PowerSupply => Box::new(PowerSupply::with_root(
             settings.power_supply_root.clone(),
             (!settings.power_supply_name.is_empty()).then(|| settings.power_supply_name.clone()),
         )),
-        "none" => bail!("energy.source is \"none\": no energy source is configured"),
-        other => bail!(
-            "energy.source `{other}` is not one of none, trace, ina219, ina226, ina260, wittypi, \
-             vedirect, power_supply"
-        ),
+        EnergySourceKind::None => {
+            bail!("energy.source is \"none\": no energy source is configured")
+        }
+        EnergySourceKind::Trace => bail!("energy.source \"trace\" is a recording, not hardware"),
     };
-    if settings.wittypi && name != "wittypi" {
+    if settings.wittypi && kind != EnergySourceKind::Wittypi {
         let board = WittyPi::new(i2c(settings.wittypi_address)?);
         return Ok(Box::new(WithBoard {
             main,
@@ -106,6 +104,7 @@ impl EnergySource for WithBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::InaRole;
     use crate::energy::sources::fakes::{FakeIna, FakeWittyPi};
 
     #[test]
@@ -140,20 +139,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_sources_and_roles_are_named() {
-        let mut settings = crate::config::Settings::load_from(None, &[])
+    fn a_source_that_is_no_hardware_is_refused_naming_it() {
+        let settings = crate::config::Settings::load_from(None, &[])
             .unwrap()
             .energy;
-        let error = open_hardware("solar", &settings).err().unwrap().to_string();
-        assert!(error.contains("`solar`"), "{error}");
-        settings.ina_role = "grid".into();
-        let error = open_hardware("ina226", &settings)
+        for kind in [EnergySourceKind::None, EnergySourceKind::Trace] {
+            let error = open_hardware(kind, &settings).err().unwrap().to_string();
+            assert!(error.contains(kind.as_str()), "{error}");
+        }
+        // A chip on a bus this machine lacks: the error says which bus and what to check.
+        let error = open_hardware(EnergySourceKind::Ina226, &settings)
             .err()
             .unwrap()
             .to_string();
-        assert!(
-            error.contains("`grid`") || error.contains("I2C bus"),
-            "{error}"
-        );
+        assert!(error.contains("I2C bus"), "{error}");
     }
 }
