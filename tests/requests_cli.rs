@@ -8,13 +8,11 @@ use std::process::Stdio;
 use std::str::FromStr;
 use std::time::Duration;
 
-use alloy::primitives::{Bytes, U256};
+use alloy::primitives::U256;
 use common::deals::*;
 use pew::poco::OrderHash;
 use pew::poco::order::{DatasetOrder, Signed};
-use pew::poco::result::sign_authorization;
-use pew::results::archive;
-use pew::storage::ipfs::{IpfsClient, results_link};
+use pew::storage::ipfs::IpfsClient;
 
 #[tokio::test]
 async fn submit_wait_and_task_watch_follow_the_task_to_completed() {
@@ -67,24 +65,7 @@ async fn submit_wait_and_task_watch_follow_the_task_to_completed() {
 
     let out = t.dir.path().join("iexec_out");
     let digest = write_output(&out, "waited for\n");
-    let added = IpfsClient::new(t.ipfs_api(), Duration::from_secs(30))
-        .add(&archive::build(&out).unwrap())
-        .await
-        .unwrap();
-    let owner_key = t.info().signer(POOL_OWNER).unwrap();
-    t.sdk(WORKERS[0])
-        .await
-        .poco_writer()
-        .unwrap()
-        .contribute_and_finalize(
-            task,
-            digest,
-            Bytes::from(results_link(&added.cid).into_bytes()),
-            Bytes::new(),
-            sign_authorization(&owner_key, address(&t, WORKERS[0]), task),
-        )
-        .await
-        .unwrap();
+    finish_as_worker(&t, task, digest, &out).await;
 
     let waited = waiting.wait_with_output().unwrap();
     let mut rest = String::new();

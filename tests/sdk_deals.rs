@@ -257,24 +257,7 @@ async fn a_tampered_result_archive_is_refused_and_nothing_is_kept() {
     let honest = write_output(&t.dir.path().join("honest"), "the real result\n");
     let tampered = t.dir.path().join("tampered");
     write_output(&tampered, "something else\n");
-    let added = IpfsClient::new(t.ipfs_api(), Duration::from_secs(30))
-        .add(&archive::build(&tampered).unwrap())
-        .await
-        .unwrap();
-    let owner_key = t.info().signer(POOL_OWNER).unwrap();
-    t.sdk(WORKERS[0])
-        .await
-        .poco_writer()
-        .unwrap()
-        .contribute_and_finalize(
-            task,
-            honest,
-            Bytes::from(results_link(&added.cid).into_bytes()),
-            Bytes::new(),
-            sign_authorization(&owner_key, address(&t, WORKERS[0]), task),
-        )
-        .await
-        .unwrap();
+    finish_as_worker(&t, task, honest, &tampered).await;
 
     let downloads = t.dir.path().join("downloads");
     let output = t

@@ -249,8 +249,10 @@ impl TxSender {
         &self.provider
     }
 
-    /// Runs an RPC call, retrying transport errors with exponential backoff.
-    async fn retry<T, F, Fut>(&self, label: &str, mut call: F) -> Result<T, TxError>
+    /// The one retry loop: runs an RPC call, retrying transport errors with exponential
+    /// backoff up to `policy.transport_retries` times; any other error, or the last transport
+    /// error, is returned for the caller to read.
+    async fn with_retries<T, F, Fut>(&self, label: &str, mut call: F) -> Result<T, TransportError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, TransportError>>,
@@ -259,21 +261,29 @@ impl TxSender {
         let mut attempt = 0;
         loop {
             match call().await {
-                Ok(value) => return Ok(value),
                 Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
                     attempt += 1;
                     tracing::warn!(label, attempt, error = %crate::text::brief(&error), "RPC transport error; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
-                Err(error) => {
-                    return Err(TxError::Transport {
-                        label: label.to_string(),
-                        reason: error.to_string(),
-                    });
-                }
+                outcome => return outcome,
             }
         }
+    }
+
+    /// Runs an RPC call through [`Self::with_retries`]; an error is a transport failure.
+    async fn retry<T, F, Fut>(&self, label: &str, call: F) -> Result<T, TxError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TransportError>>,
+    {
+        self.with_retries(label, call)
+            .await
+            .map_err(|error| TxError::Transport {
+                label: label.to_string(),
+                reason: error.to_string(),
+            })
     }
 
     /// Checks that `to.call(data)` would succeed, and returns the gas limit to use.
@@ -289,43 +299,35 @@ impl TxSender {
             .with_to(to)
             .with_input(data.clone())
             .with_value(value);
-        let mut attempt = 0;
-        loop {
-            match self.provider.estimate_gas(request.clone()).await {
-                Ok(gas) => {
-                    return Ok(
-                        gas.saturating_mul(100 + self.policy.gas_margin_percent) / 100
-                            + self.policy.gas_extra,
-                    );
-                }
-                Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
-                }
-                Err(error) if mentions(&error, &["insufficient funds"]) => {
-                    return Err(TxError::NoGas {
-                        label: label.into(),
-                        address: self.from,
-                    });
-                }
-                Err(error) if is_transport(&error) => {
-                    return Err(TxError::Transport {
-                        label: label.into(),
-                        reason: error.to_string(),
-                    });
-                }
-                Err(error) => {
-                    let data = revert_data(&error);
-                    let reason = if data.is_some() || mentions(&error, &["revert"]) {
-                        describe_revert(data.as_ref().map(|d| d.as_ref()))
-                    } else {
-                        error.to_string()
-                    };
-                    return Err(TxError::Reverted {
-                        label: label.into(),
-                        reason,
-                    });
-                }
+        let estimated = self
+            .with_retries(label, || async {
+                self.provider.estimate_gas(request.clone()).await
+            })
+            .await;
+        match estimated {
+            Ok(gas) => Ok(
+                gas.saturating_mul(100 + self.policy.gas_margin_percent) / 100
+                    + self.policy.gas_extra,
+            ),
+            Err(error) if mentions(&error, &["insufficient funds"]) => Err(TxError::NoGas {
+                label: label.into(),
+                address: self.from,
+            }),
+            Err(error) if is_transport(&error) => Err(TxError::Transport {
+                label: label.into(),
+                reason: error.to_string(),
+            }),
+            Err(error) => {
+                let data = revert_data(&error);
+                let reason = if data.is_some() || mentions(&error, &["revert"]) {
+                    describe_revert(data.as_ref().map(|d| d.as_ref()))
+                } else {
+                    error.to_string()
+                };
+                Err(TxError::Reverted {
+                    label: label.into(),
+                    reason,
+                })
             }
         }
     }
@@ -591,30 +593,26 @@ impl TxSender {
         let hash = *envelope.tx_hash();
         // Journaled before it leaves: after a power cut the hash is there to look up.
         self.journal(entry, Some(hash), TxState::Sending);
-        let mut attempt = 0;
-        loop {
-            match self.provider.send_raw_transaction(&encoded).await {
-                Ok(_) => return Ok(hash),
-                Err(error) if mentions(&error, &["already known", "known transaction"]) => {
-                    return Ok(hash);
-                }
-                Err(error) if is_transport(&error) && attempt < self.policy.transport_retries => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
-                }
-                Err(error) if mentions(&error, &["insufficient funds"]) => {
-                    return Err(TxError::NoGas {
-                        label: label.into(),
-                        address: self.from,
-                    });
-                }
-                Err(error) => {
-                    return Err(TxError::Transport {
-                        label: label.into(),
-                        reason: error.to_string(),
-                    });
-                }
-            }
+        // A resend after a transport error is the same signed transaction: harmless.
+        let sent = self
+            .with_retries(label, || async {
+                self.provider
+                    .send_raw_transaction(&encoded)
+                    .await
+                    .map(|_| ())
+            })
+            .await;
+        match sent {
+            Ok(()) => Ok(hash),
+            Err(error) if mentions(&error, &["already known", "known transaction"]) => Ok(hash),
+            Err(error) if mentions(&error, &["insufficient funds"]) => Err(TxError::NoGas {
+                label: label.into(),
+                address: self.from,
+            }),
+            Err(error) => Err(TxError::Transport {
+                label: label.into(),
+                reason: error.to_string(),
+            }),
         }
     }
 

@@ -10,7 +10,6 @@ mod deal;
 mod devnet;
 mod doctor;
 mod energy;
-mod energy_setup;
 mod health;
 mod output;
 mod pool;

@@ -189,3 +189,31 @@ pub fn stake(t: &TestDevnet, index: usize) -> U256 {
     ]);
     U256::from_str(shown["stake_nrlc"].as_str().unwrap()).unwrap()
 }
+
+/// Finishes a trust-1 task as the first worker would: the result archive of `folder` goes to
+/// IPFS, then `contributeAndFinalize` with `digest` (which a dishonest worker may take from
+/// another folder) and the pool owner's authorization. Returns the archive's CID.
+pub async fn finish_as_worker(t: &TestDevnet, task: TaskId, digest: B256, folder: &Path) -> String {
+    let added =
+        pew::storage::ipfs::IpfsClient::new(t.ipfs_api(), std::time::Duration::from_secs(30))
+            .add(&pew::results::archive::build(folder).unwrap())
+            .await
+            .unwrap();
+    let owner_key = t.info().signer(POOL_OWNER).unwrap();
+    t.sdk(WORKERS[0])
+        .await
+        .poco_writer()
+        .unwrap()
+        .contribute_and_finalize(
+            task,
+            digest,
+            alloy::primitives::Bytes::from(
+                pew::storage::ipfs::results_link(&added.cid).into_bytes(),
+            ),
+            alloy::primitives::Bytes::new(),
+            pew::poco::result::sign_authorization(&owner_key, address(t, WORKERS[0]), task),
+        )
+        .await
+        .unwrap();
+    added.cid
+}

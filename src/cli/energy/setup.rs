@@ -1,140 +1,17 @@
-//! `pew energy status`, `setup` and `calibrate`: the operator's side of the energy module.
+//! `pew energy setup`: asks (or takes from flags) the energy settings, writes the `[energy]`
+//! section of the config file, and checks that the source answers.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::context::print;
-use crate::clock::unix_now;
+use crate::cli::context::print;
 use crate::config::{CONFIG_ENV, Settings};
-use crate::energy::runtime::{
-    Prepared, configured_site, first_reading, gate_config, open_source, prepare,
-};
-
-/// Opens the configured source and answers with the gate's view of now.
-pub async fn status(json: bool, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let energy = &settings.energy;
-    if energy.source == crate::config::EnergySourceKind::None {
-        bail!("no energy source is configured (energy.source = \"none\"); run `pew energy setup`");
-    }
-    // A running node publishes what it sees: show that, and leave its source alone.
-    let now = unix_now();
-    if let Some(live) = crate::energy::live::running_node(&settings.node_status_file(), now) {
-        let mut status = live.status;
-        status["node"] =
-            json!({"pid": live.pid, "age_s": (now - live.written_at_s).max(0.0).round()});
-        print(json, &status, human_status);
-        return Ok(ExitCode::SUCCESS);
-    }
-    // No node runs: read the source here. Only the cache is used for the weather: a status
-    // call never waits on the network.
-    let Prepared { gate, source, .. } = prepare(energy)?;
-    let mut status = gate.status_at(now);
-    status.source = Some(source.name());
-    let mut status = serde_json::to_value(status)?;
-    status["node"] = Value::Null;
-    print(json, &status, human_status);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn number(value: &Value, digits: usize) -> String {
-    value
-        .as_f64()
-        .map(|v| format!("{v:.digits$}"))
-        .unwrap_or_else(|| "-".into())
-}
-
-/// A decision and its reasons, one per line.
-fn push_decision(lines: &mut Vec<String>, label: &str, decision: &Value) {
-    let verdict = if decision["admit"] == true {
-        "admit work"
-    } else {
-        "no work now"
-    };
-    lines.push(format!("{label}{verdict}"));
-    for reason in decision["reasons"].as_array().into_iter().flatten() {
-        lines.push(format!("  - {}", reason.as_str().unwrap_or("")));
-    }
-}
-
-fn human_status(status: &Value) -> String {
-    let readings = &status["readings"];
-    let battery = &status["battery"];
-    let node = &status["node"];
-    let mut lines = vec![if node.is_null() {
-        "from              this command's own reading (no node is running)".to_string()
-    } else {
-        format!(
-            "from              the running node (pid {}, {} s ago)",
-            node["pid"], node["age_s"]
-        )
-    }];
-    lines.push(format!(
-        "source            {} ({} readings rejected)",
-        status["source"].as_str().unwrap_or("?"),
-        status["rejected_readings"]
-    ));
-    lines.push(format!(
-        "pv                {} W",
-        number(&readings["pv_w"], 1)
-    ));
-    lines.push(format!(
-        "battery           {} V  {} A  SoC {} %  ({} Wh, reserve {} Wh)",
-        number(&readings["battery_v"], 2),
-        number(&readings["battery_a"], 2),
-        number(&battery["soc_pct"], 1),
-        number(&battery["energy_wh"], 1),
-        number(&battery["reserve_wh"], 1)
-    ));
-    lines.push(format!(
-        "load              {} W",
-        number(&readings["load_w"], 1)
-    ));
-    lines.push(format!(
-        "surplus           {} W",
-        number(&status["surplus_w"], 1)
-    ));
-    if let Some(board) = readings.get("board").filter(|b| !b.is_null()) {
-        lines.push(format!(
-            "board             in {} V, out {} V {} A, {} °C",
-            number(&board["input_v"], 2),
-            number(&board["output_v"], 2),
-            number(&board["output_a"], 2),
-            number(&board["temperature_c"], 1)
-        ));
-    }
-    let forecast = &status["forecast"];
-    if !forecast.is_null() {
-        lines.push(format!(
-            "forecast          {}, next 24 h: P10 {} Wh, P50 {} Wh, P90 {} Wh",
-            forecast["source"].as_str().unwrap_or("?"),
-            number(&forecast["next_24h_wh"]["p10"], 1),
-            number(&forecast["next_24h_wh"]["p50"], 1),
-            number(&forecast["next_24h_wh"]["p90"], 1)
-        ));
-    }
-    let budget = &status["budget"];
-    lines.push(format!(
-        "budget            {} Wh for one XS task, headroom {} Wh, lowest battery {} Wh",
-        number(&budget["task_energy_wh"], 2),
-        number(&budget["headroom_wh"], 1),
-        number(&budget["lowest_battery_wh"], 1)
-    ));
-    push_decision(&mut lines, "decision          ", &status["decision"]);
-    let last = &status["last_node_decision"];
-    if !last.is_null() {
-        push_decision(&mut lines, "node's last bid   ", last);
-    }
-    if let Some(running) = status["running_tasks"].as_array().filter(|r| !r.is_empty()) {
-        lines.push(format!("running tasks     {}", running.len()));
-    }
-    lines.join("\n")
-}
+use crate::energy::runtime::{configured_site, first_reading, gate_config, open_source};
 
 /// `pew energy setup` flags; each one answers a question the interactive mode asks.
 #[derive(Debug, clap::Args)]
@@ -237,7 +114,7 @@ fn ask(input: &mut dyn BufRead, question: &Question) -> anyhow::Result<toml_edit
             .as_ref()
             .unwrap_or(&question.current)
             .to_string();
-        super::output::err_prompt(&format!("{} [{}]: ", question.prompt, shown.trim()));
+        crate::cli::output::err_prompt(&format!("{} [{}]: ", question.prompt, shown.trim()));
         let mut line = String::new();
         if input.read_line(&mut line)? == 0 {
             bail!("input ended before setup was complete (use --non-interactive with flags)");
@@ -248,7 +125,7 @@ fn ask(input: &mut dyn BufRead, question: &Question) -> anyhow::Result<toml_edit
         }
         match parse_answer(question.kind, line) {
             Ok(value) => return Ok(value),
-            Err(error) => super::output::err_line(&format!("  {error}; try again")),
+            Err(error) => crate::cli::output::err_line(&format!("  {error}; try again")),
         }
     }
 }
@@ -547,136 +424,5 @@ pub async fn setup(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
-}
-
-/// `pew energy calibrate` flags.
-#[derive(Debug, clap::Args)]
-pub struct CalibrateArgs {
-    /// Seconds measured in each phase (idle, then full load).
-    #[arg(long, default_value_t = 30.0)]
-    pub seconds: f64,
-    /// Save the figures into the config file (--config or PEW_CONFIG).
-    #[arg(long)]
-    pub write: bool,
-}
-
-/// The calibration's outcome.
-#[derive(Debug, Serialize)]
-pub struct Calibration {
-    /// Mean draw at rest, W.
-    pub idle_w: f64,
-    /// Mean draw with every core busy, W.
-    pub busy_w: f64,
-    /// Samples in each phase.
-    pub samples: (usize, usize),
-    /// Cores loaded.
-    pub cores: usize,
-}
-
-/// Measures the node's draw at rest and under full load.
-pub async fn calibrate(
-    args: CalibrateArgs,
-    json: bool,
-    settings: &Settings,
-    config: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
-        bail!("--seconds must be within 0..=3600");
-    }
-    let energy = settings.energy.clone();
-    let seconds = args.seconds;
-    let calibration = tokio::task::spawn_blocking(move || measure(&energy, seconds)).await??;
-    if args.write {
-        let target = config_target(config)?;
-        let text =
-            match crate::files::read_text(&target, crate::files::limit::CONFIG, "a config file") {
-                Ok(text) => text,
-                Err(error) if error.is_missing() => String::new(),
-                Err(error) => return Err(error.into()),
-            };
-        let mut document: toml_edit::DocumentMut = text
-            .parse()
-            .with_context(|| format!("{} is not valid TOML", target.display()))?;
-        let policy = document
-            .entry("energy")
-            .or_insert(toml_edit::table())
-            .as_table_mut()
-            .and_then(|t| {
-                t.entry("policy")
-                    .or_insert(toml_edit::table())
-                    .as_table_mut()
-            })
-            .ok_or_else(|| anyhow!("`energy.policy` in {} is not a table", target.display()))?;
-        policy["idle_w"] = toml_edit::value((calibration.idle_w * 100.0).round() / 100.0);
-        policy["busy_w"] = toml_edit::value((calibration.busy_w * 100.0).round() / 100.0);
-        crate::files::write_atomic(&target, document.to_string().as_bytes())
-            .with_context(|| format!("{} cannot be written", target.display()))?;
-    }
-    print(json, &calibration, |c| {
-        format!(
-            "idle_w  {:.2}\nbusy_w  {:.2}\n({} + {} samples, {} cores loaded)",
-            c.idle_w, c.busy_w, c.samples.0, c.samples.1, c.cores
-        )
-    });
-    Ok(ExitCode::SUCCESS)
-}
-
-fn measure(energy: &crate::config::EnergySettings, seconds: f64) -> anyhow::Result<Calibration> {
-    let mut opened = open_source(energy)?;
-    let interval = Duration::from_secs_f64(energy.poll_interval_s.clamp(0.05, 5.0));
-    let mut phase = |busy: bool| -> anyhow::Result<Vec<f64>> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let burners: Vec<_> = (0..if busy { cores } else { 0 })
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x: u64 = 1;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        std::hint::black_box(x);
-                    }
-                })
-            })
-            .collect();
-        let started = Instant::now();
-        let mut loads = Vec::new();
-        while started.elapsed().as_secs_f64() < seconds {
-            if let Ok(sample) = opened.source.read() {
-                let load = sample
-                    .load_w
-                    .or_else(|| sample.board.as_ref().map(|b| b.output_v * b.output_a));
-                if let Some(load) = load {
-                    loads.push(load);
-                }
-            }
-            std::thread::sleep(interval);
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for burner in burners {
-            let _ = burner.join();
-        }
-        Ok(loads)
-    };
-    let idle = phase(false)?;
-    let busy = phase(true)?;
-    if idle.is_empty() || busy.is_empty() {
-        bail!(
-            "source {} does not measure the node's draw (use an INA on the load line, a Witty \
-             Pi, or a trace with load_w)",
-            opened.source.name()
-        );
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Ok(Calibration {
-        idle_w: mean(&idle),
-        busy_w: mean(&busy).max(mean(&idle)),
-        samples: (idle.len(), busy.len()),
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
     })
 }

@@ -1,6 +1,10 @@
 //! `pew energy status|setup|calibrate|simulate`: what the energy module sees, its setup, the
 //! node's own power figures, and the admission policy replayed on a trace.
 
+mod calibrate;
+mod setup;
+mod status;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,9 +23,9 @@ pub enum EnergyCommand {
     Status,
     /// Configure sources, battery, site and panel; writes the config file and checks that the
     /// source answers. Interactive unless --non-interactive.
-    Setup(super::energy_setup::SetupArgs),
+    Setup(setup::SetupArgs),
     /// Measure this device's idle and full-load power with the configured source.
-    Calibrate(super::energy_setup::CalibrateArgs),
+    Calibrate(calibrate::CalibrateArgs),
     /// Replay a PV trace and a job stream through an admission policy; prints jobs_offered,
     /// jobs_accepted, accepted_pct, green_share_pct, deadline_misses, floor_violations and
     /// energy_used_wh.
@@ -77,13 +81,9 @@ pub async fn run(
             print(json, &report, human_report);
             Ok(ExitCode::SUCCESS)
         }
-        EnergyCommand::Status => super::energy_setup::status(json, settings).await,
-        EnergyCommand::Setup(args) => {
-            super::energy_setup::setup(args, json, settings, config).await
-        }
-        EnergyCommand::Calibrate(args) => {
-            super::energy_setup::calibrate(args, json, settings, config).await
-        }
+        EnergyCommand::Status => status::status(json, settings).await,
+        EnergyCommand::Setup(args) => setup::setup(args, json, settings, config).await,
+        EnergyCommand::Calibrate(args) => calibrate::calibrate(args, json, settings, config).await,
     }
 }
 
