@@ -73,8 +73,16 @@ pub struct EnergyReceipt {
     pub pv_share_pct: f64,
     /// The battery's share (%).
     pub battery_share_pct: f64,
-    /// Whether a load reading measured the run (else the planned power stands in).
+    /// Whether load readings came in while the app ran (else the planned power stands in for
+    /// the split between panel and battery).
     pub measured: bool,
+    /// The app's power above idle this run stands for (W): measured, or assumed.
+    pub power_w: f64,
+    /// Where `power_w` comes from: `measured` (enough readings over enough time to learn the
+    /// app's power from); `floor` (measured lower than a quarter of `busy_w - idle_w`, which no
+    /// real app draws: a load reading that does not move); or `assumed` (too few readings: the
+    /// planned power, nothing learned).
+    pub power_basis: String,
     /// What the forecast promised when the app started.
     pub forecast: ReceiptForecast,
 }

@@ -158,11 +158,12 @@ async fn a_request_larger_than_the_bid_is_matched_again_until_its_volume_is_done
     let request = common::node::submit_request(&t, app, "6", &["--volume", "2"]);
     let sdk = t.sdk(REQUESTER).await;
     wait_log(&t, "request matched in part", 1, Duration::from_secs(120)).await;
-    // Stopped while the first part runs (it finishes within the stop's grace): the rest is
-    // not matched yet, and the journal must keep the request pending across the restart.
+    // Stopped while the first part runs (it stops at its next step boundary and resumes
+    // after the restart): the rest is not matched yet, and the journal must keep the request
+    // pending across the restart.
     let status = stop(node).await;
     assert!(status.success(), "{status:?}; log:\n{}", node_log(&t));
-    let first = wait_completed(&t, request, Duration::from_secs(60)).await;
+    let first = sdk.request_status(request).await.unwrap().deals[0].tasks[0].task_id;
     assert_eq!(
         sdk.poco().consumed(request).await.unwrap(),
         alloy::primitives::U256::from(1),

@@ -85,6 +85,7 @@ struct Running {
     accounted_until_s: f64,
     measured_load_w: f64,
     measured_s: f64,
+    load_samples: u32,
 }
 
 /// What survives a restart: the battery estimate and what each app draws.
@@ -177,6 +178,12 @@ pub struct EnergyGate {
 
 /// Seconds of measured load a run needs before it teaches the gate its app's power.
 const MIN_LEARNING_S: f64 = 20.0;
+/// Load readings a run needs before it teaches the gate its app's power (a task shorter than
+/// the poll interval has none of its own).
+const MIN_LEARNING_SAMPLES: u32 = 3;
+/// The least an app is taken to draw, as a share of `busy_w - idle_w`: a load reading that
+/// does not move would otherwise teach 0 W, and the gate would plan that app as free.
+const MIN_POWER_SHARE: f64 = 0.25;
 /// Wall-clock times before this (2025-01-01) are a clock that lost track of time.
 pub const SANE_WALL_CLOCK_S: f64 = 1_735_689_600.0;
 /// How far the forecast reaches: as far as the longest contribution window (XL: 70 h), so
@@ -371,7 +378,7 @@ impl EnergyGate {
             forecaster.observe(sample.time_s, pv_w);
         }
 
-        self.account(&mut state.running, &sample, sample.time_s);
+        self.account(&mut state.running, &sample, sample.time_s, true);
 
         // Low voltage from the board's own thresholds (with a band, so it does not flap).
         if let Some(board) = &sample.board
@@ -409,7 +416,15 @@ impl EnergyGate {
     /// Adds each running task's share of the power flow from where its receipt was last
     /// brought up to date until `until_s`, at the powers `sample` shows. PV first feeds the idle
     /// draw, then the tasks; the battery gives the rest.
-    fn account(&self, running: &mut HashMap<String, Running>, sample: &Sample, until_s: f64) {
+    /// Charges the running tasks with `sample`'s powers up to `until_s`; `new_reading` is
+    /// false when the last sample is stretched to now (it is not a reading of its own).
+    fn account(
+        &self,
+        running: &mut HashMap<String, Running>,
+        sample: &Sample,
+        until_s: f64,
+        new_reading: bool,
+    ) {
         if running.is_empty() {
             return;
         }
@@ -442,6 +457,9 @@ impl EnergyGate {
             if single && let Some(measured) = sample.load_w {
                 task.measured_load_w += (measured - self.config.idle_w) * dt;
                 task.measured_s += dt;
+                if new_reading {
+                    task.load_samples += 1;
+                }
             }
         }
     }
@@ -498,7 +516,18 @@ impl EnergyGate {
 
     fn app_power(&self, state: &State, app: Option<&str>) -> f64 {
         app.and_then(|a| state.app_power_w.get(a).copied())
-            .unwrap_or((self.config.busy_w - self.config.idle_w).max(0.0))
+            .map(|learned| learned.max(self.min_app_power()))
+            .unwrap_or(self.full_app_power())
+    }
+
+    /// An unknown app's power: the node's full-load draw above idle.
+    fn full_app_power(&self) -> f64 {
+        (self.config.busy_w - self.config.idle_w).max(0.0)
+    }
+
+    /// The least any app is taken to draw (see [`MIN_POWER_SHARE`]).
+    fn min_app_power(&self) -> f64 {
+        MIN_POWER_SHARE * self.full_app_power()
     }
 
     /// Whether the node's last real decision admitted work (`None` before the first one): a
@@ -818,6 +847,7 @@ impl AdmissionGate for EnergyGate {
                 accounted_until_s: now,
                 measured_load_w: 0.0,
                 measured_s: 0.0,
+                load_samples: 0,
             },
         );
     }
@@ -830,18 +860,27 @@ impl AdmissionGate for EnergyGate {
         // Up to now, at the last powers seen.
         if let Some(last) = state.last.clone() {
             let mut running = std::mem::take(&mut state.running);
-            self.account(&mut running, &last, now);
+            self.account(&mut running, &last, now, false);
             state.running = running;
         }
         state.queued.remove(task);
         let run = state.running.remove(task)?;
-        if run.measured_s >= MIN_LEARNING_S
-            && let Some(app) = &run.app
-        {
-            let measured = (run.measured_load_w / run.measured_s).max(0.0);
+        let learnable =
+            run.measured_s >= MIN_LEARNING_S && run.load_samples >= MIN_LEARNING_SAMPLES;
+        let (power_w, power_basis) = if learnable {
+            let average = (run.measured_load_w / run.measured_s).max(0.0);
+            if average < self.min_app_power() {
+                (self.min_app_power(), "floor")
+            } else {
+                (average, "measured")
+            }
+        } else {
+            (run.power_w, "assumed")
+        };
+        if learnable && let Some(app) = &run.app {
             let learned = match state.app_power_w.get(app) {
-                Some(old) => 0.7 * old + 0.3 * measured,
-                None => measured,
+                Some(old) => 0.7 * old + 0.3 * power_w,
+                None => power_w,
             };
             state.app_power_w.insert(app.clone(), learned);
         }
@@ -864,6 +903,8 @@ impl AdmissionGate for EnergyGate {
             pv_share_pct: share(run.pv_wh),
             battery_share_pct: share(run.battery_wh),
             measured: run.measured_s > 0.0,
+            power_w: round1(power_w),
+            power_basis: power_basis.to_string(),
             forecast: ReceiptForecast {
                 source: run.forecast_source.clone(),
                 quantile: self.config.quantile,
@@ -950,6 +991,10 @@ pub(crate) mod tests {
     }
 
     fn gate_on(clock: Clock, soc: f64, persisted: PersistentState) -> EnergyGate {
+        gate_with(clock, soc, persisted, 6.4)
+    }
+
+    fn gate_with(clock: Clock, soc: f64, persisted: PersistentState, busy_w: f64) -> EnergyGate {
         let config = GateConfig {
             spec: BatterySpec {
                 chemistry: Chemistry::Lifepo4,
@@ -964,7 +1009,7 @@ pub(crate) mod tests {
                 discharge_efficiency: 0.98,
             },
             idle_w: 2.7,
-            busy_w: 6.4,
+            busy_w,
             quantile: 0.1,
             hysteresis_wh: 2.0,
             stale_after_s: 600.0,
@@ -977,7 +1022,8 @@ pub(crate) mod tests {
 
     #[test]
     fn an_xl_task_fits_the_plan_on_a_trace_replayed_1000_times_faster() {
-        // An app known to draw nothing above idle: only the deadline check can refuse it. At
+        // A node whose apps draw nothing above idle (busy = idle, so even the least power an
+        // app is taken to draw is 0 W): only the deadline check can refuse the task. At
         // 1000 × speed its 10 h run is 36 M s of energy time: in 2-minute steps of energy time
         // the plan would be cut short; in 2-minute steps of node time it is 300 steps.
         let persisted = PersistentState {
@@ -990,7 +1036,7 @@ pub(crate) mod tests {
             energy_start_s: NOON,
             speed: 1000.0,
         };
-        let gate = gate_on(clock, 0.9, persisted);
+        let gate = gate_with(clock, 0.9, persisted, 2.7);
         gate.observe(sample(NOON, 40.0, Some(2.7)));
         let xl = TaskEstimate {
             category: 4,
@@ -1277,5 +1323,54 @@ pub(crate) mod tests {
         other.observe(board_at(11.7));
         other.warn_low_voltage(LowVoltage::BoardWarning);
         assert!(other.power_off_reason().unwrap().contains("Witty Pi"));
+    }
+
+    #[test]
+    fn a_load_reading_that_does_not_move_teaches_the_floor_not_zero() {
+        // The source reports the idle draw all along: the app looks free.
+        let gate = gate(0.6);
+        let t0 = NOON;
+        gate.observe(sample(t0, 20.0, Some(2.7)));
+        gate.task_started(task(7), &xs(Some("0xstill")), t0);
+        for i in 1..=30 {
+            gate.observe(sample(t0 + i as f64 * 10.0, 20.0, Some(2.7)));
+        }
+        let receipt = gate.task_finished(task(7), t0 + 300.0).unwrap();
+        let floor: f64 = 0.25 * (6.4 - 2.7);
+        assert!(receipt.measured);
+        assert_eq!(receipt.power_basis, "floor");
+        assert!((receipt.power_w - (floor * 10.0).round() / 10.0).abs() < 1e-9);
+        let learned = gate.persistent_state().app_power_w["0xstill"];
+        assert!((learned - floor).abs() < 1e-9, "{learned}");
+        // And a 0 W a state file kept from an older build is planned at the floor too.
+        let old = gate_from(
+            0.6,
+            PersistentState {
+                app_power_w: [("0xfree".to_string(), 0.0)].into(),
+                ..PersistentState::default()
+            },
+        );
+        let state = old.state();
+        assert!((old.app_power(&state, Some("0xfree")) - floor).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_run_shorter_than_the_poll_interval_teaches_nothing_and_says_assumed() {
+        let gate = gate(0.6);
+        let t0 = NOON;
+        gate.observe(sample(t0, 20.0, Some(2.7)));
+        gate.task_started(task(8), &xs(Some("0xquick")), t0);
+        gate.observe(sample(t0 + 25.0, 20.0, Some(6.0)));
+        let receipt = gate.task_finished(task(8), t0 + 26.0).unwrap();
+        assert!(receipt.measured, "a load reading came in during the run");
+        assert_eq!(
+            receipt.power_basis, "assumed",
+            "one reading teaches nothing"
+        );
+        assert!((receipt.power_w - ((6.4f64 - 2.7) * 10.0).round() / 10.0).abs() < 0.06);
+        assert!(
+            !gate.persistent_state().app_power_w.contains_key("0xquick"),
+            "nothing learned"
+        );
     }
 }
