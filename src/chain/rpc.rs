@@ -246,6 +246,9 @@ impl Inner {
                 // Not connected: the endpoint never saw the request. A timeout after sending:
                 // it may have.
                 let maybe_processed = is_send && !error.is_connect();
+                // Without its URL: an API key often lives in the path, and this text reaches
+                // the log, /status and the errors the node returns.
+                let error = error.without_url();
                 return Attempt::Unavailable {
                     error: TransportErrorKind::custom_str(&crate::text::brief(&error)),
                     maybe_processed,

@@ -131,6 +131,12 @@ pub struct TxEntry {
     pub state: String,
 }
 
+/// Locks the node's one journal. A panic elsewhere while it was held leaves SQLite's own state
+/// whole (every write is one statement or transaction), so a poisoned lock is taken over.
+pub fn lock(journal: &std::sync::Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The journal as the transaction sender's log: every transaction is written before it is
 /// sent and after each change, into the node's one journal (shared, locked per write).
 pub struct JournalTxLog {
@@ -146,7 +152,7 @@ impl JournalTxLog {
 
 impl crate::chain::sender::TxLog for JournalTxLog {
     fn begin(&self, from: alloy::primitives::Address, nonce: u64, label: &str) -> Option<i64> {
-        let store = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let store = lock(&self.journal);
         store
             .begin_transaction(from, nonce, label)
             .map_err(|error| tracing::warn!(%error, "transaction not journaled"))
@@ -159,7 +165,7 @@ impl crate::chain::sender::TxLog for JournalTxLog {
         hash: Option<alloy::primitives::B256>,
         state: crate::chain::sender::TxState,
     ) {
-        let store = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let store = lock(&self.journal);
         if let Err(error) = store.update_transaction(entry, hash, state.name()) {
             tracing::warn!(%error, "transaction state not journaled");
         }

@@ -247,9 +247,7 @@ impl Node {
 
     /// The journal (the lock is never held across an await).
     pub fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        journal::lock(&self.journal)
     }
 
     /// Runs until the shutdown: polls, bids, matches, and works. Returns once the open bid is

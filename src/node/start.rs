@@ -204,7 +204,7 @@ async fn serve(
     // The journal, opened once: the node, the order index and the transaction log share it.
     let journal = Arc::new(Mutex::new(Journal::open(&settings.node.journal)?));
     let (saved_cursor, vanished) = {
-        let open = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let open = super::journal::lock(&journal);
         (open.cursor()?, super::vanished_in_journal(&open)?)
     };
     let tx_log: Arc<dyn crate::chain::sender::TxLog> =
@@ -235,7 +235,7 @@ async fn serve(
         .map(|c| c.block.saturating_add(1))
         .unwrap_or(watcher.start_block);
     let index = {
-        let open = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let open = super::journal::lock(&journal);
         super::index::prepare(&open, sdk.log_from_block, watcher_first)?
     };
     if !index.complete {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 
-use super::journal::Journal;
+use super::journal::{Journal, lock};
 use crate::poco::Nrlc;
 use crate::sdk::Sdk;
 use crate::sdk::account::Balances;
@@ -211,8 +211,4 @@ pub async fn reconcile_transactions(sdk: &Sdk, journal: &Mutex<Journal>) -> anyh
         }
     }
     Ok(settled)
-}
-
-fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
-    journal.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -105,11 +105,6 @@ impl DealFacts {
     pub fn runnable(&self) -> Result<RequestParams, String> {
         standard_task(Tag(self.tag), &self.params)
     }
-
-    /// The deal's first task index as a PoCo integer (for calls that take one).
-    pub fn first_index(&self) -> U256 {
-        U256::from(self.bot_first)
-    }
 }
 
 /// The one check that a task, by its tag and params, is one a standard (non-TEE) worker can
