@@ -13,6 +13,13 @@
 //!
 //! A job only starts when its power is there (PV surplus now, or battery above the floor),
 //! the same rule the executor follows, so the plan and the run agree.
+//!
+//! Scarce sun adds a second way in ([`solar_carried`]): when the battery sits at its reserve
+//! for days, the plan above has no room, yet short jobs can still run straight from the panel
+//! at midday. Short work is taken when the PV surplus alone (measured now, then forecast)
+//! carries it and everything admitted before it to their deadlines, each paused where the
+//! surplus falls short (as the executor pauses work under the reserve). It is never planned on
+//! the battery: the PV it uses is PV that would have gone to the battery, nothing more.
 
 use serde::Serialize;
 
@@ -114,6 +121,13 @@ pub struct BudgetInput<'a> {
     pub horizon_s: f64,
     /// Extra energy (Wh) the battery must keep above the limits; hysteresis uses it.
     pub margin_wh: f64,
+    /// PV minus the node's load without its tasks, measured now (W); `None` when PV is not
+    /// measured. Only the solar-carried rule reads it.
+    pub surplus_now_w: Option<f64>,
+    /// How the panel's power at a time compares with now under the same sky (the clear-sky
+    /// model's ratio): the persistence nowcast carries today's sky forward with the sun's
+    /// course. `None`: taken as flat.
+    pub sky_trend: Option<&'a dyn Fn(f64) -> f64>,
 }
 
 /// The outcome of one check, with its reasons.
@@ -131,6 +145,8 @@ pub struct Verdict {
     pub headroom_wh: f64,
     /// Energy the candidates are expected to need.
     pub candidate_wh: f64,
+    /// Whether the candidates were admitted on the panel alone ([`solar_carried`]).
+    pub solar_carried: bool,
 }
 
 struct Plan {
@@ -268,12 +284,19 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
             -headroom, lowest
         ));
     }
+    let mut carried = false;
     if admit {
         reasons.push(format!(
             "{:.2} Wh of work fits: forecast PV and battery above the {:.1} Wh reserve cover it \
              with {:.1} Wh to spare; every job meets its deadline",
             candidate_wh, floor, headroom
         ));
+    } else if let Some(reason) = solar_carried(input, candidates) {
+        admit = true;
+        carried = true;
+        let plan_said = std::mem::take(&mut reasons).join("; ");
+        reasons.push(reason);
+        reasons.push(format!("(the battery plan alone says no: {plan_said})"));
     }
     Verdict {
         admit,
@@ -282,7 +305,112 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
         lowest_wh: lowest,
         headroom_wh: headroom,
         candidate_wh,
+        solar_carried: carried,
     }
+}
+
+/// How long the sky measured now is taken to last (a persistence nowcast: cloud cover holds
+/// for tens of minutes; the sun's course is followed). After it, the forecast at the planning
+/// quantile says.
+pub const NOWCAST_TRUST_S: f64 = 1800.0;
+/// The longest work the solar-carried rule takes, and how far ahead its plan may reach, in the
+/// sun's time: an hour, the time over which the last hour's sky still says much about the next
+/// one (the forecast's near-term spread is learned from its hour-ahead misses). Work the panel
+/// could only carry later in the day is left to the battery plan.
+pub const SOLAR_CARRIED_MAX_S: f64 = 3600.0;
+
+/// Scarce sun: whether `candidates` may be taken on the panel alone, and why. It holds when
+/// the work admitted so far and the candidates, run one at a time (the running one first,
+/// then earliest deadline first) only while the PV surplus carries the one in turn (the sky
+/// measured now for [`NOWCAST_TRUST_S`], then the forecast) and paused otherwise, all end
+/// before their deadlines and within [`SOLAR_CARRIED_MAX_S`]. The battery is never planned on: under the reserve the executor pauses work the
+/// panel does not carry, and this plan counts on no more.
+pub fn solar_carried(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Option<String> {
+    let surplus_now = input.surplus_now_w.filter(|s| s.is_finite())?;
+    let total_s: f64 = candidates.iter().map(|c| c.remaining_s).sum();
+    let power = candidates.iter().map(|c| c.power_w).fold(0.0, f64::max);
+    // The panel must carry the work now: the rule takes what the sun gives, it does not bet
+    // on sun to come.
+    if candidates.is_empty() || total_s > SOLAR_CARRIED_MAX_S || surplus_now < power {
+        return None;
+    }
+    let mut jobs: Vec<(&PlannedJob, bool)> = input
+        .queue
+        .iter()
+        .map(|j| (j, false))
+        .chain(candidates.iter().map(|c| (c, true)))
+        .collect();
+    jobs.sort_by(|(a, _), (b, _)| {
+        b.running
+            .cmp(&a.running)
+            .then(a.deadline_s.total_cmp(&b.deadline_s))
+    });
+    let latest = jobs
+        .iter()
+        .map(|(j, _)| j.deadline_s)
+        .fold(f64::MIN, f64::max);
+    let mut t = input.now_s;
+    let mut index = 0;
+    let mut left = jobs[0].0.remaining_s;
+    let mut paused_s = 0.0;
+    let mut spare_s = f64::INFINITY;
+    let mut steps = 0;
+    let horizon = latest.min(input.now_s + SOLAR_CARRIED_MAX_S);
+    while index < jobs.len() {
+        if t >= horizon || steps >= MAX_PLAN_STEPS {
+            return None;
+        }
+        steps += 1;
+        let trusted = t < input.now_s + NOWCAST_TRUST_S;
+        let step = if trusted {
+            input.step_s.min(input.now_s + NOWCAST_TRUST_S - t)
+        } else {
+            input.step_s
+        };
+        let surplus = if trusted {
+            let trend = input.sky_trend.map_or(1.0, |f| f(t + step / 2.0));
+            (surplus_now + input.idle_w) * trend.max(0.0) - input.idle_w
+        } else {
+            (input.pv_w)(t + step / 2.0).max(0.0) - input.idle_w
+        };
+        let mut run = step;
+        while run > 1e-9 && index < jobs.len() && surplus >= jobs[index].0.power_w {
+            let done = left.min(run);
+            left -= done;
+            run -= done;
+            if left <= 1e-9 {
+                let (job, new) = jobs[index];
+                let finish = t + step - run;
+                // Room for one interruption as long as the job itself: the sky measured now
+                // and the forecast are not promises.
+                let slack = if new { job.remaining_s } else { 0.0 };
+                if finish > job.deadline_s - slack + 1e-6 {
+                    return None;
+                }
+                if new {
+                    spare_s = spare_s.min(job.deadline_s - finish);
+                }
+                index += 1;
+                left = jobs.get(index).map_or(0.0, |(j, _)| j.remaining_s);
+            }
+        }
+        paused_s += run;
+        t += step;
+    }
+    let paused = if paused_s > 0.0 {
+        format!(" and paused {:.0} min where it does not", paused_s / 60.0)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "solar-carried: {power:.1} W of work planned on the panel's surplus alone (measured \
+         {surplus_now:.1} W now, carried {:.0} min along the sun's course, then the forecast), \
+         run while it carries the task in turn{paused} and never on the battery; all {} job(s) \
+         end in time, the new one {:.0} min before its deadline",
+        NOWCAST_TRUST_S / 60.0,
+        jobs.len(),
+        spare_s / 60.0
+    ))
 }
 
 /// Keeps decisions from flapping: once the check has said no, a yes needs `band_wh` more
@@ -352,6 +480,8 @@ mod tests {
             step_s: 60.0,
             horizon_s: 24.0 * 3600.0,
             margin_wh: 0.0,
+            surplus_now_w: None,
+            sky_trend: None,
         }
     }
 
@@ -436,5 +566,129 @@ mod tests {
         );
         assert!(!gate.decide(&input(29.9, &sunny, &[]), &candidate).admit);
         assert!(!gate.decide(&input(31.0, &sunny, &[]), &candidate).admit);
+    }
+
+    /// An XS task of `power_w` for 300 s with a 2100 s contribution window.
+    fn xs(power_w: f64) -> PlannedJob {
+        PlannedJob {
+            id: "xs".into(),
+            power_w,
+            remaining_s: 300.0,
+            deadline_s: 2100.0,
+            running: false,
+        }
+    }
+
+    #[test]
+    fn under_the_reserve_the_panel_alone_carries_a_short_task() {
+        // The battery sits under its reserve and the forecast (P10) is dark: the plan has no
+        // room. The surplus measured now carries the task's 3.7 W for its whole 300 s.
+        let dark = |_t: f64| 0.0;
+        let mut scarce = input(25.0, &dark, &[]);
+        scarce.surplus_now_w = Some(4.0);
+        let verdict = check(&scarce, &[xs(3.7)]);
+        assert!(verdict.admit && verdict.solar_carried, "{verdict:?}");
+        assert!(
+            verdict.reasons[0].starts_with("solar-carried"),
+            "{verdict:?}"
+        );
+        assert!(
+            verdict.reasons[1].contains("under its reserve"),
+            "the plan's own no is kept as an explanation: {verdict:?}"
+        );
+        // Less surplus than the task's power, no measurement, or other work admitted: no.
+        scarce.surplus_now_w = Some(3.6);
+        assert!(!check(&scarce, &[xs(3.7)]).admit);
+        scarce.surplus_now_w = None;
+        assert!(!check(&scarce, &[xs(3.7)]).admit);
+        // Work already running goes first: behind 1600 s of it, dark after the trusted
+        // 30 minutes, the task cannot be done; on a sunny forecast it can.
+        scarce.surplus_now_w = Some(10.0);
+        let queue = [PlannedJob {
+            remaining_s: 1600.0,
+            deadline_s: 5000.0,
+            running: true,
+            ..xs(3.7)
+        }];
+        scarce.queue = &queue;
+        let later = PlannedJob {
+            deadline_s: 3000.0,
+            ..xs(3.7)
+        };
+        assert!(!check(&scarce, std::slice::from_ref(&later)).admit);
+        let sunny = |_t: f64| 10.0;
+        scarce.pv_w = &sunny;
+        assert!(check(&scarce, &[later]).solar_carried);
+    }
+
+    #[test]
+    fn work_longer_than_the_trusted_sky_needs_the_forecast_until_its_deadline() {
+        let task = |deadline_s: f64| PlannedJob {
+            id: "m".into(),
+            power_w: 3.7,
+            remaining_s: 3000.0,
+            deadline_s,
+            running: false,
+        };
+        // Measured 5 W of surplus, then a dark forecast: 1800 s of 3000 s done, never the rest.
+        let dark = |_t: f64| 0.0;
+        let mut scarce = input(25.0, &dark, &[]);
+        scarce.surplus_now_w = Some(5.0);
+        assert!(!check(&scarce, &[task(8400.0)]).admit);
+        // The forecast carries it from 35 minutes on: it pauses 5 minutes, then ends in time.
+        let later = |t: f64| if t >= 2100.0 { 8.0 } else { 0.0 };
+        scarce.pv_w = &later;
+        let verdict = check(&scarce, &[task(8400.0)]);
+        assert!(verdict.solar_carried, "{verdict:?}");
+        assert!(verdict.reasons[0].contains("paused 5 min"), "{verdict:?}");
+        // ... but not when its deadline comes first.
+        assert!(!check(&scarce, &[task(3000.0)]).admit);
+        // ... nor with no room left for an interruption as long as the work itself.
+        assert!(!check(&scarce, &[task(6000.0)]).admit);
+        assert!(check(&scarce, &[task(6300.0)]).admit);
+        // Dark now, sunny later: the panel must carry the work now; sun to come is the battery
+        // plan's business (and it says no under the reserve).
+        scarce.surplus_now_w = Some(0.0);
+        let short = PlannedJob {
+            remaining_s: 1200.0,
+            ..task(8400.0)
+        };
+        assert!(!check(&scarce, &[short]).admit);
+        // The sky measured now follows the sun: at dusk it carries nothing.
+        let dusk = |_t: f64| 0.0;
+        scarce.surplus_now_w = Some(5.0);
+        scarce.sky_trend = Some(&dusk);
+        scarce.pv_w = &dark;
+        assert!(!check(&scarce, &[xs(3.7)]).admit);
+        // Work longer than an hour never counts on the panel alone.
+        let sunny = |_t: f64| 20.0;
+        scarce.pv_w = &sunny;
+        scarce.sky_trend = None;
+        let long = PlannedJob {
+            remaining_s: 3.0 * 3600.0,
+            ..task(20.0 * 3600.0)
+        };
+        assert!(!check(&scarce, &[long]).solar_carried);
+    }
+
+    #[test]
+    fn several_candidates_each_meet_their_deadline_one_after_the_other() {
+        let sunny = |_t: f64| 10.0;
+        let mut scarce = input(20.0, &sunny, &[]);
+        scarce.surplus_now_w = Some(8.0);
+        let two = [xs(3.7), xs(3.7)];
+        assert!(check(&scarce, &two).solar_carried);
+        // Each new task keeps room for an interruption as long as itself: 300 s.
+        let early = PlannedJob {
+            deadline_s: 700.0,
+            ..xs(3.7)
+        };
+        let either = [xs(3.7), early.clone()];
+        assert!(
+            check(&scarce, &either).solar_carried,
+            "the early one runs first"
+        );
+        let both_early = [early.clone(), early];
+        assert!(!check(&scarce, &both_early).admit);
     }
 }

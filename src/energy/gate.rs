@@ -492,6 +492,10 @@ impl EnergyGate {
             .collect();
         let pv_now = state.last.as_ref().and_then(|s| s.pv_w).unwrap_or(0.0);
         let pv = planning_pv(state.forecast.clone(), self.config.quantile, now, pv_now);
+        let trend = state
+            .forecaster
+            .as_ref()
+            .map(|f| super::forecast::sky_trend(f.site(), now));
         let input = BudgetInput {
             now_s: now,
             battery_wh: state.estimator.energy_wh(),
@@ -504,6 +508,13 @@ impl EnergyGate {
             step_s: 120.0 * self.clock.speed.max(1.0),
             horizon_s: 86_400.0,
             margin_wh: 0.0,
+            // PV less what the node draws without its tasks (never less than its idle draw).
+            surplus_now_w: state.last.as_ref().and_then(|sample| {
+                let tasks_w: f64 = state.running.values().map(|r| r.power_w).sum();
+                let base_w = (self.load_w(state, sample) - tasks_w).max(self.config.idle_w);
+                sample.pv_w.map(|pv| pv - base_w)
+            }),
+            sky_trend: trend.as_ref().map(|f| f as &dyn Fn(f64) -> f64),
         };
         let key = (estimate.category, estimate.volume);
         let band = self.config.hysteresis_wh;
@@ -1140,6 +1151,30 @@ pub(crate) mod tests {
         let no = gate.admit(&xs(None), midnight as u64);
         assert!(!no.admit);
         assert!(no.reasons[0].contains("under its reserve"), "{no:?}");
+    }
+
+    #[test]
+    fn under_the_reserve_a_midday_surplus_carries_a_short_task_and_status_says_why() {
+        let gate = gate(0.25);
+        // 7 W of PV against 2.7 W of idle draw (measured): 4.3 W of surplus for an unknown
+        // app's 3.7 W. The battery is 5 Wh under its reserve.
+        gate.observe(sample(NOON, 7.0, Some(2.7)));
+        let yes = gate.admit(&xs(None), NOON as u64);
+        assert!(yes.admit, "{yes:?}");
+        assert!(yes.reasons[0].starts_with("solar-carried"), "{yes:?}");
+        let status = gate.status(NOON as u64);
+        assert_eq!(status["decision"]["admit"], true, "{status}");
+        assert!(
+            status["decision"]["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("solar-carried"),
+            "{status}"
+        );
+        // The load the node measures counts: at 3.5 W of load, 3.5 W of surplus is too little.
+        gate.observe(sample(NOON + 10.0, 7.0, Some(3.5)));
+        let no = gate.admit(&xs(None), NOON as u64 + 10);
+        assert!(!no.admit, "{no:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::budget::{BatteryModel, BudgetInput, Hysteresis, PlannedJob};
+use super::forecast::calibration::{Calibration, CalibrationReport};
 use super::forecast::{Forecaster, Site};
 use super::sources::trace::{Trace, parse_time};
 use crate::poco::Category;
@@ -156,9 +157,68 @@ pub fn parse_jobs(text: &str, name: &str) -> Result<Vec<Job>, String> {
     Ok(jobs)
 }
 
+/// How often each category (XS, S, M, L, XL) comes in a synthetic job stream, as weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JobMix(pub [u32; 5]);
+
+impl Default for JobMix {
+    /// Mostly small work: 50 % XS, 30 % S, 15 % M, 4 % L, 1 % XL.
+    fn default() -> Self {
+        JobMix([50, 30, 15, 4, 1])
+    }
+}
+
+impl std::str::FromStr for JobMix {
+    type Err = String;
+
+    /// `60,30,10`: weights for XS, S, M, L, XL in that order; missing ones are 0.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut weights = [0u32; 5];
+        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        if fields.len() > 5 {
+            return Err(format!(
+                "mix `{}` has {} weights; at most 5 (XS,S,M,L,XL)",
+                crate::text::brief(text),
+                fields.len()
+            ));
+        }
+        for (slot, field) in weights.iter_mut().zip(&fields) {
+            *slot = field.parse().map_err(|_| {
+                format!(
+                    "mix weight `{}` is not a whole number (e.g. 60,30,10 for 60 % XS, 30 % S, \
+                     10 % M)",
+                    crate::text::brief(field)
+                )
+            })?;
+        }
+        if weights.iter().all(|&w| w == 0) {
+            return Err("mix weights are all 0: no job could be drawn".into());
+        }
+        Ok(JobMix(weights))
+    }
+}
+
+impl JobMix {
+    /// The category for a draw `roll` in `0..self.total()`.
+    fn category(&self, roll: u64) -> u64 {
+        let mut acc = 0u64;
+        for (category, &weight) in self.0.iter().enumerate() {
+            acc += u64::from(weight);
+            if roll < acc {
+                return category as u64;
+            }
+        }
+        0
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().map(|&w| u64::from(w)).sum()
+    }
+}
+
 /// A seeded synthetic stream over the trace: Poisson arrivals every `mean_gap_s` on average,
-/// mostly small categories, each running 10-90 % of its category's maximum.
-pub fn synthetic_jobs(trace: &Trace, seed: u64, mean_gap_s: f64) -> Vec<Job> {
+/// categories drawn from `mix`, each running 10-90 % of its category's maximum.
+pub fn synthetic_jobs(trace: &Trace, seed: u64, mean_gap_s: f64, mix: JobMix) -> Vec<Job> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut jobs = Vec::new();
     let mut t = trace.start_s();
@@ -168,13 +228,7 @@ pub fn synthetic_jobs(trace: &Trace, seed: u64, mean_gap_s: f64) -> Vec<Job> {
         if t >= trace.end_s() {
             break;
         }
-        let category = match rng.gen_range(0..100) {
-            0..50 => 0,
-            50..80 => 1,
-            80..95 => 2,
-            95..99 => 3,
-            _ => 4,
-        };
+        let category = mix.category(rng.gen_range(0..mix.total().max(1)));
         let max = Category::standard(category)
             .map(|c| c.time_ref_s as f64)
             .unwrap_or(300.0);
@@ -262,6 +316,11 @@ pub struct SimReport {
     pub brownout_s: f64,
     /// Seconds a running job was paused to spare the reserve (pew only).
     pub paused_s: f64,
+    /// Jobs pew admitted on the panel alone (the solar-carried rule; pew only).
+    pub solar_carried: u64,
+    /// How honest the forecast's P10 and P90 were over the trace (when its site is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast_calibration: Option<CalibrationReport>,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +348,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
     };
     let job_w = (config.busy_w - config.idle_w).max(0.0);
     let site = trace.site.clone().or_else(|| config.site.clone());
+    let mut calibration = site.clone().map(Calibration::new);
     let mut forecaster = site.map(Forecaster::new);
     let mut hysteresis = Hysteresis::new(config.hysteresis * config.battery_wh);
     let restart_wh = 0.05 * config.battery_wh;
@@ -313,6 +373,8 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         curtailed_wh: 0.0,
         brownout_s: 0.0,
         paused_s: 0.0,
+        solar_carried: 0,
+        forecast_calibration: None,
     };
     let dt = config.step_s;
     let mut t = trace.start_s();
@@ -322,6 +384,12 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         let energy = green_wh + other_wh;
         if let Some(f) = forecaster.as_mut() {
             f.observe(t, trace.pv_at(t));
+        }
+        if let (Some(c), Some(f)) = (calibration.as_mut(), forecaster.as_ref()) {
+            if t.rem_euclid(3600.0) < 1e-6 {
+                c.forecast_made(&f.forecast(t, 25.0 * 3600.0, super::gate::FORECAST_STEP_S));
+            }
+            c.measured(t, pv, dt);
         }
         if forecast_cache
             .as_ref()
@@ -384,6 +452,9 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                         t,
                         pv,
                     );
+                    let trend = forecaster
+                        .as_ref()
+                        .map(|f| super::forecast::sky_trend(f.site(), t));
                     let input = BudgetInput {
                         now_s: t,
                         battery_wh: energy,
@@ -394,11 +465,13 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                         step_s: 120.0,
                         horizon_s: 86_400.0,
                         margin_wh: 0.0,
+                        // Measured as the no-forecast rule measures it; only an idle node uses it.
+                        surplus_now_w: Some(pv - config.idle_w),
+                        sky_trend: trend.as_ref().map(|f| f as &dyn Fn(f64) -> f64),
                     };
-                    hysteresis
-                        .decide(&input, std::slice::from_ref(&candidate))
-                        .admit
-                        .then_some(None)
+                    let verdict = hysteresis.decide(&input, std::slice::from_ref(&candidate));
+                    report.solar_carried += u64::from(verdict.solar_carried);
+                    verdict.admit.then_some(None)
                 }
             };
             if let Some(planned_start_s) = decision {
@@ -418,6 +491,16 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             }
         }
 
+        // Work past its contribution deadline can no longer be contributed: the node drops it
+        // (a miss all the same) rather than spend energy on it and hold the slot.
+        for (index, job) in admitted.iter_mut().enumerate() {
+            if job.finished_s.is_none() && !job.lost && job.deadline_s <= t {
+                job.lost = true;
+                if running == Some(index) {
+                    running = None;
+                }
+            }
+        }
         // Pick the next job when the slot is free.
         if running.is_none() && !down {
             let waiting = admitted
@@ -531,6 +614,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             report.useful_work_s += job.job.runtime_s;
         }
     }
+    report.forecast_calibration = calibration.map(|c| c.report());
     report.accepted_pct = percent(report.jobs_accepted as f64, report.jobs_offered as f64);
     report.green_share_pct = if report.energy_used_wh > 0.0 {
         percent(green, report.energy_used_wh)

@@ -13,7 +13,7 @@ use clap::Subcommand;
 
 use super::context::print;
 use crate::config::Settings;
-use crate::energy::simulate::{self, Policy, SimConfig, SimReport};
+use crate::energy::simulate::{self, JobMix, Policy, SimConfig, SimReport};
 use crate::energy::sources::trace::Trace;
 
 /// The energy subcommands.
@@ -66,6 +66,10 @@ pub struct SimulateArgs {
     /// Mean time between synthetic offers, seconds.
     #[arg(long, default_value_t = 1200.0)]
     pub mean_gap_s: f64,
+    /// The synthetic stream's categories as weights for XS,S,M,L,XL (e.g. 60,30,10)
+    /// [default: 50,30,15,4,1].
+    #[arg(long, value_name = "WEIGHTS")]
+    pub mix: Option<JobMix>,
 }
 
 /// Runs one energy subcommand.
@@ -92,6 +96,9 @@ pub fn simulate_command(args: &SimulateArgs, settings: &Settings) -> anyhow::Res
     let trace = Trace::load(&args.trace)?;
     let jobs = match &args.jobs {
         Some(path) => {
+            if args.mix.is_some() {
+                bail!("--mix shapes the synthetic job stream only; drop it or --jobs");
+            }
             let text = crate::files::read_text(path, crate::files::limit::TRACE, "a jobs file")
                 .context("the jobs file cannot be read")?;
             simulate::parse_jobs(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
@@ -100,7 +107,12 @@ pub fn simulate_command(args: &SimulateArgs, settings: &Settings) -> anyhow::Res
             if args.mean_gap_s.is_nan() || args.mean_gap_s <= 0.0 {
                 bail!("--mean-gap-s must be > 0");
             }
-            simulate::synthetic_jobs(&trace, args.seed, args.mean_gap_s)
+            simulate::synthetic_jobs(
+                &trace,
+                args.seed,
+                args.mean_gap_s,
+                args.mix.unwrap_or_default(),
+            )
         }
     };
     let energy = &settings.energy;

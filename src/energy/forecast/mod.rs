@@ -7,6 +7,7 @@
 //! two weeks gives the quantiles. Near-term points lean on the recent ratio, far ones on the
 //! two-week distribution.
 
+pub mod calibration;
 pub mod clear_sky;
 pub mod open_meteo;
 
@@ -163,6 +164,22 @@ pub fn planning_pv(
     }
 }
 
+/// The persistence nowcast's way of following the sun: how the panel's clear-sky power at a
+/// time compares with now, never above 1 (today's sky is carried forward, never brightened),
+/// and 0 throughout when the sun is too low now for a ratio to mean anything.
+pub fn sky_trend(site: &Site, now_s: f64) -> impl Fn(f64) -> f64 + use<> {
+    let site = site.clone();
+    let peak = site.kwp * 1000.0 * (1.0 - site.losses);
+    let now = clear_sky::clear_sky_pv_w(&site, now_s);
+    move |time_s| {
+        if now <= 0.05 * peak {
+            0.0
+        } else {
+            (clear_sky::clear_sky_pv_w(&site, time_s) / now).clamp(0.0, 1.0)
+        }
+    }
+}
+
 /// Hourly ratios kept for the quantiles: two weeks of daylight hours.
 const HISTORY_HOURS: usize = 14 * 24;
 /// How fast the recent ratio forgets (seconds).
@@ -172,6 +189,9 @@ const NEAR_SPREAD: f64 = 0.35;
 /// How fast a forecast point moves from the recent ratio to the two-week distribution.
 const PERSISTENCE_HORIZON_S: f64 = 2.0 * 3600.0;
 
+/// Hour-ahead errors needed before their own quantiles replace the fixed near-term spread.
+const MIN_NOWCAST_ERRORS: usize = 12;
+
 /// Learns measured / baseline online (ANCHORS §1.3: calibrated quantiles beat fixed margins).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Corrector {
@@ -179,6 +199,13 @@ pub struct Corrector {
     recent: Option<(f64, f64)>,
     hour: Option<(i64, f64, f64)>,
     hourly: VecDeque<f64>,
+    /// The recent ratio (time, value) when the hour being summed began.
+    #[serde(default)]
+    hour_start_recent: Option<(f64, f64)>,
+    /// How far each past hour's ratio fell from the recent ratio at its start: the nowcast's
+    /// own errors, two weeks of them, whose quantiles make the near-term spread.
+    #[serde(default)]
+    nowcast_errors: VecDeque<f64>,
 }
 
 impl Corrector {
@@ -190,6 +217,8 @@ impl Corrector {
             recent: None,
             hour: None,
             hourly: VecDeque::new(),
+            hour_start_recent: None,
+            nowcast_errors: VecDeque::new(),
         }
     }
 
@@ -200,6 +229,7 @@ impl Corrector {
             return;
         }
         let ratio = (measured_w / baseline_w).clamp(0.0, 3.0);
+        let before = self.recent;
         self.recent = Some(match self.recent {
             None => (time_s, ratio),
             Some((last_s, value)) => {
@@ -218,12 +248,23 @@ impl Corrector {
                 if let Some((_, measured, baseline)) = slot.take()
                     && baseline > 0.0
                 {
-                    self.hourly.push_back((measured / baseline).clamp(0.0, 3.0));
+                    let closed = (measured / baseline).clamp(0.0, 3.0);
+                    self.hourly.push_back(closed);
                     if self.hourly.len() > HISTORY_HOURS {
                         self.hourly.pop_front();
                     }
+                    if let Some((_, start)) = self.hour_start_recent {
+                        self.nowcast_errors.push_back(closed - start);
+                        if self.nowcast_errors.len() > HISTORY_HOURS {
+                            self.nowcast_errors.pop_front();
+                        }
+                    }
                 }
                 *slot = Some((hour, measured_w, baseline_w));
+                // What the nowcast said as this hour began, if it said anything fresh (not
+                // last evening's sky for this morning's first hour).
+                self.hour_start_recent =
+                    before.filter(|(t, _)| time_s - t <= RECENT_TIME_CONSTANT_S);
             }
         }
     }
@@ -237,6 +278,13 @@ impl Corrector {
                 .hour
                 .is_none_or(|(_, m, b)| m.is_finite() && b.is_finite())
             && self.hourly.iter().all(|&r| ratio(r))
+            && self
+                .hour_start_recent
+                .is_none_or(|(t, r)| t.is_finite() && ratio(r))
+            && self
+                .nowcast_errors
+                .iter()
+                .all(|&e| e.is_finite() && (-3.0..=3.0).contains(&e))
     }
 
     /// The recent ratio, if there is one from the last few hours.
@@ -257,16 +305,32 @@ impl Corrector {
         [pick(0.1), pick(0.5), pick(0.9)]
     }
 
-    /// Ratios for a point `ahead_s` from now. The centre moves from today's recent ratio to
-    /// the two-week median as the point gets further away, and the spread widens from a
-    /// third of the two-week spread (the next minutes are much like the last hour) to all of
-    /// it.
+    /// P10, P50 and P90 of the nowcast's hour-ahead errors, once enough are known.
+    fn nowcast_error_quantiles(&self) -> Option<[f64; 3]> {
+        if self.nowcast_errors.len() < MIN_NOWCAST_ERRORS {
+            return None;
+        }
+        let mut sorted: Vec<f64> = self.nowcast_errors.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Some([pick(0.1), pick(0.5), pick(0.9)])
+    }
+
+    /// Ratios for a point `ahead_s` from now. Near points come from the recent ratio and the
+    /// quantiles of its own past hour-ahead errors (before a day of them is known: a third of
+    /// the two-week spread around it); far ones from the two-week distribution; in between,
+    /// each quantile moves from the one to the other.
     pub fn ratios(&self, now_s: f64, ahead_s: f64) -> [f64; 3] {
         let [q10, q50, q90] = self.quantiles();
         let Some(recent) = self.recent(now_s) else {
             return [q10, q50, q90];
         };
         let near = (-ahead_s.max(0.0) / PERSISTENCE_HORIZON_S).exp();
+        if let Some(errors) = self.nowcast_error_quantiles() {
+            let far = [q10, q50, q90];
+            return [0, 1, 2]
+                .map(|i| (near * (recent + errors[i]) + (1.0 - near) * far[i]).max(0.0));
+        }
         let centre = near * recent + (1.0 - near) * q50;
         let width = NEAR_SPREAD + (1.0 - NEAR_SPREAD) * (1.0 - near);
         [q10, q50, q90].map(|q| (centre + (q - q50) * width).max(0.0))
@@ -460,5 +524,47 @@ mod tests {
         assert_eq!(night, 0.0, "midnight");
         let total = forecast.energy_wh(0.5, now, now + 86_400.0);
         assert!(total > 50.0, "{total}");
+    }
+
+    #[test]
+    fn the_near_term_spread_is_learned_from_the_nowcasts_own_misses() {
+        // A sky that swings between 20 % and 80 % of the model from one hour to the next: the
+        // last hour says little about the next one, and the near-term band must say so.
+        let mut corrector = Corrector::new([0.15, 0.6, 1.0]);
+        let fixed = corrector.clone();
+        for step in 0..(48 * 12) {
+            let t = JUNE_21 + step as f64 * 300.0;
+            let ratio = if (step / 12) % 2 == 0 { 0.2 } else { 0.8 };
+            corrector.observe(t, 100.0 * ratio, 100.0, 100.0);
+        }
+        let now = JUNE_21 + 48.0 * 3600.0;
+        let [p10, _, p90] = corrector.ratios(now, 600.0);
+        assert!(p10 <= 0.3 && p90 >= 0.7, "learned band {p10:.2}..{p90:.2}");
+        // With the fixed third of the two-week spread the band would be far narrower.
+        let mut narrow = fixed;
+        narrow.recent = corrector.recent;
+        narrow.hourly = corrector.hourly.clone();
+        let [n10, _, n90] = narrow.ratios(now, 600.0);
+        assert!(
+            n90 - n10 < 0.5 * (p90 - p10),
+            "fixed band {n10:.2}..{n90:.2}"
+        );
+        // A state file with an error out of range is not sound.
+        corrector.nowcast_errors.push_back(f64::NAN);
+        assert!(!corrector.is_sound());
+    }
+
+    #[test]
+    fn the_sky_trend_follows_the_sun_down_and_is_dark_at_night() {
+        let noon = JUNE_21 + 12.0 * 3600.0;
+        let trend = sky_trend(&site(), noon);
+        assert!((trend(noon) - 1.0).abs() < 1e-9);
+        let afternoon = trend(noon + 4.0 * 3600.0);
+        assert!(afternoon > 0.1 && afternoon < 0.9, "{afternoon}");
+        assert_eq!(trend(noon + 12.0 * 3600.0), 0.0, "midnight");
+        let morning = sky_trend(&site(), noon - 5.0 * 3600.0);
+        assert_eq!(morning(noon), 1.0, "never brighter than now");
+        let night = sky_trend(&site(), noon + 12.0 * 3600.0);
+        assert_eq!(night(noon + 24.0 * 3600.0), 0.0, "no sky at night to carry");
     }
 }
