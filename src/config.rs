@@ -262,6 +262,24 @@ choices! {
         Vedirect => "vedirect",
         /// A Linux power-supply class device.
         PowerSupply => "power_supply",
+        /// An MQTT broker that a solar system already publishes to.
+        Mqtt => "mqtt",
+    }
+}
+
+choices! {
+    /// `energy.mqtt.preset`: whose topics and payloads an MQTT source reads.
+    MqttPreset {
+        /// Victron Venus OS (a GX device's broker; needs `portal_id`).
+        Victron => "victron",
+        /// OpenDTU (Hoymiles micro-inverters: PV only).
+        Opendtu => "opendtu",
+        /// evcc.
+        Evcc => "evcc",
+        /// Home Assistant's MQTT statestream (topics named in the settings).
+        HomeAssistant => "home-assistant",
+        /// Topics and payloads named in the settings.
+        Custom => "custom",
     }
 }
 
@@ -341,6 +359,36 @@ pub struct EnergySettings {
     pub forecast: ForecastSettings,
     /// The admission policy.
     pub policy: PolicySettings,
+    /// An MQTT broker as the source (`source = "mqtt"`).
+    pub mqtt: MqttSettings,
+}
+
+/// `[energy.mqtt]`: reading PV, battery and load from a broker a solar system publishes to.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// `host:port` of the broker (plain TCP).
+    pub broker: String,
+    /// User name; empty: none.
+    pub username: String,
+    /// File holding the password (0600); empty: none.
+    pub password_file: PathBuf,
+    /// Whose topics and payloads.
+    pub preset: MqttPreset,
+    /// Victron: the GX device's VRM portal ID.
+    pub portal_id: String,
+    /// OpenDTU and evcc: the topic prefix; empty: theirs by default.
+    pub prefix: String,
+    /// PV power topic (W); empty: the preset's.
+    pub pv_topic: String,
+    /// Battery state-of-charge topic (%); empty: the preset's.
+    pub soc_topic: String,
+    /// Load topic (W); empty: the preset's.
+    pub load_topic: String,
+    /// JSON field holding the value; empty: the preset's (plain numbers for custom).
+    pub json_field: String,
+    /// Readings older than this (seconds) count as missing.
+    pub stale_after_s: f64,
 }
 
 /// The battery behind the node.

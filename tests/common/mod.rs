@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod contracts;
 pub mod deals;
+pub mod mqtt;
 pub mod node;
 pub mod public_rpc;
 pub mod relay;

@@ -3,6 +3,7 @@
 #[cfg(test)]
 pub mod fakes;
 pub mod ina;
+pub mod mqtt;
 pub mod open;
 pub mod power_supply;
 pub mod trace;

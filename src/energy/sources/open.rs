@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail};
 
 use super::ina::{Ina, InaChip, InaSettings};
+use super::mqtt::MqttSource;
 use super::power_supply::PowerSupply;
 use super::vedirect::VeDirect;
 use super::wittypi::WittyPi;
@@ -57,6 +58,7 @@ pub fn open_hardware(
             settings.power_supply_root.clone(),
             (!settings.power_supply_name.is_empty()).then(|| settings.power_supply_name.clone()),
         )),
+        EnergySourceKind::Mqtt => Box::new(MqttSource::connect(&settings.mqtt)?),
         EnergySourceKind::None => {
             bail!("energy.source is \"none\": no energy source is configured")
         }
