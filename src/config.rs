@@ -39,8 +39,31 @@ pub struct Settings {
     pub energy: EnergySettings,
     /// The node's local HTTP API.
     pub api: ApiSettings,
+    /// Publishing to Home Assistant over MQTT.
+    pub home_assistant: HomeAssistantSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// `[home_assistant]`: the node's state on an MQTT broker, with Home Assistant's discovery so
+/// that it shows up as a device, and the operator's switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistantSettings {
+    /// `host:port` of the broker (plain TCP); empty: nothing is published.
+    pub broker: String,
+    /// User name; empty: none.
+    pub username: String,
+    /// File holding the password (0600); empty: none.
+    pub password_file: PathBuf,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// The first level of pew's own topics.
+    pub topic: String,
+    /// Seconds between state updates (changes go out at once).
+    pub publish_every_s: f64,
+    /// Offer the `energy.pause` and `node.stop_bidding` switches.
+    pub switches: bool,
 }
 
 /// The node's local HTTP API (health, Prometheus metrics, status JSON, a dashboard page).

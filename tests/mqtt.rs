@@ -1,6 +1,7 @@
 //! MQTT against a real Mosquitto: the energy source reads evcc's and Victron's topics and
 //! payloads, refuses junk and goes quiet on stale topics; a node on the devnet opens and closes
-//! its bid as published PV and state of charge come and go.
+//! its bid as published PV and state of charge come and go, shows up in Home Assistant through
+//! MQTT discovery, and obeys the operator's "stop bidding" switch.
 
 mod common;
 
@@ -40,7 +41,7 @@ fn read_until(source: &mut MqttSource, what: impl Fn(&pew::energy::sample::Sampl
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(30),
             "no such reading: {:?}",
             source.read()
         );
@@ -57,6 +58,8 @@ fn evccs_retained_topics_are_read_junk_is_refused_and_silence_goes_stale() {
     let mut evcc = settings(&broker.address(), MqttPreset::Evcc);
     evcc.stale_after_s = 2.0;
     let mut source = MqttSource::connect(&evcc).unwrap();
+    // On a loaded machine the retained values may come after connect() stopped waiting.
+    read_until(&mut source, |s| s.load_w.is_some());
     let sample = source.read().unwrap();
     assert_eq!(sample.pv_w, Some(35.5));
     assert_eq!(sample.battery_soc, Some(0.8));
@@ -147,7 +150,9 @@ fn a_victron_gx_device_is_kept_publishing_and_its_json_values_are_read() {
     });
     subscribed.recv_timeout(Duration::from_secs(10)).unwrap();
     let mut source = MqttSource::connect(&victron).unwrap();
-    read_until(&mut source, |s| s.pv_w == Some(120.5));
+    read_until(&mut source, |s| {
+        s.pv_w == Some(120.5) && s.battery_soc.is_some()
+    });
     let sample = source.read().unwrap();
     assert_eq!(sample.battery_soc, Some(0.64));
     assert_eq!(sample.load_w, None, "{{\"value\": null}} is no value");
@@ -187,8 +192,9 @@ async fn logs_of(t: &common::TestDevnet, signature: alloy::primitives::B256) -> 
 }
 
 #[tokio::test]
-async fn published_pv_and_charge_open_and_close_the_nodes_bid() {
+async fn published_pv_and_charge_open_and_close_the_nodes_bid_and_home_assistant_sees_it() {
     let broker = Broker::start();
+    let recorder = common::mqtt::Recorder::listen(&broker);
     broker.publish("home/pv", "0", true);
     broker.publish("home/soc", "20", true);
     let t = common::devnet(true).await;
@@ -227,6 +233,11 @@ reserve = 0.3
 
 [energy.forecast]
 open_meteo = false
+
+[home_assistant]
+broker = "{broker}"
+publish_every_s = 1
+switches = true
 "#,
             journal = dir.join("journal.sqlite").display(),
             work = dir.join("work").display(),
@@ -268,11 +279,72 @@ open_meteo = false
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Home Assistant sees a device with its sensors, the state and the switches.
+    let id = format!(
+        "pew_{}",
+        pool.to_string().trim_start_matches("0x").to_lowercase()
+    );
+    let battery: serde_json::Value = serde_json::from_str(&recorder.wait_for(
+        &format!("homeassistant/sensor/{id}/battery/config"),
+        30,
+        |_| true,
+    ))
+    .unwrap();
+    assert_eq!(battery["device_class"], "battery");
+    assert_eq!(battery["device"]["identifiers"][0], id.as_str());
+    assert_eq!(battery["state_topic"], format!("pew/{id}/state"));
+    assert!(
+        recorder
+            .last(&format!("homeassistant/switch/{id}/stop_bidding/config"))
+            .is_some()
+    );
+    assert_eq!(
+        recorder.last(&format!("pew/{id}/availability")).as_deref(),
+        Some("online")
+    );
+    let state = recorder.wait_for(&format!("pew/{id}/state"), 30, |p| {
+        p.contains("\"bid_open\":true")
+    });
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["soc_pct"], 70.0, "{state}");
+    assert_eq!(state["pv_w"], 150.0, "{state}");
+    assert_eq!(state["decision"], "yes", "{state}");
+    // The operator stops bidding from Home Assistant: the open bid is withdrawn though the sun
+    // shines, and the switch says so.
+    let closed_before = logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await;
+    broker.publish(&format!("pew/{id}/stop_bidding/set"), "ON", false);
+    recorder.wait_for(&format!("pew/{id}/stop_bidding/state"), 30, |p| p == "ON");
+    let started = Instant::now();
+    while logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await == closed_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            node_log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The log line follows the transaction's receipt.
+    wait_for("the reason was not logged", &|log| {
+        log.contains("the operator stopped bidding")
+    });
+    // ... and lets it bid again.
+    let signed_before = logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await;
+    broker.publish(&format!("pew/{id}/stop_bidding/set"), "OFF", false);
+    let started = Instant::now();
+    while logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await == signed_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            node_log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // Night again: the bid is withdrawn.
+    let closed_before = logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await;
     broker.publish("home/pv", "0", true);
     broker.publish("home/soc", "20", true);
     let started = Instant::now();
-    while logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await == 0 {
+    while logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await == closed_before {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{}",

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod heartbeat;
+pub mod home_assistant;
 pub mod index;
 pub mod journal;
 pub mod lock;
@@ -12,6 +13,7 @@ mod scheduler;
 pub mod shutdown;
 pub mod start;
 pub mod startup;
+pub mod switches;
 pub mod systemd;
 mod worker;
 
@@ -69,6 +71,8 @@ pub struct Node {
     pub timings: Mutex<Timings>,
     /// The loop's rounds, for the HTTP API's health and metrics.
     pub heartbeat: heartbeat::Heartbeat,
+    /// The operator's switches (Home Assistant): stop bidding, pause the apps.
+    pub switches: switches::OperatorSwitches,
     /// systemd's view of the node: readiness, watchdog, status line.
     pub service: Arc<systemd::ServiceManager>,
     /// The log watcher's cursor (see [`CursorKeeper`]).
@@ -418,7 +422,10 @@ impl Node {
 
     /// Freezes or thaws running apps as the gate asks (see `AdmissionGate::pause_reason`).
     async fn follow_pause(&self, paused: &mut bool) {
-        let reason = self.gate.pause_reason();
+        let reason = self
+            .switches
+            .pause_reason()
+            .or_else(|| self.gate.pause_reason());
         if reason.is_some() != *paused {
             *paused = reason.is_some();
             let changed = self.executor.set_paused(*paused).await;

@@ -103,12 +103,18 @@ fn new_order(node: &Node, category: Category, trust: u64, volume: u64) -> Worker
     }
 }
 
+/// The gate's answer, unless the operator stopped bidding (then no, with that reason).
+fn admit(node: &Node, estimate: &crate::admission::TaskEstimate) -> crate::admission::Decision {
+    match node.switches.stop_reason() {
+        Some(reason) => crate::admission::Decision::no(reason),
+        None => node.gate.admit(estimate, now_s()),
+    }
+}
+
 /// Opens a bid when the gate admits work and none is open; closes it when the gate says no.
 pub async fn keep_bid(node: &Node) -> anyhow::Result<()> {
     let volume = node.settings.node.volume.max(1);
-    let decision = node
-        .gate
-        .admit(&estimate(node.category, volume, None), now_s());
+    let decision = admit(node, &estimate(node.category, volume, None));
     node.heartbeat.bid_decided(&decision);
     let bid = open_bid(node)?;
     let left = match &bid {
@@ -270,9 +276,7 @@ async fn decide_request(node: &Node, hash: OrderHash) -> anyhow::Result<Option<R
     let volume: u64 = left
         .saturating_to::<u64>()
         .min(node.settings.node.volume.max(1));
-    let decision = node
-        .gate
-        .admit(&estimate(category, volume, Some(request.app)), now_s());
+    let decision = admit(node, &estimate(category, volume, Some(request.app)));
     if !decision.admit {
         tracing::debug!(request = %hash, reasons = ?decision.reasons, "gate says not now");
         return Ok(None);

@@ -277,6 +277,7 @@ async fn serve(
         timings: Default::default(),
         vanished: Mutex::new(vanished),
         heartbeat: Default::default(),
+        switches: Default::default(),
         service,
         cursor: Mutex::new(super::CursorKeeper::new(saved_cursor)),
         index: Mutex::new(index),
@@ -284,6 +285,12 @@ async fn serve(
         shutdown: shutdown.clone(),
     });
     start_api(settings, &node).await;
+    if !settings.home_assistant.broker.trim().is_empty() {
+        tokio::spawn(super::home_assistant::run(
+            node.clone(),
+            settings.home_assistant.clone(),
+        ));
+    }
     node.run(watcher).await
 }
 

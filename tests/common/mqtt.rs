@@ -106,3 +106,69 @@ impl Drop for Broker {
         let _ = self.child.wait();
     }
 }
+
+/// Every message the broker passes on, from the moment `listen` subscribed to `#`.
+pub struct Recorder {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl Recorder {
+    /// Subscribes to everything on `broker` (retained messages included) and records.
+    pub fn listen(broker: &Broker) -> Self {
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (kept, port) = (messages.clone(), broker.port);
+        let (ready, subscribed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut options =
+                MqttOptions::new(format!("test-rec-{}", rand_suffix()), "127.0.0.1", port);
+            options.set_max_packet_size(256 * 1024, 256 * 1024);
+            let (client, mut connection) = Client::new(options, 100);
+            client.subscribe("#", QoS::AtLeastOnce).unwrap();
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => kept.lock().unwrap().push((
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).to_string(),
+                        p.retain,
+                    )),
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        subscribed.recv_timeout(Duration::from_secs(10)).unwrap();
+        Recorder { messages }
+    }
+
+    /// The last payload seen on `topic`.
+    pub fn last(&self, topic: &str) -> Option<String> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(t, _, _)| t == topic)
+            .map(|(_, p, _)| p.clone())
+    }
+
+    /// Waits up to `seconds` for a payload on `topic` that `wanted` accepts.
+    pub fn wait_for(&self, topic: &str, seconds: u64, wanted: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(payload) = self.last(topic)
+                && wanted(&payload)
+            {
+                return payload;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(seconds),
+                "nothing wanted on {topic}; last: {:?}",
+                self.last(topic)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

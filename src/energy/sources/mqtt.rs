@@ -452,21 +452,22 @@ fn listen(
     }
 }
 
-fn split_broker(broker: &str) -> anyhow::Result<(String, u16)> {
+/// Splits `host:port` (port 1883 when absent; `[v6]:port` too), naming the setting when it is not one.
+pub fn split_broker(broker: &str) -> anyhow::Result<(String, u16)> {
     let broker = broker.trim();
     let (host, port) = match broker.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => (
             host.trim_matches(['[', ']']),
             port.parse::<u16>().map_err(|_| {
                 anyhow::anyhow!(
-                    "energy.mqtt.broker {}: the port is not a number",
+                    "broker {}: the port is not a number",
                     crate::text::brief(broker)
                 )
             })?,
         ),
         _ if !broker.is_empty() && !broker.contains(':') => (broker, 1883),
         _ => anyhow::bail!(
-            "energy.mqtt.broker {} is not host:port (e.g. 192.168.1.20:1883)",
+            "broker {} is not host:port (e.g. 192.168.1.20:1883)",
             crate::text::brief(broker)
         ),
     };
