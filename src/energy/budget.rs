@@ -309,10 +309,11 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
     }
 }
 
-/// How long the sky measured now is taken to last (a persistence nowcast: cloud cover holds
-/// for tens of minutes; the sun's course is followed). After it, the forecast at the planning
-/// quantile says.
-pub const NOWCAST_TRUST_S: f64 = 1800.0;
+/// How long the sky measured now is taken to last (a persistence nowcast: cloud cover mostly
+/// holds for a quarter of an hour; the sun's course is followed). After it, the forecast at the
+/// planning quantile says. Half an hour took more work on scarce-sun traces but missed
+/// deadlines where a cloud came; a quarter of an hour missed almost none.
+pub const NOWCAST_TRUST_S: f64 = 900.0;
 /// The longest work the solar-carried rule takes, and how far ahead its plan may reach, in the
 /// sun's time: an hour, the time over which the last hour's sky still says much about the next
 /// one (the forecast's near-term spread is learned from its hour-ahead misses). Work the panel
@@ -602,7 +603,7 @@ mod tests {
         scarce.surplus_now_w = None;
         assert!(!check(&scarce, &[xs(3.7)]).admit);
         // Work already running goes first: behind 1600 s of it, dark after the trusted
-        // 30 minutes, the task cannot be done; on a sunny forecast it can.
+        // 15 minutes, the task cannot be done; on a sunny forecast it can.
         scarce.surplus_now_w = Some(10.0);
         let queue = [PlannedJob {
             remaining_s: 1600.0,
@@ -630,13 +631,13 @@ mod tests {
             deadline_s,
             running: false,
         };
-        // Measured 5 W of surplus, then a dark forecast: 1800 s of 3000 s done, never the rest.
+        // Measured 5 W of surplus, then a dark forecast: 900 s of 3000 s done, never the rest.
         let dark = |_t: f64| 0.0;
         let mut scarce = input(25.0, &dark, &[]);
         scarce.surplus_now_w = Some(5.0);
         assert!(!check(&scarce, &[task(8400.0)]).admit);
-        // The forecast carries it from 35 minutes on: it pauses 5 minutes, then ends in time.
-        let later = |t: f64| if t >= 2100.0 { 8.0 } else { 0.0 };
+        // The forecast carries it from 20 minutes on: it pauses 5 minutes, then ends in time.
+        let later = |t: f64| if t >= 1200.0 { 8.0 } else { 0.0 };
         scarce.pv_w = &later;
         let verdict = check(&scarce, &[task(8400.0)]);
         assert!(verdict.solar_carried, "{verdict:?}");
