@@ -135,6 +135,8 @@ pub struct DevnetSettings {
     pub ipfs_gateway_port: u16,
     /// Whether to start a local IPFS node.
     pub ipfs: bool,
+    /// Seconds the IPFS node's API may take to answer after its start.
+    pub ipfs_start_timeout_s: u64,
     /// Where scripts/setup installed the tools; empty means "find `.tools` upwards".
     pub tools_dir: PathBuf,
 }

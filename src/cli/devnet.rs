@@ -73,6 +73,9 @@ async fn up(args: UpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         ipfs: settings.devnet.ipfs && !args.no_ipfs,
         ipfs_api_port: settings.devnet.ipfs_api_port,
         ipfs_gateway_port: settings.devnet.ipfs_gateway_port,
+        ipfs_start_timeout: std::time::Duration::from_secs(
+            settings.devnet.ipfs_start_timeout_s.max(1),
+        ),
         tools,
         detach: args.detach,
     };

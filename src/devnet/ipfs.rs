@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 use super::DevnetError;
 use super::process::{self, Helper};
 
-/// How long the js-ipfs API may take to answer after the daemon starts.
-const START_LIMIT: Duration = Duration::from_secs(120);
-
 /// A started IPFS node.
 pub struct IpfsNode {
     /// RPC API base URL, e.g. `http://127.0.0.1:5001`.
@@ -36,8 +33,8 @@ fn start_error(reason: String) -> DevnetError {
 pub async fn start(
     jsipfs: &Path,
     state_dir: &Path,
-    api_port: u16,
-    gateway_port: u16,
+    (api_port, gateway_port): (u16, u16),
+    start_limit: Duration,
     tie_to_parent: bool,
 ) -> Result<IpfsNode, DevnetError> {
     let repo = state_dir.join("ipfs");
@@ -70,7 +67,7 @@ pub async fn start(
     let client = reqwest::Client::new();
     // js-ipfs starts in a few seconds; a loaded 2-core machine starting several devnets at
     // once can need much longer. A daemon that exits is reported at once.
-    let deadline = Instant::now() + START_LIMIT;
+    let deadline = Instant::now() + start_limit;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(start_error(format!(
@@ -93,7 +90,7 @@ pub async fn start(
             let _ = child.wait();
             return Err(start_error(format!(
                 "its API did not answer on {api} within {} s; end of {}:\n{}",
-                START_LIMIT.as_secs(),
+                start_limit.as_secs(),
                 log.display(),
                 process::log_tail(&log, 2000)
             )));

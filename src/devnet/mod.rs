@@ -48,6 +48,8 @@ pub struct DevnetOptions {
     pub ipfs_api_port: u16,
     /// IPFS gateway port on 127.0.0.1; 0 picks a free one.
     pub ipfs_gateway_port: u16,
+    /// How long the IPFS node's API may take to answer.
+    pub ipfs_start_timeout: std::time::Duration,
     /// Where scripts/setup installed anvil, js-ipfs and the artifacts.
     pub tools: Tools,
     /// Whether the helpers must outlive this process (`--detach`).
@@ -406,7 +408,14 @@ pub async fn up(options: DevnetOptions) -> Result<RunningDevnet, DevnetError> {
             gateway_port,
             "starting the IPFS node (js-ipfs, offline)"
         );
-        let node = ipfs::start(&jsipfs, &state_dir, api_port, gateway_port, tie).await?;
+        let node = ipfs::start(
+            &jsipfs,
+            &state_dir,
+            (api_port, gateway_port),
+            options.ipfs_start_timeout,
+            tie,
+        )
+        .await?;
         devnet.info.ipfs_api = Some(node.api.clone());
         devnet.info.ipfs_gateway = Some(node.gateway.clone());
         devnet.helpers.push((node.helper, node.child));

@@ -85,6 +85,7 @@ pub async fn devnet(with_ipfs: bool) -> TestDevnet {
         ipfs: with_ipfs,
         ipfs_api_port: 0,
         ipfs_gateway_port: 0,
+        ipfs_start_timeout: Duration::from_secs(120),
         tools: tools(),
         detach: false,
     };
