@@ -291,7 +291,11 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
              with {:.1} Wh to spare; every job meets its deadline",
             candidate_wh, floor, headroom
         ));
-    } else if let Some(reason) = solar_carried(input, candidates) {
+    } else if input.battery_wh < floor + input.margin_wh
+        && let Some(reason) = solar_carried(input, candidates)
+    {
+        // Only under the reserve: above it, work the panel stops carrying runs on the battery
+        // (the executor pauses only under the reserve), and that charge is the plan's.
         admit = true;
         carried = true;
         let plan_said = std::mem::take(&mut reasons).join("; ");
@@ -330,9 +334,18 @@ pub fn solar_carried(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Opti
     let surplus_now = input.surplus_now_w.filter(|s| s.is_finite())?;
     let total_s: f64 = candidates.iter().map(|c| c.remaining_s).sum();
     let power = candidates.iter().map(|c| c.power_w).fold(0.0, f64::max);
+    // Tasks running now may go on drawing beside the new work (a node runs several at once,
+    // and the executor freezes them all when the panel falls short of their sum): the surplus
+    // is counted for them all along.
+    let running_w: f64 = input
+        .queue
+        .iter()
+        .filter(|j| j.running)
+        .map(|j| j.power_w)
+        .sum();
     // The panel must carry the work now: the rule takes what the sun gives, it does not bet
     // on sun to come.
-    if candidates.is_empty() || total_s > SOLAR_CARRIED_MAX_S || surplus_now < power {
+    if candidates.is_empty() || total_s > SOLAR_CARRIED_MAX_S || surplus_now < power + running_w {
         return None;
     }
     let mut jobs: Vec<(&PlannedJob, bool)> = input
@@ -375,7 +388,14 @@ pub fn solar_carried(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Opti
             (input.pv_w)(t + step / 2.0).max(0.0) - input.idle_w
         };
         let mut run = step;
-        while run > 1e-9 && index < jobs.len() && surplus >= jobs[index].0.power_w {
+        let need = |job: &PlannedJob| {
+            if job.running {
+                running_w
+            } else {
+                job.power_w + running_w
+            }
+        };
+        while run > 1e-9 && index < jobs.len() && surplus >= need(jobs[index].0) {
             let done = left.min(run);
             left -= done;
             run -= done;
@@ -395,7 +415,9 @@ pub fn solar_carried(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Opti
                 left = jobs.get(index).map_or(0.0, |(j, _)| j.remaining_s);
             }
         }
-        paused_s += run;
+        if index < jobs.len() {
+            paused_s += run;
+        }
         t += step;
     }
     let paused = if paused_s > 0.0 {
@@ -597,6 +619,19 @@ mod tests {
             verdict.reasons[1].contains("under its reserve"),
             "the plan's own no is kept as an explanation: {verdict:?}"
         );
+        // Above the reserve the rule is not used: work the panel stops carrying would run on
+        // the charge the battery plan keeps (the executor pauses only under the reserve).
+        let mut above = scarce.clone();
+        above.battery_wh = 50.0;
+        assert!(!check(&above, &[xs(3.7)]).admit);
+        // A task already running keeps drawing beside the new one: 4 W carry one, not two.
+        let running = [PlannedJob {
+            running: true,
+            ..xs(3.7)
+        }];
+        let mut busy = scarce.clone();
+        busy.queue = &running;
+        assert!(!check(&busy, &[xs(3.7)]).admit);
         // Less surplus than the task's power, no measurement, or other work admitted: no.
         scarce.surplus_now_w = Some(3.6);
         assert!(!check(&scarce, &[xs(3.7)]).admit);

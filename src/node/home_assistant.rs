@@ -206,7 +206,9 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
         }
     };
     let topics = Topics::new(&settings, &node.pool.to_string());
-    let mut options = MqttOptions::new(topics.node_id.clone(), host.clone(), port);
+    // At most 23 characters, as MQTT 3.1.1 asks of brokers.
+    let client_id = format!("pew-ha-{:08x}", rand::random::<u32>());
+    let mut options = MqttOptions::new(client_id, host.clone(), port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(64 * 1024, 64 * 1024);
     options.set_last_will(LastWill::new(
@@ -230,18 +232,23 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
         options.set_credentials(settings.username.clone(), password);
     }
     let (client, mut events) = AsyncClient::new(options, 64);
-    let every = Duration::from_secs_f64(settings.publish_every_s.clamp(1.0, 3600.0));
+    let every = if settings.publish_every_s.is_finite() {
+        Duration::from_secs_f64(settings.publish_every_s.clamp(1.0, 3600.0))
+    } else {
+        Duration::from_secs(30)
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = node.shutdown.wait();
     tokio::pin!(stop);
     let mut connected = false;
+    let mut warned = false;
     let mut last_state = Value::Null;
     loop {
         tokio::select! {
             _ = &mut stop => {
-                let _ = client.publish(topics.availability(), QoS::AtLeastOnce, true, "offline").await;
-                let _ = client.disconnect().await;
+                let _ = client.try_publish(topics.availability(), QoS::AtLeastOnce, true, "offline");
+                let _ = client.try_disconnect();
                 // Let the event loop send both.
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while events.poll().await.is_ok() {}
@@ -259,10 +266,10 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
                         tracing::info!(broker = %format!("{host}:{port}"), base = %topics.base, "Home Assistant: publishing the node's state");
                     }
                     connected = true;
-                    let _ = client.subscribe(topics.ha_status(), QoS::AtLeastOnce).await;
+                    let _ = client.try_subscribe(topics.ha_status(), QoS::AtLeastOnce);
                     if settings.switches {
                         for switch in Switch::ALL {
-                            let _ = client.subscribe(topics.command(switch), QoS::AtLeastOnce).await;
+                            let _ = client.try_subscribe(topics.command(switch), QoS::AtLeastOnce);
                         }
                     }
                     announce(&client, &topics, &node, settings.switches).await;
@@ -304,8 +311,9 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
                     }
                 }
                 Err(error) => {
-                    if connected {
-                        tracing::warn!(error = %crate::text::brief(&error), "Home Assistant: the MQTT broker went away; retrying");
+                    if connected || !warned {
+                        tracing::warn!(error = %crate::text::brief(&error), "Home Assistant: the MQTT broker does not answer; retrying");
+                        warned = true;
                     }
                     connected = false;
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -317,13 +325,9 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
 
 async fn announce(client: &AsyncClient, topics: &Topics, node: &Node, switches: bool) {
     for (topic, config) in discovery(topics, switches) {
-        let _ = client
-            .publish(topic, QoS::AtLeastOnce, true, config.to_string())
-            .await;
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config.to_string());
     }
-    let _ = client
-        .publish(topics.availability(), QoS::AtLeastOnce, true, "online")
-        .await;
+    let _ = client.try_publish(topics.availability(), QoS::AtLeastOnce, true, "online");
     if switches {
         for switch in Switch::ALL {
             publish_switch(client, topics, node, switch).await;
@@ -337,9 +341,7 @@ async fn publish_switch(client: &AsyncClient, topics: &Topics, node: &Node, swit
     } else {
         "OFF"
     };
-    let _ = client
-        .publish(topics.switch_state(switch), QoS::AtLeastOnce, true, state)
-        .await;
+    let _ = client.try_publish(topics.switch_state(switch), QoS::AtLeastOnce, true, state);
 }
 
 /// Publishes the state when it changed (or always, when `force`); returns what is published.
@@ -352,9 +354,7 @@ async fn publish_state(
 ) -> Value {
     let state = state_json(node);
     if force || state_shape(&state) != state_shape(last) {
-        let _ = client
-            .publish(topics.state(), QoS::AtLeastOnce, true, state.to_string())
-            .await;
+        let _ = client.try_publish(topics.state(), QoS::AtLeastOnce, true, state.to_string());
     }
     state
 }

@@ -422,16 +422,15 @@ impl Node {
 
     /// Freezes or thaws running apps as the gate asks (see `AdmissionGate::pause_reason`).
     async fn follow_pause(&self, paused: &mut bool) {
-        let reason = self
-            .switches
-            .pause_reason()
-            .or_else(|| self.gate.pause_reason());
+        // The gate is always asked: it keeps its own account of frozen time.
+        let gate_reason = self.gate.pause_reason();
+        let reason = self.switches.pause_reason().or(gate_reason);
         if reason.is_some() != *paused {
             *paused = reason.is_some();
             let changed = self.executor.set_paused(*paused).await;
             match reason {
                 Some(reason) => {
-                    tracing::warn!(%reason, apps = changed, "apps paused to spare the battery")
+                    tracing::warn!(%reason, apps = changed, "apps paused")
                 }
                 None => tracing::info!(apps = changed, "apps resumed"),
             }

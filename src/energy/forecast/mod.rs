@@ -394,6 +394,15 @@ impl Forecaster {
             self.weather_corrector = fresh.weather_corrector.clone();
         }
         self.peak_w = fresh.peak_w;
+        // A list longer than ever kept (a hand-edited file) would be sorted at every forecast.
+        for corrector in [&mut self.clear_sky, &mut self.weather_corrector] {
+            while corrector.hourly.len() > HISTORY_HOURS {
+                corrector.hourly.pop_front();
+            }
+            while corrector.nowcast_errors.len() > HISTORY_HOURS {
+                corrector.nowcast_errors.pop_front();
+            }
+        }
         self
     }
 

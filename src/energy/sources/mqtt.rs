@@ -75,7 +75,9 @@ impl MqttTopics {
                 MqttTopics {
                     pv: system("Dc/Pv/Power"),
                     soc: system("Dc/Battery/Soc"),
-                    load: system("Dc/System/Power"),
+                    // The system's DC loads are more than the node: its load comes from a
+                    // topic of the operator's own, if any.
+                    load: vec![],
                     json_field: Some("value".into()),
                     keepalive: Some((
                         format!("R/{id}/keepalive"),
@@ -103,7 +105,8 @@ impl MqttTopics {
                         format!("{prefix}/site/battery/soc"),
                         format!("{prefix}/site/batterySoc"),
                     ],
-                    load: vec![format!("{prefix}/site/homePower")],
+                    // homePower is the whole house, not the node.
+                    load: vec![],
                     json_field: None,
                     keepalive: None,
                 }
@@ -231,7 +234,9 @@ impl MqttSource {
     pub fn connect(settings: &MqttSettings) -> anyhow::Result<Self> {
         let topics = MqttTopics::resolve(settings).map_err(anyhow::Error::msg)?;
         let (host, port) = split_broker(&settings.broker)?;
-        let client_id = format!("pew-{}", std::process::id());
+        // Unique per connection: two nodes on one broker (both pid 1 in containers) must not
+        // kick each other off.
+        let client_id = format!("pew-{:08x}", rand::random::<u32>());
         let mut options = MqttOptions::new(client_id, host.clone(), port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(16 * 1024, 16 * 1024);
@@ -270,20 +275,30 @@ impl MqttSource {
                 })?;
         }
         if let Some((topic, payload, _)) = topics.keepalive.clone() {
-            let (client, stop) = (client.clone(), stop.clone());
+            let (client, stop, latest) = (client.clone(), stop.clone(), latest.clone());
             std::thread::Builder::new()
                 .name("pew-mqtt-keepalive".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(VICTRON_KEEPALIVE);
-                        let _ = client.try_publish(&topic, QoS::AtMostOnce, false, payload.clone());
+                        // Only while connected: requests queued during an outage would fill
+                        // the client's channel and crowd out the resubscription.
+                        let connected = latest.lock().map(|l| l.connected).unwrap_or(false);
+                        if connected {
+                            let _ =
+                                client.try_publish(&topic, QoS::AtMostOnce, false, payload.clone());
+                        }
                     }
                 })?;
         }
         let source = Self {
             name: format!("mqtt:{host}:{port}"),
             topics,
-            stale_after_s: settings.stale_after_s.max(1.0),
+            stale_after_s: if settings.stale_after_s.is_finite() {
+                settings.stale_after_s.clamp(1.0, 86_400.0)
+            } else {
+                120.0
+            },
             latest,
             stop,
             client,
@@ -414,13 +429,18 @@ fn listen(
                 }
                 // A clean session keeps no subscriptions: every (re)connect subscribes again.
                 for topic in &subscribe {
-                    let _ = client.try_subscribe(topic, QoS::AtMostOnce);
+                    if let Err(error) = client.try_subscribe(topic, QoS::AtMostOnce) {
+                        tracing::warn!(%error, topic = %crate::text::brief(topic), "MQTT: cannot subscribe; no readings from that topic");
+                    }
                 }
                 if let Some((topic, _, first)) = &keepalive {
                     let _ = client.try_publish(topic, QoS::AtMostOnce, false, first.clone());
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if !subscribe.contains(&publish.topic) {
+                    continue; // a broker may send more; only the configured topics are kept
+                }
                 let parsed = parse_payload(&publish.payload, field.as_deref());
                 let mut l = lock();
                 match parsed {
@@ -520,7 +540,7 @@ mod tests {
         let evcc = MqttTopics::resolve(&settings(MqttPreset::Evcc)).unwrap();
         assert_eq!(evcc.pv, ["evcc/site/pvPower"]);
         assert_eq!(evcc.soc, ["evcc/site/battery/soc", "evcc/site/batterySoc"]);
-        assert_eq!(evcc.load, ["evcc/site/homePower"]);
+        assert!(evcc.load.is_empty(), "the house's power is not the node's");
 
         let mut ha = settings(MqttPreset::HomeAssistant);
         assert!(MqttTopics::resolve(&ha).unwrap_err().contains("pv_topic"));
