@@ -63,7 +63,10 @@ fn evccs_retained_topics_are_read_junk_is_refused_and_silence_goes_stale() {
     let sample = source.read().unwrap();
     assert_eq!(sample.pv_w, Some(35.5));
     assert_eq!(sample.battery_soc, Some(0.8));
-    assert_eq!(sample.load_w, None, "evcc's homePower is the house, not the node");
+    assert_eq!(
+        sample.load_w, None,
+        "evcc's homePower is the house, not the node"
+    );
     // The current name wins once it is the freshest.
     broker.publish("evcc/site/battery/soc", "55", false);
     read_until(&mut source, |s| s.battery_soc == Some(0.55));
