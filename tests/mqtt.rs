@@ -233,6 +233,8 @@ soc_topic = "home/soc"
 [energy.battery]
 capacity_wh = 1000.0
 reserve = 0.3
+# The night's charge, also before the broker's first state of charge arrives.
+initial_soc = 0.2
 
 [energy.forecast]
 open_meteo = false

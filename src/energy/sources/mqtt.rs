@@ -310,9 +310,13 @@ impl MqttSource {
         let started = std::time::Instant::now();
         while started.elapsed() < FIRST_VALUES_WAIT {
             {
+                // Every kind that is configured, not just one: a first reading with PV and no
+                // state of charge would be planned on the estimate's initial charge.
                 let latest = source.lock();
-                let wanted = source.topics.pv.iter().chain(&source.topics.soc);
-                if latest.connected && wanted.clone().any(|t| latest.values.contains_key(t)) {
+                let has = |topics: &[String]| {
+                    topics.is_empty() || topics.iter().any(|t| latest.values.contains_key(t))
+                };
+                if latest.connected && has(&source.topics.pv) && has(&source.topics.soc) {
                     break;
                 }
             }
