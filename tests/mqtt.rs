@@ -194,6 +194,20 @@ async fn logs_of(t: &common::TestDevnet, signature: alloy::primitives::B256) -> 
     t.reader().get_logs(&filter).await.unwrap().len()
 }
 
+/// Waits up to 60 s until the chain holds more than `before` events of `signature`.
+async fn wait_for_more_logs(
+    t: &common::TestDevnet,
+    signature: alloy::primitives::B256,
+    before: usize,
+    log: &dyn Fn() -> String,
+) {
+    let started = Instant::now();
+    while logs_of(t, signature).await <= before {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test]
 async fn published_pv_and_charge_open_and_close_the_nodes_bid_and_home_assistant_sees_it() {
     let broker = Broker::start();
@@ -275,15 +289,7 @@ switches = true
     broker.publish("home/pv", "150", true);
     broker.publish("home/soc", "70", true);
     wait_for("the gate never said yes", &|log| log.contains("admit=true"));
-    let started = Instant::now();
-    while logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            node_log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_more_logs(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH, 0, &node_log).await;
     // Home Assistant sees a device with its sensors, the state and the switches.
     let id = format!(
         "pew_{}",
@@ -319,15 +325,13 @@ switches = true
     let closed_before = logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await;
     broker.publish(&format!("pew/{id}/stop_bidding/set"), "ON", false);
     recorder.wait_for(&format!("pew/{id}/stop_bidding/state"), 30, |p| p == "ON");
-    let started = Instant::now();
-    while logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await == closed_before {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            node_log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_more_logs(
+        &t,
+        Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH,
+        closed_before,
+        &node_log,
+    )
+    .await;
     // The log line follows the transaction's receipt.
     wait_for("the reason was not logged", &|log| {
         log.contains("the operator stopped bidding")
@@ -335,28 +339,24 @@ switches = true
     // ... and lets it bid again.
     let signed_before = logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await;
     broker.publish(&format!("pew/{id}/stop_bidding/set"), "OFF", false);
-    let started = Instant::now();
-    while logs_of(&t, Hub::SignedWorkerpoolOrder::SIGNATURE_HASH).await == signed_before {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            node_log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_more_logs(
+        &t,
+        Hub::SignedWorkerpoolOrder::SIGNATURE_HASH,
+        signed_before,
+        &node_log,
+    )
+    .await;
     // Night again: the bid is withdrawn.
     let closed_before = logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await;
     broker.publish("home/pv", "0", true);
     broker.publish("home/soc", "20", true);
-    let started = Instant::now();
-    while logs_of(&t, Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH).await == closed_before {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            node_log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_more_logs(
+        &t,
+        Hub::ClosedWorkerpoolOrder::SIGNATURE_HASH,
+        closed_before,
+        &node_log,
+    )
+    .await;
     assert!(node_log().contains("under its reserve"), "{}", node_log());
     let status = common::node::sigterm_and_wait(&mut node, Duration::from_secs(90)).await;
     assert!(status.success(), "{}", node_log());

@@ -257,7 +257,7 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
             }
             _ = tick.tick() => {
                 if connected {
-                    last_state = publish_state(&client, &topics, &node, &last_state, true).await;
+                    last_state = publish_state(&client, &topics, &node, &last_state, true);
                 }
             }
             event = events.poll() => match event {
@@ -272,15 +272,15 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
                             let _ = client.try_subscribe(topics.command(switch), QoS::AtLeastOnce);
                         }
                     }
-                    announce(&client, &topics, &node, settings.switches).await;
-                    last_state = publish_state(&client, &topics, &node, &Value::Null, true).await;
+                    announce(&client, &topics, &node, settings.switches);
+                    last_state = publish_state(&client, &topics, &node, &Value::Null, true);
                 }
                 Ok(Event::Incoming(Packet::Publish(message))) => {
                     let payload = String::from_utf8_lossy(&message.payload[..message.payload.len().min(64)]).trim().to_string();
                     if message.topic == topics.ha_status() {
                         if payload == "online" {
-                            announce(&client, &topics, &node, settings.switches).await;
-                            last_state = publish_state(&client, &topics, &node, &Value::Null, true).await;
+                            announce(&client, &topics, &node, settings.switches);
+                            last_state = publish_state(&client, &topics, &node, &Value::Null, true);
                         }
                         continue;
                     }
@@ -301,13 +301,13 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
                     if node.switches.set(switch, on) {
                         tracing::info!(switch = switch.key(), on, "Home Assistant: the operator flipped a switch");
                     }
-                    publish_switch(&client, &topics, &node, switch).await;
-                    last_state = publish_state(&client, &topics, &node, &last_state, true).await;
+                    publish_switch(&client, &topics, &node, switch);
+                    last_state = publish_state(&client, &topics, &node, &last_state, true);
                 }
                 Ok(_) => {
                     // Changes go out at once, between the periodic updates.
                     if connected {
-                        last_state = publish_state(&client, &topics, &node, &last_state, false).await;
+                        last_state = publish_state(&client, &topics, &node, &last_state, false);
                     }
                 }
                 Err(error) => {
@@ -323,19 +323,19 @@ pub async fn run(node: Arc<Node>, settings: HomeAssistantSettings) {
     }
 }
 
-async fn announce(client: &AsyncClient, topics: &Topics, node: &Node, switches: bool) {
+fn announce(client: &AsyncClient, topics: &Topics, node: &Node, switches: bool) {
     for (topic, config) in discovery(topics, switches) {
         let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config.to_string());
     }
     let _ = client.try_publish(topics.availability(), QoS::AtLeastOnce, true, "online");
     if switches {
         for switch in Switch::ALL {
-            publish_switch(client, topics, node, switch).await;
+            publish_switch(client, topics, node, switch);
         }
     }
 }
 
-async fn publish_switch(client: &AsyncClient, topics: &Topics, node: &Node, switch: Switch) {
+fn publish_switch(client: &AsyncClient, topics: &Topics, node: &Node, switch: Switch) {
     let state = if node.switches.is_on(switch) {
         "ON"
     } else {
@@ -345,7 +345,7 @@ async fn publish_switch(client: &AsyncClient, topics: &Topics, node: &Node, swit
 }
 
 /// Publishes the state when it changed (or always, when `force`); returns what is published.
-async fn publish_state(
+fn publish_state(
     client: &AsyncClient,
     topics: &Topics,
     node: &Node,

@@ -21,7 +21,6 @@
 //! `stale_after_s`. A payload that is not a number is rejected and counted; a silent broker or
 //! stale topics give no reading, and no reading means no work.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -244,7 +243,7 @@ impl MqttSource {
             let password = if settings.password_file.as_os_str().is_empty() {
                 String::new()
             } else {
-                read_password(&settings.password_file)?
+                crate::wallet::read_password_file(&settings.password_file)?
             };
             options.set_credentials(settings.username.clone(), password);
         }
@@ -496,10 +495,6 @@ pub fn split_broker(broker: &str) -> anyhow::Result<(String, u16)> {
         ),
     };
     Ok((host.to_string(), port))
-}
-
-fn read_password(path: &Path) -> anyhow::Result<String> {
-    Ok(crate::wallet::read_password_file(path)?)
 }
 
 #[cfg(test)]
