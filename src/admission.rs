@@ -139,6 +139,13 @@ pub trait AdmissionGate: Send + Sync {
     fn battery_soc_pct(&self, _now_s: u64) -> Option<f64> {
         None
     }
+
+    /// The gate's own time at the wall-clock time `wall_s` (unix seconds): the same, except
+    /// for a replayed trace, which runs faster. The node's history is kept in this time, so
+    /// its plots line up with the readings and the forecast.
+    fn energy_time_s(&self, wall_s: f64) -> f64 {
+        wall_s
+    }
 }
 
 /// Admits everything (a node on mains power, or tests).
@@ -236,6 +243,10 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     }
     fn battery_soc_pct(&self, now_s: u64) -> Option<f64> {
         (**self).battery_soc_pct(now_s)
+    }
+
+    fn energy_time_s(&self, wall_s: f64) -> f64 {
+        (**self).energy_time_s(wall_s)
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Settings {
     pub energy: EnergySettings,
     /// The node's local HTTP API.
     pub api: ApiSettings,
+    /// What the node keeps for the dashboard's plots.
+    pub history: HistorySettings,
     /// Publishing to Home Assistant over MQTT.
     pub home_assistant: HomeAssistantSettings,
     /// Logging.
@@ -72,6 +74,20 @@ pub struct HomeAssistantSettings {
 pub struct ApiSettings {
     /// Address to listen on, e.g. 127.0.0.1:9464; empty turns the API off.
     pub listen: String,
+}
+
+/// `[history]`: the energy samples, the gate's decisions and the bid's periods the dashboard
+/// plots. Recent points stay in memory; coarser ones go to the journal, bounded, so a week of
+/// plots survives a restart without wearing the SD card.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Seconds between samples kept in memory (the last day's resolution).
+    pub sample_every_s: f64,
+    /// Seconds between points written to the journal (each the mean of the samples since).
+    pub journal_every_s: f64,
+    /// Days of journal points kept; older ones are dropped.
+    pub keep_days: f64,
 }
 
 /// The signing wallet.
@@ -645,9 +661,33 @@ impl Settings {
             ("executor.log_tail_kib", executor.log_tail_kib, 1 << 20),
             ("node.concurrency", self.node.concurrency as u64, 256),
         ];
-        match limits.iter().find(|(_, value, most)| value > most) {
-            Some((key, value, most)) => Err(ConfigError::Invalid(format!(
+        if let Some((key, value, most)) = limits.iter().find(|(_, value, most)| value > most) {
+            return Err(ConfigError::Invalid(format!(
                 "{key} = {value} is out of range (at most {most})"
+            )));
+        }
+        let history = &self.history;
+        let spans: [(&str, f64, f64, f64); 3] = [
+            (
+                "history.sample_every_s",
+                history.sample_every_s,
+                0.1,
+                3600.0,
+            ),
+            (
+                "history.journal_every_s",
+                history.journal_every_s,
+                1.0,
+                86_400.0,
+            ),
+            ("history.keep_days", history.keep_days, 0.0, 366.0),
+        ];
+        match spans
+            .iter()
+            .find(|(_, value, least, most)| !(value >= least && value <= most))
+        {
+            Some((key, value, least, most)) => Err(ConfigError::Invalid(format!(
+                "{key} = {value} is out of range ({least} to {most})"
             ))),
             None => Ok(()),
         }

@@ -9,6 +9,7 @@ mod dataset;
 mod deal;
 mod devnet;
 mod doctor;
+mod earnings;
 mod energy;
 mod health;
 mod output;
@@ -83,6 +84,9 @@ enum Command {
     /// admission policy.
     #[command(subcommand)]
     Energy(energy::EnergyCommand),
+    /// What completed tasks earned (RLC paid by PoCo, read from the chain), their gas, and the
+    /// solar energy they used, per day and in total, from the node's journal.
+    Earnings(earnings::EarningsArgs),
     /// Check everything `pew run` needs (wallet, chain, workerpool, gas, stake, Docker, IPFS,
     /// disk, energy source, clock) without starting it; each problem with its fix.
     Doctor,
@@ -151,6 +155,7 @@ pub fn main() -> ExitCode {
             }
             Command::Run => run::run(globals, &settings).await,
             Command::Health(args) => health::run(args, &settings).await,
+            Command::Earnings(args) => earnings::run(args, globals.json, &settings),
         }
     });
     match outcome {

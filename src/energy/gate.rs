@@ -588,6 +588,14 @@ impl EnergyGate {
         });
         let mut running_tasks: Vec<String> = state.running.keys().cloned().collect();
         running_tasks.sort();
+        let power_plan = super::power::plan(
+            state.forecast.as_ref(),
+            state.estimator.energy_wh(),
+            self.config.model.floor_wh,
+            self.config.idle_w,
+            self.config.busy_w,
+            now,
+        );
         EnergyStatus {
             energy_time_s: now,
             source: None,
@@ -621,6 +629,7 @@ impl EnergyGate {
             running_tasks,
             app_power_w: state.app_power_w.clone(),
             low_voltage: state.low_voltage.clone(),
+            power_plan,
         }
     }
 }
@@ -656,6 +665,9 @@ pub struct EnergyStatus {
     pub app_power_w: HashMap<String, f64>,
     /// Why the node must power off, if it must.
     pub low_voltage: Option<LowVoltage>,
+    /// The power plan: when a Witty Pi would wake the node next (the forecast's first hour of
+    /// sun for work), and whether the node should power off now.
+    pub power_plan: super::power::PowerPlan,
 }
 
 /// The battery part of [`EnergyStatus`].
@@ -977,6 +989,10 @@ impl AdmissionGate for EnergyGate {
 
     fn battery_soc_pct(&self, _now_s: u64) -> Option<f64> {
         Some(round1(self.state().estimator.soc() * 100.0))
+    }
+
+    fn energy_time_s(&self, wall_s: f64) -> f64 {
+        self.clock.energy_time(wall_s)
     }
 }
 

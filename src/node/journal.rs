@@ -241,7 +241,14 @@ impl Journal {
         })
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> JournalError {
+    /// The database, for the stores that keep their own tables in the journal (the history
+    /// and the earnings): one file, one connection, one lock.
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// An error naming this journal.
+    pub(crate) fn error(&self, e: impl std::fmt::Display) -> JournalError {
         JournalError {
             path: self.path.clone(),
             reason: e.to_string(),

@@ -4,7 +4,9 @@
 //! Everything the node does is in the journal first, so a power cut is resumed, not repeated.
 
 pub mod api;
+pub mod earnings;
 pub mod heartbeat;
+pub mod history;
 pub mod home_assistant;
 pub mod index;
 pub mod journal;
@@ -73,6 +75,11 @@ pub struct Node {
     pub heartbeat: heartbeat::Heartbeat,
     /// The operator's switches (Home Assistant): stop bidding, pause the apps.
     pub switches: switches::OperatorSwitches,
+    /// What the dashboard plots (see [`history`]).
+    pub history: history::History,
+    /// What the last look at the accounts found wrong (no gas, stake short), for the
+    /// dashboard's warnings; refreshed every few rounds.
+    pub funds_warnings: Mutex<Vec<String>>,
     /// systemd's view of the node: readiness, watchdog, status line.
     pub service: Arc<systemd::ServiceManager>,
     /// The log watcher's cursor (see [`CursorKeeper`]).
@@ -295,8 +302,22 @@ impl Node {
                 status_shape = shape;
                 self.service.status(&self.status_line());
             }
+            // Read before the journal is locked for the write: bid_open reads it too.
+            let bid_open = self.bid_open();
+            let decision = self.heartbeat.bid_decision();
+            let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
+            self.history
+                .observe(&self.journal(), energy_now, bid_open, decision.as_ref());
             if rounds % 60 == 1 {
                 self.free_disk().await;
+            }
+            if rounds % 30 == 5 {
+                self.check_funds().await;
+            }
+            // Earnings an RPC error left unread: every 20 rounds (each task's are read as it
+            // completes).
+            if rounds % 20 == 3 {
+                earnings::settle(&self).await;
             }
             // Claims are not urgent (final deadlines are hours away): every 30 rounds.
             if rounds % 30 == 2
@@ -418,6 +439,41 @@ impl Node {
         let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
         let soc = self.gate.battery_soc_pct(now_s());
         systemd::status_line(self.bid_open(), reason.as_deref(), running, soc)
+    }
+
+    /// Looks at the accounts' gas and the owner's stake for the dashboard's warnings (the
+    /// bid itself checks them again before it opens).
+    async fn check_funds(&self) {
+        let mut warnings = Vec::new();
+        let mut keys = vec![("owner", self.owner.address())];
+        if let Ok(worker) = self.worker_sdk().sender().map(|s| s.address())
+            && worker != self.owner.address()
+        {
+            keys.push(("worker", worker));
+        }
+        for (role, key) in keys {
+            match self.sdk.balances(key).await {
+                Ok(balances) => {
+                    warnings.extend(startup::gas_problem(&balances));
+                    if role == "owner"
+                        && let Err(problem) = startup::stake_check(
+                            &balances,
+                            self.price,
+                            self.settings.node.volume.max(1),
+                        )
+                    {
+                        warnings.push(problem);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "balances not read for the dashboard");
+                    return; // keep the last known warnings
+                }
+            }
+        }
+        if let Ok(mut last) = self.funds_warnings.lock() {
+            *last = warnings;
+        }
     }
 
     /// Freezes or thaws running apps as the gate asks (see `AdmissionGate::pause_reason`).

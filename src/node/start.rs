@@ -278,6 +278,8 @@ async fn serve(
         vanished: Mutex::new(vanished),
         heartbeat: Default::default(),
         switches: Default::default(),
+        history: super::history::History::new(settings.history.clone()),
+        funds_warnings: Default::default(),
         service,
         cursor: Mutex::new(super::CursorKeeper::new(saved_cursor)),
         index: Mutex::new(index),
@@ -285,6 +287,7 @@ async fn serve(
         shutdown: shutdown.clone(),
     });
     start_api(settings, &node).await;
+    tokio::spawn(super::history::run(node.clone()));
     if !settings.home_assistant.broker.trim().is_empty() {
         tokio::spawn(super::home_assistant::run(
             node.clone(),

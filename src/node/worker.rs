@@ -45,6 +45,9 @@ pub async fn process(node: &Node, record: TaskRecord) -> Result<(), StepFailure>
             Ok(false) => return Ok(()),
             Err(error) => return Err(StepFailure { step, error }),
         }
+        if next == TaskStep::Completed {
+            super::earnings::settle(node).await;
+        }
         if node.shutdown.requested() && !next.is_final() {
             // The next step is journaled: the task resumes there after the next start.
             tracing::info!(task = %record.task, step = next.name(), "stopping: task parked at a step boundary");

@@ -1,7 +1,8 @@
 //! The node's local HTTP API, for the operator's monitoring: `/health` (200 while the node's
 //! rounds keep completing, 503 when they stall), `/metrics` (Prometheus text format), `/status`
-//! (JSON), and `/` (a dashboard page that reads `/status`). Read-only; it binds where
-//! `api.listen` says, the loopback address by default.
+//! (JSON), `/history?from=&to=` (what the plots draw, JSON), and `/` (the dashboard page, with
+//! its plotting library under `/assets/`). Read-only; it binds where `api.listen` says, the
+//! loopback address by default.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -45,6 +46,13 @@ pub struct Snapshot {
     pub rpc: crate::chain::rpc::EndpointStatus,
     /// The order index's catch-up (matching waits for it).
     pub order_index: crate::node::index::IndexProgress,
+    /// The gate's time now (unix seconds; faster than the wall clock on a replayed trace).
+    pub energy_time_s: f64,
+    /// What the node earned and spent, since the start, today, and per day.
+    pub earnings: crate::node::earnings::Summary,
+    /// What the operator should look at: stale readings, a battery at its reserve, no gas, a
+    /// stake too small for the bid, rounds failing.
+    pub warnings: Vec<String>,
 }
 
 /// Takes a snapshot of the node now.
@@ -55,6 +63,16 @@ pub fn snapshot(node: &Node) -> Snapshot {
     let bid_open = node.bid_open();
     let tasks = node.journal().task_counts().unwrap_or_default();
     let running_tasks = node.running.lock().map(|r| r.len()).unwrap_or(0);
+    let gate = node.gate.status(now_s as u64);
+    let energy_time_s = node.gate.energy_time_s(now_s);
+    let mut warnings = energy_warnings(&gate, node.settings.energy.poll_interval_s);
+    if let Ok(funds) = node.funds_warnings.lock() {
+        warnings.extend(funds.iter().cloned());
+    }
+    if !healthy(last_round_age_s, node.settings.node.poll_interval_ms) && last_ms > 0 {
+        warnings.push("the node's rounds have stalled: see its log".into());
+    }
+    let earnings = crate::node::earnings::summary(&node.journal(), energy_time_s);
     Snapshot {
         pool: node.pool.to_string(),
         rounds: node.heartbeat.rounds(),
@@ -65,10 +83,43 @@ pub fn snapshot(node: &Node) -> Snapshot {
         running_tasks,
         bid_open,
         decision: node.heartbeat.bid_decision(),
-        gate: node.gate.status(now_s as u64),
+        gate,
         rpc: node.sdk.chain.endpoints.status(),
         order_index: node.index.lock().map(|i| i.clone()).unwrap_or_default(),
+        energy_time_s,
+        earnings,
+        warnings,
     }
+}
+
+/// The energy gate's warnings from its status: no reading, stale readings, a battery at its
+/// reserve, a low-voltage warning. A gate without energy status gives none.
+pub fn energy_warnings(gate: &serde_json::Value, poll_interval_s: f64) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(now) = gate["energy_time_s"].as_f64() else {
+        return warnings;
+    };
+    let stale_after = (3.0 * poll_interval_s).max(600.0);
+    match gate["readings"]["time_s"].as_f64() {
+        None => warnings.push("no energy reading yet: check the energy source".into()),
+        Some(t) if now - t > stale_after => warnings.push(format!(
+            "the last energy reading is {:.0} min old: check the energy source",
+            (now - t) / 60.0
+        )),
+        Some(_) => {}
+    }
+    if let Some(above) = gate["battery"]["above_reserve_wh"].as_f64()
+        && above <= 0.0
+    {
+        warnings.push(format!(
+            "the battery is at its reserve ({} %): no work until the sun refills it",
+            gate["battery"]["soc_pct"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    if !gate["low_voltage"].is_null() {
+        warnings.push(format!("low-voltage warning: {}", gate["low_voltage"]));
+    }
+    warnings
 }
 
 /// Whether a node whose last round ended `last_round_age_s` ago is alive: it must have done a
@@ -161,11 +212,99 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
             gauge(name, help, "gauge", &one(value));
         }
     }
+    let total = &snapshot.earnings.total;
+    gauge(
+        "pew_earned_nrlc_total",
+        "RLC (nRLC) PoCo paid our accounts for completed tasks.",
+        "counter",
+        &one(total.earned_nrlc as f64),
+    );
+    gauge(
+        "pew_gas_spent_wei_total",
+        "Gas (wei) our transactions for completed tasks burned.",
+        "counter",
+        &one(total.gas_wei as f64),
+    );
+    gauge(
+        "pew_energy_used_wh_total",
+        "Energy (Wh) completed tasks' apps drew above the node's idle draw.",
+        "counter",
+        &one(total.energy_wh),
+    );
+    gauge(
+        "pew_energy_used_pv_wh_total",
+        "Of that energy, what the panel gave (Wh).",
+        "counter",
+        &one(total.pv_wh),
+    );
+    gauge(
+        "pew_warnings",
+        "Warnings the dashboard shows now.",
+        "gauge",
+        &one(snapshot.warnings.len() as f64),
+    );
     out
 }
 
-/// Answers one request.
-pub fn respond(node: &Node, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// The span `/history` serves: `from` and `to` in unix seconds (the gate's time), defaulting
+/// to the last 7 days up to now. A bad value is refused with one line saying so.
+pub fn history_span(query: Option<&str>, now: f64) -> Result<(f64, f64), String> {
+    let mut from = None;
+    let mut to = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let parsed = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    format!(
+                        "{key}={} is not a unix time in seconds",
+                        crate::text::one_line(value, 40)
+                    )
+                })
+        };
+        match key {
+            "from" => from = Some(parsed()?),
+            "to" => to = Some(parsed()?),
+            _ => {
+                return Err(format!(
+                    "unknown parameter {}: use from= and to= (unix seconds)",
+                    crate::text::one_line(key, 40)
+                ));
+            }
+        }
+    }
+    let to = to.unwrap_or(now + 86_400.0);
+    let from = from.unwrap_or(now - 7.0 * 86_400.0);
+    if from > to {
+        return Err(format!("from={from} is after to={to}"));
+    }
+    Ok((from, to))
+}
+
+/// The `/history` answer for the query string, or a 400 line.
+fn history_json(node: &Node, query: Option<&str>) -> Result<String, String> {
+    let now_wall = crate::clock::unix_now();
+    let now = node.gate.energy_time_s(now_wall);
+    let (from, to) = history_span(query, now)?;
+    let status = node.gate.status(now_wall as u64);
+    let forecast = crate::node::history::forecast_from_status(&status);
+    let view = node
+        .history
+        .view(&node.journal(), from, to, now, forecast)
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::to_string(&view).unwrap_or_default())
+}
+
+/// Answers one request for `path` with its `query` string.
+pub fn respond(
+    node: &Node,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -198,13 +337,35 @@ pub fn respond(node: &Node, method: &Method, path: &str) -> Response<Full<Bytes>
             "application/json",
             serde_json::to_string_pretty(&snapshot(node)).unwrap_or_default(),
         ),
+        "/history" => match history_json(node, query) {
+            Ok(body) => text(StatusCode::OK, "application/json", body),
+            Err(reason) => text(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("bad request: {reason}\n"),
+            ),
+        },
         "/" => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
+        "/assets/uplot.js" => asset("text/javascript; charset=utf-8", UPLOT_JS),
+        "/assets/uplot.css" => asset("text/css; charset=utf-8", UPLOT_CSS),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: /health, /metrics, /status or /\n".into(),
+            "not found: /health, /metrics, /status, /history or /\n".into(),
         ),
     }
+}
+
+/// A file of the dashboard's, cached by the browser for a day.
+fn asset(content_type: &str, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::OK, content_type, String::new());
+    *response.body_mut() = Full::new(Bytes::from_static(body.as_bytes()));
+    if let Ok(value) = "max-age=86400".parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -233,7 +394,8 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) {
         let node = node.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let response = respond(&node, request.method(), request.uri().path());
+                let uri = request.uri();
+                let response = respond(&node, request.method(), uri.path(), uri.query());
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -245,8 +407,15 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) {
     }
 }
 
-/// The dashboard: one page, no external resources, refreshed from `/status` every 5 s.
+/// The dashboard: one page, no external resources, refreshed from `/status` and `/history`.
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// uPlot, the plotting library, from its npm package (`tools/dashboard/package-lock.json`),
+/// embedded by `build.rs`.
+const UPLOT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/uPlot.iife.min.js"));
+
+/// uPlot's style sheet.
+const UPLOT_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/uPlot.min.css"));
 
 #[cfg(test)]
 mod tests {
@@ -285,6 +454,19 @@ mod tests {
                 rate_limited: 0,
             },
             order_index: Default::default(),
+            energy_time_s: 1_780_272_000.0,
+            earnings: crate::node::earnings::Summary {
+                total: crate::node::earnings::Totals {
+                    tasks: 2,
+                    earned_nrlc: 190_000_000,
+                    gas_wei: 12_345,
+                    energy_wh: 1.5,
+                    pv_wh: 1.5,
+                    nrlc_per_pv_kwh: Some(1.0),
+                },
+                ..Default::default()
+            },
+            warnings: vec!["no energy reading yet".into()],
         };
         let text = metrics_text(&snapshot);
         for line in [
@@ -302,6 +484,11 @@ mod tests {
             "pew_energy_pv_watts 0",
             "pew_energy_load_watts 2.7",
             "pew_energy_surplus_watts -2.7",
+            "# TYPE pew_earned_nrlc_total counter",
+            "pew_earned_nrlc_total 190000000",
+            "pew_gas_spent_wei_total 12345",
+            "pew_energy_used_wh_total 1.5",
+            "pew_warnings 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
@@ -317,6 +504,57 @@ mod tests {
             gate: serde_json::json!({"source": "always"}),
             ..snapshot
         };
-        assert!(!metrics_text(&plain).contains("pew_energy"));
+        assert!(!metrics_text(&plain).contains("pew_energy_battery"));
+    }
+
+    #[test]
+    fn history_spans_default_to_a_week_and_refuse_bad_values() {
+        let now = 1_000_000.0;
+        assert_eq!(
+            history_span(None, now),
+            Ok((now - 7.0 * 86_400.0, now + 86_400.0))
+        );
+        assert_eq!(history_span(Some("from=10&to=20"), now), Ok((10.0, 20.0)));
+        assert_eq!(
+            history_span(Some("from=10.5"), now),
+            Ok((10.5, now + 86_400.0))
+        );
+        for bad in [
+            "from=x",
+            "to=-1",
+            "from=NaN",
+            "from=inf",
+            "from=30&to=20",
+            "since=1",
+        ] {
+            let error = history_span(Some(bad), now).unwrap_err();
+            assert!(!error.contains('\n') && error.len() < 200, "{error}");
+        }
+        let long = format!("from={}", "9".repeat(10_000));
+        assert!(history_span(Some(&long), now).is_err());
+        let hostile = format!("{}=1", "\u{202e}x".repeat(1000));
+        assert!(history_span(Some(&hostile), now).unwrap_err().len() < 300);
+    }
+
+    #[test]
+    fn energy_warnings_name_stale_readings_and_an_empty_battery() {
+        let fresh = serde_json::json!({
+            "energy_time_s": 10_000.0,
+            "readings": {"time_s": 9_990.0},
+            "battery": {"above_reserve_wh": 20.0, "soc_pct": 60.0},
+            "low_voltage": null,
+        });
+        assert!(energy_warnings(&fresh, 5.0).is_empty());
+        let stale = serde_json::json!({
+            "energy_time_s": 10_000.0,
+            "readings": {"time_s": 8_000.0},
+            "battery": {"above_reserve_wh": 0.0, "soc_pct": 30.0},
+            "low_voltage": null,
+        });
+        let warnings = energy_warnings(&stale, 5.0);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("33 min old"), "{warnings:?}");
+        assert!(warnings[1].contains("reserve"), "{warnings:?}");
+        assert!(energy_warnings(&serde_json::Value::Null, 5.0).is_empty());
     }
 }
