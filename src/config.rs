@@ -532,12 +532,49 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The packaged service's config file (the .deb's conffile).
+pub const SYSTEM_FILE: &str = "/etc/pew/pew.toml";
+
+/// The user's config file, where `pew init` writes when it is not setting up the packaged
+/// service: `$XDG_CONFIG_HOME/pew/pew.toml`, else `~/.config/pew/pew.toml`.
+pub fn user_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        })?;
+    Some(base.join("pew").join("pew.toml"))
+}
+
+/// Whether this process runs as root (who reads and writes the packaged config).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The config file read when neither `--config` nor `PEW_CONFIG` names one: the user's
+/// ([`user_file`]) when it exists, else, for root, the packaged [`SYSTEM_FILE`] when it
+/// exists; else none (the built-in defaults alone).
+pub fn default_file() -> Option<PathBuf> {
+    if let Some(user) = user_file().filter(|p| p.is_file()) {
+        return Some(user);
+    }
+    let system = PathBuf::from(SYSTEM_FILE);
+    (running_as_root() && system.is_file()).then_some(system)
+}
+
 impl Settings {
-    /// Loads defaults, then `file` (or the file named by `PEW_CONFIG`), then `PEW_*__*`
-    /// environment variables.
+    /// Loads defaults, then `file` (or the file named by `PEW_CONFIG`, or the
+    /// [`default_file`]), then `PEW_*__*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let env_file = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
-        let file = file.map(Path::to_path_buf).or(env_file);
+        let file = file
+            .map(Path::to_path_buf)
+            .or(env_file)
+            .or_else(default_file);
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_from(file.as_deref(), &env)
     }

@@ -83,6 +83,18 @@ pub async fn run(
     settings: &Settings,
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let report = check(globals, settings, config).await;
+    let ok = report.ok;
+    print(globals.json, &report, human);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs every check (`pew init` ends with them too).
+pub async fn check(globals: &Globals, settings: &Settings, config: Option<&Path>) -> Report {
     let mut report = Report {
         ok: true,
         checks: Vec::new(),
@@ -132,13 +144,7 @@ pub async fn run(
     disk(settings, &mut report);
     energy(settings, &mut report);
     report.ok = report.checks.iter().all(|c| c.outcome != Outcome::Fail);
-    let ok = report.ok;
-    print(globals.json, &report, human);
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report
 }
 
 fn check_clock(settings: &Settings, report: &mut Report) {
@@ -453,7 +459,8 @@ fn energy(settings: &Settings, report: &mut Report) {
     }
 }
 
-fn human(report: &Report) -> String {
+/// The report as text, a line per check.
+pub fn human(report: &Report) -> String {
     let mut lines: Vec<String> = report
         .checks
         .iter()

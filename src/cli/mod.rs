@@ -12,6 +12,7 @@ mod doctor;
 mod earnings;
 mod energy;
 mod health;
+mod init;
 mod output;
 mod pool;
 mod request;
@@ -32,7 +33,8 @@ use crate::config::Settings;
 #[command(name = "pew", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file (TOML); overrides the built-in defaults, and is overridden by
-    /// PEW_<SECTION>__<KEY> environment variables. Also read from PEW_CONFIG.
+    /// PEW_<SECTION>__<KEY> environment variables. Also read from PEW_CONFIG; without either,
+    /// ~/.config/pew/pew.toml when it exists, else (for root) /etc/pew/pew.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -84,6 +86,9 @@ enum Command {
     /// admission policy.
     #[command(subcommand)]
     Energy(energy::EnergyCommand),
+    /// Set up a node, guided: config file, wallet, gas, workerpool, stake, energy source, then
+    /// `pew doctor` and the next command. Safe to run again: nothing done is done twice.
+    Init(init::InitArgs),
     /// What completed tasks earned (RLC paid by PoCo, read from the chain), their gas, and the
     /// solar energy they used, per day and in total, from the node's journal.
     Earnings(earnings::EarningsArgs),
@@ -104,7 +109,7 @@ pub fn main() -> ExitCode {
     // `pew energy setup` may be the one creating the config file it is given.
     let creates_config = matches!(
         cli.command,
-        Command::Energy(energy::EnergyCommand::Setup(_))
+        Command::Energy(energy::EnergyCommand::Setup(_)) | Command::Init(_)
     );
     let config = cli
         .config
@@ -149,13 +154,16 @@ pub fn main() -> ExitCode {
             }
             Command::Doctor => {
                 let file = cli.config.clone().or_else(|| {
-                    std::env::var_os(crate::config::CONFIG_ENV).map(std::path::PathBuf::from)
+                    std::env::var_os(crate::config::CONFIG_ENV)
+                        .map(std::path::PathBuf::from)
+                        .or_else(crate::config::default_file)
                 });
                 doctor::run(globals, &settings, file.as_deref()).await
             }
             Command::Run => run::run(globals, &settings).await,
             Command::Health(args) => health::run(args, &settings).await,
             Command::Earnings(args) => earnings::run(args, globals.json, &settings),
+            Command::Init(args) => init::run(args, globals, cli.config.as_deref()).await,
         }
     });
     match outcome {

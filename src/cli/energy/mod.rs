@@ -2,7 +2,7 @@
 //! node's own power figures, and the admission policy replayed on a trace.
 
 mod calibrate;
-mod setup;
+pub(super) mod setup;
 mod status;
 
 use std::path::PathBuf;
