@@ -106,7 +106,7 @@ fn eth(wei: u128) -> String {
 
 fn totals_line(label: &str, t: &Totals) -> String {
     format!(
-        "{label:<12} {:>4} tasks  {:>16}  gas {:>14}  {:>8.2} Wh ({:.2} Wh solar)",
+        "{label:<12} {:>4} tasks  {:>16}  gas {:>14}  {:>9.3} Wh ({:.3} Wh solar)",
         t.tasks,
         rlc(t.earned_nrlc),
         eth(t.gas_wei),
