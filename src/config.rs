@@ -74,6 +74,9 @@ pub struct HomeAssistantSettings {
 pub struct ApiSettings {
     /// Address to listen on, e.g. 127.0.0.1:9464; empty turns the API off.
     pub listen: String,
+    /// Host names the API answers to besides IP addresses, localhost, `.local` names and the
+    /// machine's own name (a reverse proxy's, a Prometheus target's).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `[history]`: the energy samples, the gate's decisions and the bid's periods the dashboard
@@ -555,15 +558,16 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The config file read when neither `--config` nor `PEW_CONFIG` names one: the user's
-/// ([`user_file`]) when it exists, else, for root, the packaged [`SYSTEM_FILE`] when it
-/// exists; else none (the built-in defaults alone).
+/// The config file read when neither `--config` nor `PEW_CONFIG` names one: for root, the
+/// packaged [`SYSTEM_FILE`] when it exists (what `pew init` writes as root; a user's file
+/// under `sudo -E` must not drive root); else the user's ([`user_file`]) when it exists; else
+/// none (the built-in defaults alone).
 pub fn default_file() -> Option<PathBuf> {
-    if let Some(user) = user_file().filter(|p| p.is_file()) {
-        return Some(user);
-    }
     let system = PathBuf::from(SYSTEM_FILE);
-    (running_as_root() && system.is_file()).then_some(system)
+    if running_as_root() && system.is_file() {
+        return Some(system);
+    }
+    user_file().filter(|p| p.is_file())
 }
 
 impl Settings {

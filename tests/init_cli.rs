@@ -104,6 +104,13 @@ async fn init_leaves_a_node_that_doctor_passes_and_run_serves_and_a_second_run_c
     }
 
     // Again, with a different key file offered: everything is kept, nothing is sent.
+    let key_file = std::fs::read(dir.join("keys/wallet.json")).unwrap();
+    let sdk = t.sdk(POOL_OWNER).await;
+    let before = sdk.balances(owner).await.unwrap();
+    let nonce = {
+        use alloy::providers::Provider;
+        t.reader().get_transaction_count(owner).await.unwrap()
+    };
     let (ok, second, log) = init(&t, &dir, &["--private-key-file", "/nonexistent"]);
     assert!(ok, "second init failed: {second}\n{log}");
     assert_eq!(second["pool"], first["pool"]);
@@ -115,6 +122,29 @@ async fn init_leaves_a_node_that_doctor_passes_and_run_serves_and_a_second_run_c
         .filter(|s| s["changed"] == true)
         .collect();
     assert!(changed.is_empty(), "a second run changed {changed:?}");
+    assert_eq!(
+        std::fs::read(dir.join("keys/wallet.json")).unwrap(),
+        key_file
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("keys")).unwrap().count(),
+        1,
+        "one key file"
+    );
+    let after = sdk.balances(owner).await.unwrap();
+    assert_eq!(
+        (after.stake_nrlc, after.wallet_nrlc),
+        (before.stake_nrlc, before.wallet_nrlc),
+        "no second deposit"
+    );
+    let nonce_after = {
+        use alloy::providers::Provider;
+        t.reader().get_transaction_count(owner).await.unwrap()
+    };
+    assert_eq!(
+        nonce_after, nonce,
+        "the second run sent no transaction (no second workerpool)"
+    );
 
     // The config alone runs the node: doctor passes, and pew run serves its API.
     let config = dir.join("etc/pew.toml");

@@ -207,12 +207,19 @@ impl ConfigFile {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("{} cannot be made", parent.display()))?;
         }
+        let new = !self.path.exists();
         crate::files::write_atomic(&self.path, text.as_bytes()).with_context(|| {
             format!(
                 "{} cannot be written (the packaged /etc/pew/pew.toml needs sudo)",
                 self.path.display()
             )
-        })
+        })?;
+        if new {
+            // A new config is the user's alone: it may name an RPC URL with an API key.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
     }
 
     /// The settings pew reads from this document (with the environment over it).
@@ -287,7 +294,14 @@ pub async fn run(
         // the file alone says which chain the node serves.
         if file.get(key).as_deref() != Some(value.as_str()) {
             file.set(key, value.as_str())?;
-            chain_changes.push(format!("{key} = {}", crate::text::one_line(&value, 100)));
+            // An RPC URL often carries an API key: only its host is shown.
+            let shown = match key {
+                "chain.rpc_url" => url::Url::parse(&value)
+                    .map(|u| crate::chain::rpc::shown(&u))
+                    .unwrap_or_else(|_| "(not a URL)".into()),
+                _ => crate::text::one_line(&value, 100),
+            };
+            chain_changes.push(format!("{key} = {shown}"));
         }
     }
     let settings = file.settings()?;
@@ -373,11 +387,14 @@ pub async fn run(
                 "wallet: create a new key, or import one from a file? (create, or the file's path)",
                 Some("create"),
                 "",
-                |a| {
-                    Ok(match a {
-                        "create" => None,
-                        path => Some(PathBuf::from(path)),
-                    })
+                |a| match a {
+                    "create" => Ok(None),
+                    // The answer is never echoed: a key pasted here by mistake stays off the
+                    // screen and out of logs.
+                    path if Path::new(path).is_file() => Ok(Some(PathBuf::from(path))),
+                    _ => Err(
+                        "that is not `create` nor a file's path (the answer is not shown)".into(),
+                    ),
                 },
             )?,
         };
@@ -450,20 +467,26 @@ pub async fn run(
     let mut pool = None;
     if !configured.is_empty() {
         let address = crate::chain::client::parse_address("node.pool", configured)?;
-        match crate::node::startup::check_pool(&sdk, address, me).await {
-            Ok(()) => {
-                note(&mut out, "workerpool", false, format!("{address}"));
-                pool = Some(address);
-            }
-            Err(error) => super::output::err_line(&format!(
-                "init: node.pool {address} cannot be used ({error:#}); choosing again"
-            )),
-        }
+        // A configured workerpool is never replaced behind the operator's back (a passing
+        // RPC failure must not lead to a second workerpool): its problem stops init.
+        crate::node::startup::check_pool(&sdk, address, me)
+            .await
+            .with_context(|| {
+                format!(
+                    "node.pool {address} in {}: fix it (or remove the line to choose again), then run `pew init` again",
+                    target.display()
+                )
+            })?;
+        note(&mut out, "workerpool", false, format!("{address}"));
+        pool = Some(address);
     }
     if pool.is_none() {
-        let chosen = match args.pool {
-            Some(address) => Some(address),
-            None => asker.ask(
+        let mut chosen = args.pool;
+        if let Some(address) = chosen {
+            crate::node::startup::check_pool(&sdk, address, me).await?;
+        }
+        while chosen.is_none() {
+            let answer = asker.ask(
                 "workerpool: the address of one of yours, or Enter to create one",
                 Some("create"),
                 "",
@@ -473,11 +496,16 @@ pub async fn run(
                         .map(Some)
                         .map_err(|e| e.to_string()),
                 },
-            )?,
-        };
+            )?;
+            let Some(address) = answer else { break };
+            // A workerpool that is not the wallet's is asked again.
+            match crate::node::startup::check_pool(&sdk, address, me).await {
+                Ok(()) => chosen = Some(address),
+                Err(error) => super::output::err_line(&format!("  {error:#}; try again")),
+            }
+        }
         let address = match chosen {
             Some(address) => {
-                crate::node::startup::check_pool(&sdk, address, me).await?;
                 note(&mut out, "workerpool", true, format!("{address} (yours)"));
                 address
             }
@@ -486,14 +514,19 @@ pub async fn run(
                     .pool_description
                     .clone()
                     .unwrap_or_else(|| format!("pew on {}", host_name()));
-                let description = asker.ask("workerpool description", Some(&default), "", |a| {
-                    let a = a.trim();
-                    if a.is_empty() || a.len() > 200 {
-                        Err("give 1 to 200 characters".into())
-                    } else {
-                        Ok(a.to_string())
-                    }
-                })?;
+                let description = asker.ask(
+                    "workerpool description",
+                    Some(&default),
+                    "--pool-description",
+                    |a| {
+                        let a = a.trim();
+                        if a.is_empty() || a.len() > 200 {
+                            Err("give 1 to 200 characters".into())
+                        } else {
+                            Ok(a.to_string())
+                        }
+                    },
+                )?;
                 let registration = sdk.create_pool(&description).await?;
                 let created = matches!(registration, crate::sdk::assets::Registration::Created(_));
                 note(
@@ -553,7 +586,10 @@ pub async fn run(
     let needed = crate::node::owner_stake_per_task(price) * U256::from(volume.max(1));
     let balances = sdk.balances(me).await?;
     out.deposited_nrlc = "0".into();
-    if balances.stake_nrlc >= needed {
+    // Stake locked in running deals counts: it comes back as they end, and a second run
+    // while tasks run must not deposit again.
+    let held = balances.stake_nrlc + balances.locked_nrlc;
+    if held >= needed {
         note(
             &mut out,
             "stake",
@@ -565,7 +601,7 @@ pub async fn run(
             ),
         );
     } else {
-        let short = needed - balances.stake_nrlc;
+        let short = needed - held;
         let deposit = !args.no_deposit
             && asker.yes(
                 &format!(
@@ -695,24 +731,45 @@ fn next_command(system: bool, target: &Path, ok: bool) -> String {
     }
 }
 
+/// The uid and gid of the `pew` system user the package made, if it exists.
+fn pew_user() -> Option<(u32, u32)> {
+    let name = std::ffi::CString::new("pew").expect("no NUL");
+    // SAFETY: getpwnam reads the user database and returns a pointer into static storage that
+    // is read at once, before any other call could reuse it; a null pointer means no user.
+    unsafe {
+        let entry = libc::getpwnam(name.as_ptr());
+        (!entry.is_null()).then(|| ((*entry).pw_uid, (*entry).pw_gid))
+    }
+}
+
 /// For the packaged service: the key file belongs to the `pew` user, and its password goes to
-/// `/etc/pew/password` (root and the `pew` group may read it) when that file does not exist.
+/// `/etc/pew/password` (root and the `pew` group may read it) unless that file exists; an
+/// existing one must open the key file, or the service could not start.
 fn give_to_service(keystore: &Path, password: &str) {
-    let chown = |args: &[&str]| {
-        std::process::Command::new("chown")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
+    let warn = |text: String| super::output::err_line(&format!("init: warning: {text}"));
+    let Some((uid, gid)) = pew_user() else {
+        warn("there is no `pew` user (is the package installed?): the service cannot read the key file".into());
+        return;
     };
-    if !chown(&["pew:pew", &keystore.display().to_string()]) {
-        super::output::err_line(&format!(
-            "init: warning: {} could not be given to the pew user: run `sudo chown pew:pew {}`",
+    if let Err(error) = std::os::unix::fs::chown(keystore, Some(uid), Some(gid)) {
+        warn(format!(
+            "{} could not be given to the pew user ({error}): run `sudo chown pew:pew {}`",
             keystore.display(),
             keystore.display()
         ));
     }
     let file = Path::new("/etc/pew/password");
     if file.exists() {
+        let opens = crate::wallet::read_password_file(file)
+            .ok()
+            .is_some_and(|saved| crate::wallet::unlock(keystore, &saved).is_ok());
+        if !opens {
+            warn(format!(
+                "{} does not open {}: write the key file's password there, or the service cannot start",
+                file.display(),
+                keystore.display()
+            ));
+        }
         return;
     }
     let written = {
@@ -724,11 +781,12 @@ fn give_to_service(keystore: &Path, password: &str) {
             .mode(0o640)
             .open(file)
             .and_then(|mut f| f.write_all(format!("{password}\n").as_bytes()))
+            .and_then(|()| std::os::unix::fs::chown(file, Some(0), Some(gid)))
     };
-    if written.is_err() || !chown(&["root:pew", "/etc/pew/password"]) {
-        super::output::err_line(
-            "init: warning: /etc/pew/password could not be written for the service: write the key file's password there (chmod 0640, chown root:pew)",
-        );
+    if let Err(error) = written {
+        warn(format!(
+            "/etc/pew/password could not be written for the service ({error}): write the key file's password there (chmod 0640, chown root:pew)"
+        ));
     }
 }
 

@@ -209,7 +209,8 @@ pub fn open_read_only(path: &Path) -> Result<Connection, String> {
 
 /// `YYYY-MM-DD` of a unix time, in UTC.
 pub fn utc_day(unix_s: f64) -> String {
-    let days = (unix_s.max(0.0) / 86_400.0).floor() as i64;
+    // Clamped to the year 9999: a hostile or broken time must not overflow the arithmetic.
+    let days = (unix_s.clamp(0.0, 253_402_300_799.0) / 86_400.0).floor() as i64;
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -298,7 +299,11 @@ pub async fn read(node: &Node, task: TaskId) -> anyhow::Result<TaskEarnings> {
                     .map(|l| l.inner.clone())
                     .collect();
                 let rewards = rewards_in(&logs, hub, task, &ours);
-                earnings.earned_nrlc = Some(rewards.iter().map(|r| r.nrlc).sum());
+                earnings.earned_nrlc = Some(
+                    rewards
+                        .iter()
+                        .fold(0u64, |sum, r| sum.saturating_add(r.nrlc)),
+                );
                 earnings.rewards = rewards;
             }
         }
@@ -336,11 +341,49 @@ pub async fn settle(node: &Node) {
                     tracing::warn!(%task, %error, "earnings not journaled");
                 }
             }
+            // The others are still tried: one task whose receipts cannot be read must not
+            // hold back the rest.
             Err(error) => {
                 tracing::warn!(%task, error = %crate::text::brief(&error), "earnings not read yet; retrying later");
-                return;
             }
         }
+    }
+    node.earnings.invalidate();
+}
+
+/// The summary `/status` and `/metrics` show, computed from the journal once and again only
+/// after new earnings were written (the table grows with every task; the API is asked often).
+#[derive(Default)]
+pub struct SummaryCache {
+    cached: std::sync::Mutex<Option<(Totals, BTreeMap<String, Totals>)>>,
+}
+
+impl SummaryCache {
+    /// The summary at the gate's time `now_s`.
+    pub fn summary(&self, journal: &Journal, now_s: f64) -> Summary {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            let Ok(report) = report(journal.connection(), 0.0) else {
+                return Summary::default();
+            };
+            *cached = Some((report.total, report.days));
+        }
+        let (total, days) = cached.as_ref().expect("filled above");
+        let keep = days.len().saturating_sub(7);
+        Summary {
+            today: days.get(&utc_day(now_s)).cloned().unwrap_or_default(),
+            total: total.clone(),
+            days: days
+                .iter()
+                .skip(keep)
+                .map(|(d, t)| (d.clone(), t.clone()))
+                .collect(),
+        }
+    }
+
+    /// Forgets the summary (new earnings were written).
+    pub fn invalidate(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -353,20 +396,6 @@ pub struct Summary {
     pub today: Totals,
     /// Per UTC day, the last 7 days with tasks.
     pub days: BTreeMap<String, Totals>,
-}
-
-/// The summary from the journal at the gate's time `now_s`.
-pub fn summary(journal: &Journal, now_s: f64) -> Summary {
-    let Ok(report) = report(journal.connection(), 0.0) else {
-        return Summary::default();
-    };
-    let today = utc_day(now_s);
-    let keep = report.days.len().saturating_sub(7);
-    Summary {
-        today: report.days.get(&today).cloned().unwrap_or_default(),
-        total: report.total,
-        days: report.days.into_iter().skip(keep).collect(),
-    }
 }
 
 #[cfg(test)]
@@ -456,6 +485,12 @@ mod tests {
         assert_eq!(utc_day(1_780_272_000.0), "2026-06-01");
         assert_eq!(utc_day(1_798_761_599.0), "2026-12-31");
         assert_eq!(utc_day(-5.0), "1970-01-01");
+        assert_eq!(
+            utc_day(f64::MAX),
+            "9999-12-31",
+            "no overflow on a hostile time"
+        );
+        assert_eq!(utc_day(f64::NAN), "1970-01-01");
     }
 
     #[test]

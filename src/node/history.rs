@@ -23,6 +23,11 @@ use crate::config::HistorySettings;
 
 /// Events kept in the journal; older ones are dropped.
 const MAX_EVENTS: i64 = 5_000;
+/// Samples kept in memory at most, whatever the settings (a day at one a minute is 1 440).
+const MAX_RECENT: usize = 20_000;
+/// Points kept in the journal at most, whatever the settings (8 days at one every five
+/// minutes is 2 304).
+const MAX_JOURNAL_POINTS: i64 = 50_000;
 /// Points one `/history` answer carries at most (longer spans are thinned evenly).
 pub const MAX_POINTS: usize = 4_000;
 /// Tasks one `/history` answer carries at most (the latest).
@@ -160,14 +165,36 @@ impl History {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Samples kept in memory: one day's worth.
+    /// Samples kept in memory: one day's worth, bounded.
     fn recent_capacity(&self) -> usize {
-        (86_400.0 / self.settings.sample_every_s.max(0.1)).ceil() as usize
+        ((86_400.0 / self.settings.sample_every_s.max(0.1)).ceil() as usize).min(MAX_RECENT)
     }
 
-    /// Journal points kept.
+    /// Journal points kept, bounded.
     fn journal_capacity(&self) -> i64 {
-        (self.settings.keep_days * 86_400.0 / self.settings.journal_every_s.max(1.0)).ceil() as i64
+        ((self.settings.keep_days * 86_400.0 / self.settings.journal_every_s.max(1.0)).ceil()
+            as i64)
+            .min(MAX_JOURNAL_POINTS)
+    }
+
+    /// Takes up where the journal left off: the bid's last recorded state, so a restart
+    /// records the bid's closing (or reopening) instead of skipping it.
+    pub fn resume(&self, journal: &Journal) {
+        use rusqlite::OptionalExtension;
+        if ensure_tables(journal).is_err() {
+            return;
+        }
+        let last: Option<bool> = journal
+            .connection()
+            .query_row(
+                "SELECT is_on FROM history_events WHERE kind = 'bid' ORDER BY t DESC, id DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        self.state().bid_open = last;
     }
 
     /// Notes the bid's state and the gate's answer after a round: a change becomes an event,
@@ -303,17 +330,19 @@ pub fn mean(points: &[Point]) -> Option<Point> {
     })
 }
 
-/// At most `most` points, evenly spaced, the last one kept.
+/// At most `most` points (two at least), evenly spaced, the first and the last kept.
 pub fn thin(points: Vec<Point>, most: usize) -> Vec<Point> {
-    if points.len() <= most || most == 0 {
+    let most = most.max(2);
+    if points.len() <= most {
         return points;
     }
-    let step = points.len().div_ceil(most);
     let last = points.len() - 1;
+    // Every step-th point before the last, then the last: ceil(last / step) + 1 <= most.
+    let step = last.div_ceil(most - 1);
     points
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| i % step == 0 || *i == last)
+        .filter(|(i, _)| (i % step == 0 && *i < last) || *i == last)
         .map(|(_, p)| p)
         .collect()
 }
@@ -437,14 +466,30 @@ fn put_event(journal: &Journal, event: &Event, keep: i64) -> Result<(), JournalE
         .map_err(|e| journal.error(e))
 }
 
+/// The journal's points in `[from, to]`, thinned in SQLite to about [`MAX_POINTS`] (every
+/// k-th row), so a long span never loads more than that.
 fn journal_points(journal: &Journal, from: f64, to: f64) -> Result<Vec<Point>, JournalError> {
     ensure_tables(journal)?;
-    let mut statement = journal
-        .connection()
-        .prepare("SELECT point FROM history_points WHERE t >= ?1 AND t <= ?2 ORDER BY t")
+    let connection = journal.connection();
+    let count: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM history_points WHERE t >= ?1 AND t <= ?2",
+            [from, to],
+            |row| row.get(0),
+        )
+        .map_err(|e| journal.error(e))?;
+    let every = (count as usize).div_ceil(MAX_POINTS).max(1) as i64;
+    let mut statement = connection
+        .prepare(
+            "SELECT point FROM history_points WHERE t >= ?1 AND t <= ?2 AND rowid % ?3 = 0 \
+             ORDER BY t LIMIT ?4",
+        )
         .map_err(|e| journal.error(e))?;
     let rows = statement
-        .query_map([from, to], |row| row.get::<_, String>(0))
+        .query_map(
+            rusqlite::params![from, to, every, 2 * MAX_POINTS as i64],
+            |row| row.get::<_, String>(0),
+        )
         .map_err(|e| journal.error(e))?;
     Ok(rows
         .flatten()
@@ -584,7 +629,8 @@ mod tests {
     fn thinning_keeps_the_ends_and_stays_under_the_bound() {
         let points: Vec<Point> = (0..10_001).map(|i| point(i as f64, 0.0, false)).collect();
         let thinned = thin(points, 4_000);
-        assert!(thinned.len() <= 4_001, "{}", thinned.len());
+        assert!(thinned.len() <= 4_000, "{}", thinned.len());
+        assert!(thinned.len() >= 3_300, "{}", thinned.len());
         assert_eq!(thinned.first().unwrap().t, 0.0);
         assert_eq!(thinned.last().unwrap().t, 10_000.0);
         let few: Vec<Point> = (0..3).map(|i| point(i as f64, 0.0, false)).collect();
@@ -705,6 +751,47 @@ mod tests {
                 to: Some(130.0)
             }]
         );
+    }
+
+    #[test]
+    fn a_restart_records_the_bid_closing_and_long_spans_are_thinned_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let before = History::new(settings(60.0, 300.0, 8.0));
+        before.observe(&journal, 10.0, true, None);
+        // The node stops with its bid open (say, power cut); the next one starts closed.
+        let after = History::new(settings(60.0, 300.0, 8.0));
+        after.resume(&journal);
+        after.observe(&journal, 20.0, false, None);
+        let (_, events) = journal_events(&journal, 0.0, 1e9).unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            periods(None, &events, 0.0),
+            vec![Period {
+                from: 10.0,
+                to: Some(20.0)
+            }]
+        );
+
+        let connection = journal.connection();
+        connection.execute_batch("BEGIN").unwrap();
+        for i in 0..12_000 {
+            let p = point(i as f64, 1.0, false);
+            connection
+                .execute(
+                    "INSERT INTO history_points (t, point) VALUES (?1, ?2)",
+                    rusqlite::params![p.t, serde_json::to_string(&p).unwrap()],
+                )
+                .unwrap();
+        }
+        connection.execute_batch("COMMIT").unwrap();
+        let loaded = journal_points(&journal, 0.0, f64::MAX).unwrap();
+        assert!(
+            (MAX_POINTS / 2..=MAX_POINTS + 1).contains(&loaded.len()),
+            "{} points loaded for 12 000 rows",
+            loaded.len()
+        );
+        assert!(loaded.windows(2).all(|w| w[0].t < w[1].t), "in time order");
     }
 
     #[test]

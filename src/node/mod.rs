@@ -77,6 +77,8 @@ pub struct Node {
     pub switches: switches::OperatorSwitches,
     /// What the dashboard plots (see [`history`]).
     pub history: history::History,
+    /// The earnings summary the API shows, cached between new earnings.
+    pub earnings: earnings::SummaryCache,
     /// What the last look at the accounts found wrong (no gas, stake short), for the
     /// dashboard's warnings; refreshed every few rounds.
     pub funds_warnings: Mutex<Vec<String>>,
@@ -407,7 +409,13 @@ impl Node {
         self.service
             .stopping("stopping: closing the bid, letting running tasks reach a step boundary");
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                // The plots show the bid closed from now, not open through the downtime.
+                let bid_open = self.bid_open();
+                let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
+                self.history
+                    .observe(&self.journal(), energy_now, bid_open, None);
+            }
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::text::brief(&error), "could not close the open workerpool order")
             }

@@ -280,6 +280,7 @@ async fn serve(
         switches: Default::default(),
         history: super::history::History::new(settings.history.clone()),
         funds_warnings: Default::default(),
+        earnings: Default::default(),
         service,
         cursor: Mutex::new(super::CursorKeeper::new(saved_cursor)),
         index: Mutex::new(index),
@@ -287,6 +288,7 @@ async fn serve(
         shutdown: shutdown.clone(),
     });
     start_api(settings, &node).await;
+    node.history.resume(&node.journal());
     tokio::spawn(super::history::run(node.clone()));
     if !settings.home_assistant.broker.trim().is_empty() {
         tokio::spawn(super::home_assistant::run(

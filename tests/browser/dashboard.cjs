@@ -33,7 +33,11 @@ async function main() {
     page.on("console", m => { if (m.type() === "error") consoleErrors.push(m.text()); });
     page.on("pageerror", e => consoleErrors.push(String(e)));
     page.on("requestfailed", r => failedRequests.push(r.url()));
-    page.on("request", r => { if (!r.url().startsWith(origin)) externalRequests.push(r.url()); });
+    page.on("request", r => {
+      const u = new URL(r.url());
+      // data: URLs (the page's empty icon) are not requests to anyone.
+      if (u.protocol !== "data:" && u.origin !== origin) externalRequests.push(r.url());
+    });
     page.on("response", r => { if (r.status() >= 400) failedRequests.push(r.status() + " " + r.url()); });
 
     await page.goto(url, { waitUntil: "networkidle", timeout: 30000 });

@@ -72,7 +72,7 @@ pub fn snapshot(node: &Node) -> Snapshot {
     if !healthy(last_round_age_s, node.settings.node.poll_interval_ms) && last_ms > 0 {
         warnings.push("the node's rounds have stalled: see its log".into());
     }
-    let earnings = crate::node::earnings::summary(&node.journal(), energy_time_s);
+    let earnings = node.earnings.summary(&node.journal(), energy_time_s);
     Snapshot {
         pool: node.pool.to_string(),
         rounds: node.heartbeat.rounds(),
@@ -298,6 +298,48 @@ fn history_json(node: &Node, query: Option<&str>) -> Result<String, String> {
     Ok(serde_json::to_string(&view).unwrap_or_default())
 }
 
+/// Whether a request's `Host` header may be served: an IP address, `localhost`, an mDNS
+/// `.local` name, or this machine's own name (any port). Anything else is a name that points
+/// here only because someone made it so: a web page using DNS rebinding to read the API from
+/// the operator's browser.
+pub fn allowed_host(host: Option<&str>, own_name: &str, extra: &[String]) -> bool {
+    let Some(host) = host else {
+        return true; // HTTP/1.0 without a Host header: no name to rebind
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, _)) => inside,
+            None => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || name.ends_with(".local")
+        || (!own_name.is_empty() && name == own_name.to_ascii_lowercase())
+        || extra
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('.').eq_ignore_ascii_case(&name))
+}
+
+/// This machine's name, for [`allowed_host`].
+fn own_host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|n| n.trim().chars().take(253).collect())
+            .unwrap_or_default()
+    })
+}
+
 /// Answers one request for `path` with its `query` string.
 pub fn respond(
     node: &Node,
@@ -395,7 +437,22 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let uri = request.uri();
-                let response = respond(&node, request.method(), uri.path(), uri.query());
+                let host = request
+                    .headers()
+                    .get(hyper::header::HOST)
+                    .map(|h| h.to_str().unwrap_or("\u{0}"));
+                let allowed = &node.settings.api.allowed_hosts;
+                let response = if allowed_host(host, own_host_name(), allowed) {
+                    respond(&node, request.method(), uri.path(), uri.query())
+                } else {
+                    text(
+                        StatusCode::FORBIDDEN,
+                        "text/plain",
+                        "forbidden: reach the node by its IP address, localhost or its own name \
+                         (other names are refused against DNS rebinding)\n"
+                            .into(),
+                    )
+                };
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -505,6 +562,40 @@ mod tests {
             ..snapshot
         };
         assert!(!metrics_text(&plain).contains("pew_energy_battery"));
+    }
+
+    #[test]
+    fn only_addresses_local_names_and_our_own_name_are_served() {
+        for host in [
+            None,
+            Some("127.0.0.1:9464"),
+            Some("127.0.0.1"),
+            Some("[::1]:9464"),
+            Some("192.168.1.20:9464"),
+            Some("localhost:9464"),
+            Some("raspberrypi.local:9464"),
+            Some("solarpi:9464"),
+            Some("SolarPi."),
+        ] {
+            assert!(allowed_host(host, "solarpi", &[]), "{host:?}");
+        }
+        for host in [
+            Some("attacker.example:9464"),
+            Some("127.0.0.1.nip.io"),
+            Some("[::1"),
+            Some("solarpi.attacker.example"),
+            Some(""),
+            Some("\u{0}"),
+        ] {
+            assert!(!allowed_host(host, "solarpi", &[]), "{host:?}");
+        }
+        assert!(
+            !allowed_host(Some("anything"), "", &[]),
+            "no own name: nothing matches it"
+        );
+        let proxy = vec!["pew.example.org".to_string()];
+        assert!(allowed_host(Some("PEW.example.org:443"), "solarpi", &proxy));
+        assert!(!allowed_host(Some("other.example.org"), "solarpi", &proxy));
     }
 
     #[test]
