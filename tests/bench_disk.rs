@@ -25,6 +25,12 @@ async fn bench_disk_writes() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // BENCH_DISK_HISTORY_EVERY_S: how often the dashboard's history is journaled (the
+    // default, 300 s, unless set; 86400 leaves it out, to measure its share).
+    let history_every_s: f64 = std::env::var("BENCH_DISK_HISTORY_EVERY_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300.0);
     let t = common::devnet(true).await;
     let (_, pool) = common::node::writer_app_and_pool(&t, 1, "bench disk").await;
     let dir = t.dir.path();
@@ -70,6 +76,9 @@ open_meteo = false
 
 [api]
 listen = ""
+
+[history]
+journal_every_s = {history_every_s}
 "#,
             journal = dir.join("node/journal.sqlite").display(),
             runtime = runtime.path().display(),
@@ -109,6 +118,7 @@ listen = ""
         "bytes_written": written,
         "mb_per_hour": (per_hour / 1e4).round() / 100.0,
         "bids_opened": bids,
+        "history_journal_every_s": history_every_s,
     });
     if let Ok(out) = std::env::var("BENCH_DISK_OUT") {
         std::fs::write(out, summary.to_string()).unwrap();

@@ -147,8 +147,14 @@ async fn a_presigned_request_is_matched_computed_and_completed_by_the_node() {
     let (code, page) = get("/").await;
     assert_eq!(code, 200);
     assert!(
-        page.contains("fetch(\"/status\""),
-        "the dashboard reads /status"
+        page.contains("getJson(\"/status\")") && page.contains("\"/history?from=\""),
+        "the dashboard reads /status and /history"
+    );
+    let (code, plots) = get("/assets/uplot.js").await;
+    assert_eq!(code, 200);
+    assert!(
+        plots.contains("uPlot") && !plots.contains("uPlotMissing"),
+        "uPlot is embedded (scripts/setup installs it before the build)"
     );
     assert_eq!(get("/nothing").await.0, 404);
 
