@@ -570,6 +570,17 @@ pub fn default_file() -> Option<PathBuf> {
     user_file().filter(|p| p.is_file())
 }
 
+/// The config file to write when none is named (`pew init`, `pew energy setup`): the packaged
+/// service's when root runs it with the package installed, else the user's; `None` without a
+/// HOME.
+pub fn file_to_write() -> Option<PathBuf> {
+    let system = PathBuf::from(SYSTEM_FILE);
+    if running_as_root() && system.is_file() {
+        return Some(system);
+    }
+    user_file()
+}
+
 impl Settings {
     /// Loads defaults, then `file` (or the file named by `PEW_CONFIG`, or the
     /// [`default_file`]), then `PEW_*__*` environment variables.

@@ -140,11 +140,7 @@ pub fn target_file(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     {
         return Ok(path);
     }
-    let system = PathBuf::from(crate::config::SYSTEM_FILE);
-    if crate::config::running_as_root() && system.is_file() {
-        return Ok(system);
-    }
-    crate::config::user_file()
+    crate::config::file_to_write()
         .ok_or_else(|| anyhow!("no HOME to put ~/.config/pew/pew.toml in: give --config FILE"))
 }
 

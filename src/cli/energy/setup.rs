@@ -154,11 +154,13 @@ fn parse_answer(kind: Kind, text: &str) -> Result<toml_edit::Value, String> {
     }
 }
 
-/// The config file setup writes: `--config`, else PEW_CONFIG.
+/// The config file setup writes: `--config`, else PEW_CONFIG, else the one pew reads by
+/// default (`/etc/pew/pew.toml` for root with the package, else `~/.config/pew/pew.toml`).
 pub fn config_target(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     config
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+        .or_else(crate::config::file_to_write)
         .ok_or_else(|| {
             anyhow!(
                 "name the config file to write with --config FILE (or {CONFIG_ENV}); pew reads \
