@@ -310,7 +310,11 @@ impl EnergyGate {
     /// When to wake and whether to power off, from the forecast and the battery now.
     pub fn power_plan(&self, now_wall_s: f64) -> super::power::PowerPlan {
         let now = self.clock.energy_time(now_wall_s);
-        let state = self.state();
+        self.plan_power(&self.state(), now)
+    }
+
+    /// [`power_plan`](Self::power_plan) from a state already at hand, at the gate's time `now`.
+    fn plan_power(&self, state: &State, now: f64) -> super::power::PowerPlan {
         super::power::plan(
             state.forecast.as_ref(),
             state.estimator.energy_wh(),
@@ -588,14 +592,7 @@ impl EnergyGate {
         });
         let mut running_tasks: Vec<String> = state.running.keys().cloned().collect();
         running_tasks.sort();
-        let power_plan = super::power::plan(
-            state.forecast.as_ref(),
-            state.estimator.energy_wh(),
-            self.config.model.floor_wh,
-            self.config.idle_w,
-            self.config.busy_w,
-            now,
-        );
+        let power_plan = self.plan_power(&state, now);
         EnergyStatus {
             energy_time_s: now,
             source: None,
