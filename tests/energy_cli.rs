@@ -267,12 +267,20 @@ fn a_source_that_does_not_answer_is_reported_and_nothing_is_written() {
     assert!(stdout.contains("I2C bus 7 address 0x41"), "{stdout}");
     assert!(stdout.contains("was not written"), "{stdout}");
     assert!(!config.exists());
-    // Without a file to write, setup says how to name one.
+    // Without --config, setup targets the user's config file, the one pew reads by default
+    // (here too the source does not answer, so nothing is written).
     let output = pew(dir.path())
+        .env_remove("XDG_CONFIG_HOME")
         .args(["energy", "setup", "--non-interactive", "--source", "trace"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--config FILE"));
+    let user_file = dir.path().join(".config/pew/pew.toml");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&user_file.display().to_string()) && stdout.contains("was not written"),
+        "{stdout}"
+    );
+    assert!(!user_file.exists());
     // status with no source configured points at setup.
     let output = pew(dir.path()).args(["energy", "status"]).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("pew energy setup"));
