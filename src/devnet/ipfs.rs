@@ -29,6 +29,10 @@ fn start_error(reason: String) -> DevnetError {
     }
 }
 
+/// How a start that lost its port to another process begins its reason (the caller picks
+/// other ports and tries again).
+pub const PORT_TAKEN: &str = "a port it was given was taken meanwhile";
+
 /// Initialises a fresh js-ipfs repository in `state_dir/ipfs` and starts its daemon offline.
 pub async fn start(
     jsipfs: &Path,
@@ -60,6 +64,8 @@ pub async fn start(
         .args(["daemon", "--offline"])
         .env("IPFS_PATH", &repo);
     let log = state_dir.join("ipfs.log");
+    // A fresh log per start: an earlier attempt's EADDRINUSE must not fail this one.
+    let _ = std::fs::remove_file(&log);
     let (helper, mut child) = process::spawn("ipfs", command, &log, tie_to_parent)
         .map_err(|e| start_error(format!("{}: {e}", jsipfs.display())))?;
 
@@ -84,6 +90,17 @@ pub async fn start(
             .is_ok_and(|r| r.status().is_success());
         if answered {
             break;
+        }
+        // A port another process took between our check and the daemon's bind: js-ipfs
+        // stays up without its API, so this is read from its log and reported at once.
+        if process::log_tail(&log, 2000).contains("EADDRINUSE") {
+            process::stop_group(helper.pid, Duration::from_secs(2));
+            let _ = child.wait();
+            return Err(start_error(format!(
+                "{PORT_TAKEN}; end of {}:\n{}",
+                log.display(),
+                process::log_tail(&log, 2000)
+            )));
         }
         if Instant::now() > deadline {
             process::stop_group(helper.pid, Duration::from_secs(2));

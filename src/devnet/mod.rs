@@ -408,14 +408,29 @@ pub async fn up(options: DevnetOptions) -> Result<RunningDevnet, DevnetError> {
             gateway_port,
             "starting the IPFS node (js-ipfs, offline)"
         );
-        let node = ipfs::start(
-            &jsipfs,
-            &state_dir,
-            (api_port, gateway_port),
-            options.ipfs_start_timeout,
-            tie,
-        )
-        .await?;
+        // Ports picked here (not fixed by the operator) are picked again if another process
+        // takes one before js-ipfs binds it (tests start devnets side by side).
+        let picked = options.ipfs_api_port == 0 && options.ipfs_gateway_port == 0;
+        let mut ports = (api_port, gateway_port);
+        let mut attempt = 1;
+        let node = loop {
+            match ipfs::start(&jsipfs, &state_dir, ports, options.ipfs_start_timeout, tie).await {
+                Err(DevnetError::Start { reason, .. })
+                    if picked && attempt < 3 && reason.starts_with(ipfs::PORT_TAKEN) =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "an IPFS port was taken meanwhile; trying other ports"
+                    );
+                    attempt += 1;
+                    ports = (
+                        claim_port(0, "the IPFS API", "devnet.ipfs_api_port")?,
+                        claim_port(0, "the IPFS gateway", "devnet.ipfs_gateway_port")?,
+                    );
+                }
+                other => break other?,
+            }
+        };
         devnet.info.ipfs_api = Some(node.api.clone());
         devnet.info.ipfs_gateway = Some(node.gateway.clone());
         devnet.helpers.push((node.helper, node.child));
