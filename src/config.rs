@@ -563,11 +563,15 @@ pub fn running_as_root() -> bool {
 /// under `sudo -E` must not drive root); else the user's ([`user_file`]) when it exists; else
 /// none (the built-in defaults alone).
 pub fn default_file() -> Option<PathBuf> {
-    let system = PathBuf::from(SYSTEM_FILE);
-    if running_as_root() && system.is_file() {
-        return Some(system);
-    }
-    user_file().filter(|p| p.is_file())
+    file_to_write().filter(|p| p.is_file())
+}
+
+/// The config file in force: `file` (`--config`), else the one `PEW_CONFIG` names, else the
+/// [`default_file`].
+pub fn file_in_force(file: Option<&Path>) -> Option<PathBuf> {
+    file.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+        .or_else(default_file)
 }
 
 /// The config file to write when none is named (`pew init`, `pew energy setup`): the packaged
@@ -585,11 +589,7 @@ impl Settings {
     /// Loads defaults, then `file` (or the file named by `PEW_CONFIG`, or the
     /// [`default_file`]), then `PEW_*__*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env_file = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
-        let file = file
-            .map(Path::to_path_buf)
-            .or(env_file)
-            .or_else(default_file);
+        let file = file_in_force(file);
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_from(file.as_deref(), &env)
     }

@@ -131,19 +131,6 @@ impl Asker<'_> {
     }
 }
 
-/// The config file init writes: `--config`, else `PEW_CONFIG`, else the packaged service's
-/// when root runs it with the package installed, else the user's.
-pub fn target_file(config: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = config
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(crate::config::CONFIG_ENV).map(PathBuf::from))
-    {
-        return Ok(path);
-    }
-    crate::config::file_to_write()
-        .ok_or_else(|| anyhow!("no HOME to put ~/.config/pew/pew.toml in: give --config FILE"))
-}
-
 /// The config file as an editable document; each change is written at once.
 struct ConfigFile {
     path: PathBuf,
@@ -244,7 +231,7 @@ pub async fn run(
     if interactive && !std::io::stdin().is_terminal() {
         bail!("no terminal to ask on: run `pew init --non-interactive` with flags (see --help)");
     }
-    let target = target_file(config)?;
+    let target = super::energy::setup::config_target(config)?;
     let system = target == Path::new(crate::config::SYSTEM_FILE);
     let mut file = ConfigFile::open(&target)?;
     let mut out = Outcome {
@@ -635,7 +622,7 @@ pub async fn run(
     }
 
     // The energy source: `pew energy setup`'s questions (flags when non-interactive).
-    let energy_flags = has_energy_flags(&args.energy);
+    let energy_flags = args.energy.answers_anything();
     let set_up = if interactive {
         asker.yes(
             &format!(
@@ -693,28 +680,6 @@ pub async fn run(
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// Whether any energy flag was given (then `--non-interactive` sets the source up too).
-fn has_energy_flags(e: &SetupArgs) -> bool {
-    e.source.is_some()
-        || e.trace_file.is_some()
-        || e.i2c_bus.is_some()
-        || e.address.is_some()
-        || e.shunt_ohms.is_some()
-        || e.max_current_a.is_some()
-        || e.ina_role.is_some()
-        || e.wittypi.is_some()
-        || e.serial_port.is_some()
-        || e.chemistry.is_some()
-        || e.capacity_wh.is_some()
-        || e.nominal_v.is_some()
-        || e.reserve.is_some()
-        || e.latitude.is_some()
-        || e.longitude.is_some()
-        || e.tilt.is_some()
-        || e.azimuth.is_some()
-        || e.kwp.is_some()
 }
 
 /// What to run after init: start the service, or the node, or fix what doctor found.

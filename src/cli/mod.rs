@@ -153,11 +153,7 @@ pub fn main() -> ExitCode {
                 energy::run(command, globals.json, &settings, cli.config.as_deref()).await
             }
             Command::Doctor => {
-                let file = cli.config.clone().or_else(|| {
-                    std::env::var_os(crate::config::CONFIG_ENV)
-                        .map(std::path::PathBuf::from)
-                        .or_else(crate::config::default_file)
-                });
+                let file = crate::config::file_in_force(cli.config.as_deref());
                 doctor::run(globals, &settings, file.as_deref()).await
             }
             Command::Run => run::run(globals, &settings).await,

@@ -23,11 +23,6 @@ use crate::poco::TaskId;
 /// Completed tasks whose earnings are looked up in one pass (each costs a few RPC calls).
 const PER_PASS: usize = 4;
 
-/// The journal's table, created on first use.
-const TABLE: &str = "CREATE TABLE IF NOT EXISTS earnings (
-    task TEXT PRIMARY KEY, at_s REAL NOT NULL, earned_nrlc INTEGER, gas_wei TEXT NOT NULL,
-    detail TEXT NOT NULL)";
-
 /// One reward PoCo paid one of our accounts for a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RewardPaid {
@@ -104,17 +99,8 @@ pub struct Report {
     pub tasks: Vec<TaskEarnings>,
 }
 
-/// Makes the table if the journal has none yet.
-pub fn ensure_table(journal: &Journal) -> Result<(), JournalError> {
-    journal
-        .connection()
-        .execute_batch(TABLE)
-        .map_err(|e| journal.error(e))
-}
-
 /// Keeps one task's earnings (a second write for the same task replaces the first).
 pub fn put(journal: &Journal, earnings: &TaskEarnings) -> Result<(), JournalError> {
-    ensure_table(journal)?;
     let detail = serde_json::to_string(earnings).expect("earnings serialize");
     journal
         .connection()
@@ -135,7 +121,6 @@ pub fn put(journal: &Journal, earnings: &TaskEarnings) -> Result<(), JournalErro
 
 /// Completed tasks that have no earnings row yet, oldest first, at most `limit`.
 pub fn unsettled(journal: &Journal, limit: usize) -> Result<Vec<TaskId>, JournalError> {
-    ensure_table(journal)?;
     let mut statement = journal
         .connection()
         .prepare(
@@ -257,7 +242,7 @@ fn finalizes(label: &str) -> bool {
 pub async fn read(node: &Node, task: TaskId) -> anyhow::Result<TaskEarnings> {
     let entries: Vec<_> = node
         .journal()
-        .transactions()?
+        .transactions_about(&task.to_string())?
         .into_iter()
         .filter(|entry| is_for_task(&entry.label, task))
         .collect();

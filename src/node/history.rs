@@ -35,13 +35,6 @@ const MAX_TASKS: i64 = 2_000;
 /// The longest reason kept with an event.
 const MAX_TEXT: usize = 300;
 
-const TABLES: &str =
-    "CREATE TABLE IF NOT EXISTS history_points (t REAL PRIMARY KEY, point TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS history_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, t REAL NOT NULL, kind TEXT NOT NULL,
-        is_on INTEGER NOT NULL, text TEXT NOT NULL);
-    CREATE INDEX IF NOT EXISTS history_events_by_t ON history_events (t);";
-
 /// One energy sample with what the node was doing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
@@ -181,9 +174,6 @@ impl History {
     /// records the bid's closing (or reopening) instead of skipping it.
     pub fn resume(&self, journal: &Journal) {
         use rusqlite::OptionalExtension;
-        if ensure_tables(journal).is_err() {
-            return;
-        }
         let last: Option<bool> = journal
             .connection()
             .query_row(
@@ -413,15 +403,7 @@ pub fn forecast_from_status(status: &serde_json::Value) -> Vec<ForecastPoint> {
         .unwrap_or_default()
 }
 
-fn ensure_tables(journal: &Journal) -> Result<(), JournalError> {
-    journal
-        .connection()
-        .execute_batch(TABLES)
-        .map_err(|e| journal.error(e))
-}
-
 fn put_point(journal: &Journal, point: &Point, cutoff: f64, keep: i64) -> Result<(), JournalError> {
-    ensure_tables(journal)?;
     let text = serde_json::to_string(point).expect("a point serializes");
     journal
         .connection()
@@ -448,7 +430,6 @@ fn put_point(journal: &Journal, point: &Point, cutoff: f64, keep: i64) -> Result
 }
 
 fn put_event(journal: &Journal, event: &Event, keep: i64) -> Result<(), JournalError> {
-    ensure_tables(journal)?;
     let connection = journal.connection();
     connection
         .execute(
@@ -469,7 +450,6 @@ fn put_event(journal: &Journal, event: &Event, keep: i64) -> Result<(), JournalE
 /// The journal's points in `[from, to]`, thinned in SQLite to about [`MAX_POINTS`] (every
 /// k-th row), so a long span never loads more than that.
 fn journal_points(journal: &Journal, from: f64, to: f64) -> Result<Vec<Point>, JournalError> {
-    ensure_tables(journal)?;
     let connection = journal.connection();
     let count: i64 = connection
         .query_row(
@@ -504,7 +484,6 @@ fn journal_events(
     to: f64,
 ) -> Result<(Option<bool>, Vec<Event>), JournalError> {
     use rusqlite::OptionalExtension;
-    ensure_tables(journal)?;
     let connection = journal.connection();
     let before: Option<bool> = connection
         .query_row(
@@ -534,7 +513,6 @@ fn journal_events(
 }
 
 fn task_marks(journal: &Journal, from: f64, to: f64) -> Result<Vec<TaskMark>, JournalError> {
-    super::earnings::ensure_table(journal)?;
     let mut statement = journal
         .connection()
         .prepare(

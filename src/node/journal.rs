@@ -232,7 +232,16 @@ impl Journal {
                  CREATE TABLE IF NOT EXISTS deals (deal TEXT PRIMARY KEY, facts TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS transactions (
                      id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
-                     label TEXT NOT NULL, hash TEXT, state TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+                     label TEXT NOT NULL, hash TEXT, state TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                 -- The dashboard's history (node::history) and the earnings (node::earnings).
+                 CREATE TABLE IF NOT EXISTS history_points (t REAL PRIMARY KEY, point TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS history_events (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT, t REAL NOT NULL, kind TEXT NOT NULL,
+                     is_on INTEGER NOT NULL, text TEXT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS history_events_by_t ON history_events (t);
+                 CREATE TABLE IF NOT EXISTS earnings (
+                     task TEXT PRIMARY KEY, at_s REAL NOT NULL, earned_nrlc INTEGER,
+                     gas_wei TEXT NOT NULL, detail TEXT NOT NULL);",
             )
             .map_err(|e| fail(e.to_string()))?;
         Ok(Self {
@@ -291,6 +300,12 @@ impl Journal {
             )
             .map_err(|e| self.error(e))?;
         Ok(())
+    }
+
+    /// The journaled transactions about `subject` (labels `<call> <subject>`, e.g. a task's
+    /// `contribute 0x…`), oldest first.
+    pub fn transactions_about(&self, subject: &str) -> Result<Vec<TxEntry>, JournalError> {
+        self.select_transactions("WHERE label LIKE '% ' || ?1", [subject])
     }
 
     /// Every journaled transaction, oldest first.

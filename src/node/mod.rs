@@ -304,12 +304,7 @@ impl Node {
                 status_shape = shape;
                 self.service.status(&self.status_line());
             }
-            // Read before the journal is locked for the write: bid_open reads it too.
-            let bid_open = self.bid_open();
-            let decision = self.heartbeat.bid_decision();
-            let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
-            self.history
-                .observe(&self.journal(), energy_now, bid_open, decision.as_ref());
+            self.note_history(self.heartbeat.bid_decision().as_ref());
             if rounds % 60 == 1 {
                 self.free_disk().await;
             }
@@ -411,10 +406,7 @@ impl Node {
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
             Ok(Ok(())) => {
                 // The plots show the bid closed from now, not open through the downtime.
-                let bid_open = self.bid_open();
-                let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
-                self.history
-                    .observe(&self.journal(), energy_now, bid_open, None);
+                self.note_history(None);
             }
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::text::brief(&error), "could not close the open workerpool order")
@@ -447,6 +439,16 @@ impl Node {
         let running = self.running.lock().map(|r| r.len()).unwrap_or(0);
         let soc = self.gate.battery_soc_pct(now_s());
         systemd::status_line(self.bid_open(), reason.as_deref(), running, soc)
+    }
+
+    /// Tells the history the bid's state and the gate's last answer now (a change becomes
+    /// an event).
+    fn note_history(&self, decision: Option<&crate::admission::Decision>) {
+        // Read before the journal is locked for the write: bid_open reads it too.
+        let bid_open = self.bid_open();
+        let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
+        self.history
+            .observe(&self.journal(), energy_now, bid_open, decision);
     }
 
     /// Looks at the accounts' gas and the owner's stake for the dashboard's warnings (the

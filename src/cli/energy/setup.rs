@@ -78,6 +78,32 @@ pub struct SetupArgs {
     pub force: bool,
 }
 
+impl SetupArgs {
+    /// Whether any question is answered by a flag (`pew init --non-interactive` then sets the
+    /// source up too). A new flag belongs here as well.
+    pub fn answers_anything(&self) -> bool {
+        let e = self;
+        e.source.is_some()
+            || e.trace_file.is_some()
+            || e.i2c_bus.is_some()
+            || e.address.is_some()
+            || e.shunt_ohms.is_some()
+            || e.max_current_a.is_some()
+            || e.ina_role.is_some()
+            || e.wittypi.is_some()
+            || e.serial_port.is_some()
+            || e.chemistry.is_some()
+            || e.capacity_wh.is_some()
+            || e.nominal_v.is_some()
+            || e.reserve.is_some()
+            || e.latitude.is_some()
+            || e.longitude.is_some()
+            || e.tilt.is_some()
+            || e.azimuth.is_some()
+            || e.kwp.is_some()
+    }
+}
+
 fn parse_address(text: &str) -> Result<u16, String> {
     let value = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u16::from_str_radix(hex, 16),
