@@ -19,7 +19,11 @@
 //! at midday. Short work is taken when the PV surplus alone (measured now, then forecast)
 //! carries it and everything admitted before it to their deadlines, each paused where the
 //! surplus falls short (as the executor pauses work under the reserve). It is never planned on
-//! the battery: the PV it uses is PV that would have gone to the battery, nothing more.
+//! the battery: the PV it uses is PV that would have gone to the battery, nothing more. Work
+//! taken this way is marked ([`Verdict::solar_carried`]): the executor runs it only while the
+//! panel carries it, whatever the battery holds, until it is due (its deadline closer than
+//! twice the work it may have left); then it may draw charge above the reserve, never the
+//! reserve itself.
 
 use serde::Serialize;
 
@@ -291,11 +295,9 @@ pub fn check(input: &BudgetInput<'_>, candidates: &[PlannedJob]) -> Verdict {
              with {:.1} Wh to spare; every job meets its deadline",
             candidate_wh, floor, headroom
         ));
-    } else if input.battery_wh < floor + input.margin_wh
-        && let Some(reason) = solar_carried(input, candidates)
-    {
-        // Only under the reserve: above it, work the panel stops carrying runs on the battery
-        // (the executor pauses only under the reserve), and that charge is the plan's.
+    } else if let Some(reason) = solar_carried(input, candidates) {
+        // Work taken this way runs only while the panel carries it, above the reserve too:
+        // the battery's charge stays the plan's.
         admit = true;
         carried = true;
         let plan_said = std::mem::take(&mut reasons).join("; ");
@@ -619,11 +621,17 @@ mod tests {
             verdict.reasons[1].contains("under its reserve"),
             "the plan's own no is kept as an explanation: {verdict:?}"
         );
-        // Above the reserve the rule is not used: work the panel stops carrying would run on
-        // the charge the battery plan keeps (the executor pauses only under the reserve).
+        // Above the reserve, where the plan keeps the charge for the night, the rule takes it
+        // too, marked as taken on the panel alone: the executor runs it only while the panel
+        // carries it (until it is due), so the charge stays the plan's.
         let mut above = scarce.clone();
         above.battery_wh = 50.0;
-        assert!(!check(&above, &[xs(3.7)]).admit);
+        let verdict = check(&above, &[xs(3.7)]);
+        assert!(verdict.admit && verdict.solar_carried, "{verdict:?}");
+        assert!(
+            verdict.reasons[1].contains("into its reserve"),
+            "{verdict:?}"
+        );
         // A task already running keeps drawing beside the new one: 4 W carry one, not two.
         let running = [PlannedJob {
             running: true,

@@ -86,6 +86,19 @@ struct Running {
     measured_load_w: f64,
     measured_s: f64,
     load_samples: u32,
+    /// Taken on the panel alone: it runs only while PV carries it until it is due.
+    solar_only: bool,
+}
+
+impl Running {
+    /// Whether work taken on the panel alone is due: its deadline is closer than twice the
+    /// most work it may have left. It may then draw battery charge above the reserve (never
+    /// the reserve itself) rather than miss its deadline. `frozen_s`: how long it has been
+    /// paused now (not yet moved into `started_s`).
+    fn due(&self, now_s: f64, frozen_s: f64) -> bool {
+        let left = (self.runtime_s - (now_s - self.started_s - frozen_s)).max(0.0);
+        self.deadline_s - now_s <= 2.0 * left
+    }
 }
 
 /// What survives a restart: the battery estimate and what each app draws.
@@ -167,6 +180,11 @@ struct State {
     paused: bool,
     paused_since: Option<f64>,
     rejected: u64,
+    /// Whether the node's last yes came from the solar-carried rule: the tasks it brings run
+    /// only while the panel carries them.
+    solar_carried_yes: bool,
+    /// Tasks taken under such a yes and not finished.
+    solar_only: std::collections::HashSet<String>,
 }
 
 /// The energy admission gate.
@@ -233,6 +251,8 @@ impl EnergyGate {
                 paused: false,
                 paused_since: None,
                 rejected: 0,
+                solar_carried_yes: false,
+                solar_only: Default::default(),
             }),
         }
     }
@@ -315,14 +335,20 @@ impl EnergyGate {
 
     /// [`power_plan`](Self::power_plan) from a state already at hand, at the gate's time `now`.
     fn plan_power(&self, state: &State, now: f64) -> super::power::PowerPlan {
-        super::power::plan(
+        let mut plan = super::power::plan(
             state.forecast.as_ref(),
             state.estimator.energy_wh(),
             self.config.model.floor_wh,
-            self.config.idle_w,
             self.config.busy_w,
+            state.last.as_ref().and_then(|s| s.pv_w),
             now,
-        )
+        );
+        // Work taken is work to do: the node stays on for it (it pauses what the panel does
+        // not carry under the reserve).
+        if !state.running.is_empty() || !state.queued.is_empty() {
+            plan.power_off = None;
+        }
+        plan
     }
 
     /// The node's power use right now, as best known: measured, or idle plus running tasks.
@@ -777,6 +803,7 @@ impl AdmissionGate for EnergyGate {
                 )
             } else {
                 let verdict = self.verdict(&mut state, estimate, now);
+                state.solar_carried_yes = verdict.admit && verdict.solar_carried;
                 let mut reasons = verdict.reasons;
                 reasons.push(format!(
                     "battery {:.1} Wh ({:.0} %), reserve {:.1} Wh, PV now {:.1} W, forecast {}",
@@ -823,6 +850,9 @@ impl AdmissionGate for EnergyGate {
             return;
         }
         let power_w = self.app_power(&state, estimate.app.as_deref());
+        if state.solar_carried_yes {
+            state.solar_only.insert(task.to_string());
+        }
         state.queued.insert(
             task.to_string(),
             PlannedJob {
@@ -851,6 +881,7 @@ impl AdmissionGate for EnergyGate {
         };
         let power_w = self.app_power(&state, estimate.app.as_deref());
         state.queued.remove(task);
+        let solar_only = state.solar_only.contains(task);
         state.running.insert(
             task.to_string(),
             Running {
@@ -868,6 +899,7 @@ impl AdmissionGate for EnergyGate {
                 measured_load_w: 0.0,
                 measured_s: 0.0,
                 load_samples: 0,
+                solar_only,
             },
         );
     }
@@ -884,6 +916,7 @@ impl AdmissionGate for EnergyGate {
             state.running = running;
         }
         state.queued.remove(task);
+        state.solar_only.remove(task);
         let run = state.running.remove(task)?;
         let learnable =
             run.measured_s >= MIN_LEARNING_S && run.load_samples >= MIN_LEARNING_SAMPLES;
@@ -946,10 +979,19 @@ impl AdmissionGate for EnergyGate {
         let battery = state.estimator.energy_wh();
         let floor = self.config.model.floor_wh;
         let surplus = pv.unwrap_or(0.0) - self.config.idle_w;
-        // Pause under the reserve when PV falls short; resume with a band on both.
-        let short = battery < floor && surplus < running_w;
-        let plenty =
-            battery >= floor + self.config.hysteresis_wh / 2.0 || surplus >= running_w + 0.5;
+        // Work taken on the panel alone never runs on the battery until it is due.
+        let frozen = state
+            .paused_since
+            .map_or(0.0, |since| (now - since).max(0.0));
+        let panel_only = state
+            .running
+            .values()
+            .any(|task| task.solar_only && !task.due(now, frozen));
+        // Pause when PV falls short under the reserve or of panel-only work; resume with a
+        // band on both.
+        let short = (battery < floor || panel_only) && surplus < running_w;
+        let plenty = (battery >= floor + self.config.hysteresis_wh / 2.0 && !panel_only)
+            || surplus >= running_w + 0.5;
         let was = state.paused;
         state.paused = if was { !plenty } else { short };
         // A frozen task makes no progress: its planned end moves by the time it was frozen.
@@ -964,10 +1006,18 @@ impl AdmissionGate for EnergyGate {
             _ => {}
         }
         state.paused.then(|| {
-            format!(
-                "battery {battery:.1} Wh under its {floor:.1} Wh reserve and PV surplus {surplus:.1} W \
-                 short of the {running_w:.1} W the running apps need"
-            )
+            if battery < floor {
+                format!(
+                    "battery {battery:.1} Wh under its {floor:.1} Wh reserve and PV surplus \
+                     {surplus:.1} W short of the {running_w:.1} W the running apps need"
+                )
+            } else {
+                format!(
+                    "work taken on the panel alone and PV surplus {surplus:.1} W short of the \
+                     {running_w:.1} W the running apps need (it runs on the battery only when \
+                     its deadline comes close)"
+                )
+            }
         })
     }
 
@@ -1188,6 +1238,51 @@ pub(crate) mod tests {
         gate.observe(sample(NOON + 10.0, 7.0, Some(3.5)));
         let no = gate.admit(&xs(None), NOON as u64 + 10);
         assert!(!no.admit, "{no:?}");
+    }
+
+    #[test]
+    fn above_the_reserve_work_taken_on_the_panel_alone_pauses_when_it_falls_short_until_due() {
+        // 35 Wh, 5 Wh above the reserve, at noon: the battery plan keeps that charge for the
+        // night, the panel's 4.3 W of surplus carries a task now.
+        let gate = gate(0.35);
+        gate.observe(sample(NOON, 7.0, Some(2.7)));
+        let yes = gate.admit(&xs(None), NOON as u64);
+        assert!(yes.admit, "{yes:?}");
+        assert!(yes.reasons[0].starts_with("solar-carried"), "{yes:?}");
+        gate.task_admitted(task(1), &xs(None), NOON);
+        gate.task_started(task(1), &xs(None), NOON);
+        assert!(gate.pause_reason().is_none(), "the panel carries it");
+        // A cloud: 5 W. Above the reserve an ordinary task would run on the battery; this one
+        // waits for the sun.
+        gate.observe(sample(NOON + 60.0, 5.0, None));
+        let reason = gate.pause_reason().expect("paused above the reserve");
+        assert!(reason.contains("panel alone"), "{reason}");
+        // Still grey later on. It ran 60 s, so up to 240 s of work are left: due once its
+        // deadline (2100 s from the start) is 480 s away.
+        gate.observe(sample(NOON + 1500.0, 5.0, None));
+        assert!(
+            gate.pause_reason().is_some(),
+            "600 s to the deadline: not yet due"
+        );
+        gate.observe(sample(NOON + 1700.0, 5.0, None));
+        assert!(
+            gate.pause_reason().is_none(),
+            "due: it may run on the battery"
+        );
+        // A task the battery plan took is not panel-only: it runs on the charge above the
+        // reserve at once.
+        assert!(gate.task_finished(task(1), NOON + 1800.0).is_some());
+        let plain = gate_from(0.9, PersistentState::default());
+        plain.observe(sample(NOON, 40.0, None));
+        let yes = plain.admit(&xs(None), NOON as u64);
+        assert!(
+            yes.admit && !yes.reasons[0].starts_with("solar-carried"),
+            "{yes:?}"
+        );
+        plain.task_admitted(task(2), &xs(None), NOON);
+        plain.task_started(task(2), &xs(None), NOON);
+        plain.observe(sample(NOON + 60.0, 5.0, None));
+        assert!(plain.pause_reason().is_none());
     }
 
     #[test]

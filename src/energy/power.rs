@@ -18,15 +18,25 @@ pub struct PowerPlan {
     pub power_off: Option<String>,
 }
 
-/// Plans from the forecast and the battery. The node powers off only when the battery is at
-/// its reserve, the panel does not even carry the idle draw now, and no useful sun is
-/// expected for two hours; it wakes when the median forecast first covers full load.
+/// The shortest sleep worth a power cycle, and how often a node at its reserve looks at the
+/// sky again while the forecast still gives sun for work a chance: a boot and five minutes of
+/// looking cost about a third of a watt-hour, half an hour awake in the dark over a watt-hour.
+pub const NAP_S: f64 = 1800.0;
+
+/// Plans from the forecast, the battery and the panel's power measured now. The node powers
+/// off when the battery is at its reserve and the panel does not carry work now (`busy_w`,
+/// measured; the median forecast when unmeasured): every watt the idle node would draw then
+/// comes out of the reserve or out of the charge that would refill it. It wakes when the
+/// forecast's P90 first gives sun for work (a chance of it is worth a look), but not before
+/// a nap of [`NAP_S`]; with no chance in the whole forecast, at the brightest hour of the
+/// coming day (and the board's guaranteed wake stays as the last resort). The caller keeps it
+/// on while it has work.
 pub fn plan(
     forecast: Option<&Forecast>,
     battery_wh: f64,
     floor_wh: f64,
-    idle_w: f64,
     busy_w: f64,
+    pv_now_w: Option<f64>,
     now_s: f64,
 ) -> PowerPlan {
     let Some(forecast) = forecast else {
@@ -35,21 +45,35 @@ pub fn plan(
             power_off: None,
         };
     };
-    let wake_at_s = forecast
+    let chance_at = forecast
         .points
         .iter()
         .filter(|p| p.time_s > now_s + 600.0)
-        .find(|p| p.p50_w >= busy_w)
+        .find(|p| p.p90_w >= busy_w)
         .map(|p| p.time_s);
-    let sun_now = forecast.power_w(0.5, now_s);
-    let dark_for_long = wake_at_s.is_none_or(|t| t > now_s + 2.0 * 3600.0);
-    let power_off = (battery_wh <= floor_wh && sun_now < idle_w && dark_for_long).then(|| {
+    // No chance in the whole forecast (a long grey spell teaches it a low P90): still look at
+    // the sky at the brightest hour of the coming day, as the weather can be better than its
+    // recent past.
+    let brightest = || {
+        forecast
+            .points
+            .iter()
+            .filter(|p| p.time_s >= now_s + NAP_S && p.time_s < now_s + 86_400.0)
+            .filter(|p| p.p90_w > 0.0)
+            .reduce(|best, p| if p.p90_w > best.p90_w { p } else { best })
+            .map(|p| p.time_s)
+    };
+    let wake_at_s = chance_at.map(|t| t.max(now_s + NAP_S)).or_else(brightest);
+    let sun_now = pv_now_w
+        .filter(|w| w.is_finite())
+        .unwrap_or_else(|| forecast.power_w(0.5, now_s));
+    let power_off = (battery_wh <= floor_wh && sun_now < busy_w).then(|| {
         format!(
-            "night reserve reached ({battery_wh:.1} Wh <= {floor_wh:.1} Wh) and no sun for work \
-             before {}",
+            "battery at its reserve ({battery_wh:.1} Wh <= {floor_wh:.1} Wh) and the panel's              {sun_now:.1} W carry no work; awake again {}",
             wake_at_s
-                .map(|t| format!("unix {t:.0}"))
-                .unwrap_or_else(|| "the end of the forecast".into())
+                .map(|t| format!("at unix {t:.0} to look at the sky"))
+                .unwrap_or_else(|| "at the board's guaranteed wake (no sun for work in the                                     forecast)"
+                    .into())
         )
     });
     PowerPlan {
@@ -113,22 +137,40 @@ mod tests {
     const MIDNIGHT: f64 = 1_782_000_000.0;
 
     #[test]
-    fn at_the_reserve_in_the_dark_the_node_powers_off_until_the_sun_carries_work() {
+    fn at_the_reserve_in_the_dark_the_node_powers_off_until_the_sun_may_carry_work() {
         let now = MIDNIGHT + 3600.0;
-        let plan = plan(Some(&forecast(now)), 29.0, 30.0, 2.7, 20.0, now);
-        assert_eq!(plan.wake_at_s, Some(MIDNIGHT + 7.0 * 3600.0));
-        assert!(plan.power_off.unwrap().contains("night reserve"));
-        // Above the reserve, or with sun coming within two hours, it stays on.
+        let night = plan(Some(&forecast(now)), 29.0, 30.0, 20.0, Some(0.0), now);
+        // P90 first reaches the 20 W of full load at 07:00 (P90 12 W from 05:00 is not enough).
+        assert_eq!(night.wake_at_s, Some(MIDNIGHT + 7.0 * 3600.0));
+        assert!(night.power_off.unwrap().contains("reserve"));
+        // Above the reserve it stays on: the battery plan may spend that charge.
         assert!(
-            super::plan(Some(&forecast(now)), 45.0, 30.0, 2.7, 20.0, now)
+            plan(Some(&forecast(now)), 45.0, 30.0, 20.0, Some(0.0), now)
                 .power_off
                 .is_none()
         );
-        let dawn = MIDNIGHT + 5.5 * 3600.0;
-        assert!(
-            super::plan(Some(&forecast(dawn)), 29.0, 30.0, 2.7, 20.0, dawn)
-                .power_off
-                .is_none()
+        // At 08:00 the forecast says 25 W. Measured, the panel carries work: on. Measured grey
+        // (5 W): off for a nap, as the forecast still gives sun a chance. Not measured: the
+        // median forecast says.
+        let morning = MIDNIGHT + 8.0 * 3600.0;
+        let at = |pv: Option<f64>| plan(Some(&forecast(morning)), 29.0, 30.0, 20.0, pv, morning);
+        assert!(at(Some(25.0)).power_off.is_none());
+        let grey = at(Some(5.0));
+        assert!(grey.power_off.is_some());
+        assert_eq!(grey.wake_at_s, Some(morning + NAP_S));
+        assert!(at(None).power_off.is_none());
+        // A forecast that never gives sun for work (40 W here): it still looks at the sky at
+        // the brightest hour of the coming day, the first one of equals.
+        let dim = plan(Some(&forecast(now)), 29.0, 30.0, 40.0, Some(0.0), now);
+        assert!(dim.power_off.is_some());
+        assert_eq!(dim.wake_at_s, Some(MIDNIGHT + 7.0 * 3600.0));
+        // No forecast at all: no plan.
+        assert_eq!(
+            plan(None, 29.0, 30.0, 20.0, Some(0.0), now),
+            PowerPlan {
+                wake_at_s: None,
+                power_off: None
+            }
         );
     }
 
@@ -137,7 +179,7 @@ mod tests {
         let fake = FakeWittyPi::new();
         let mut board = WittyPi::new(fake.clone());
         let now = MIDNIGHT + 3600.0;
-        let plan = plan(Some(&forecast(now)), 29.0, 30.0, 2.7, 20.0, now);
+        let plan = plan(Some(&forecast(now)), 29.0, 30.0, 20.0, Some(0.0), now);
         program(&mut board, &plan, 24).unwrap();
         // 2026-06-21 07:00:00 UTC: registers 27-31 = second, minute, hour, day, weekday (BCD).
         assert_eq!(fake.register(27), 0x00);

@@ -267,6 +267,12 @@ pub struct SimConfig {
     pub hysteresis: f64,
     /// The site, when the trace does not name one.
     pub site: Option<Site>,
+    /// pew with a Witty Pi: it powers off as its power plan says (at the reserve, in the dark,
+    /// no sun for work for two hours) and wakes at the plan's alarm or after this many seconds
+    /// at the latest (the board's guaranteed wake). `None`: no board, the node never sleeps.
+    pub wake_fallback_s: Option<f64>,
+    /// What a wake-up costs: seconds at the busy draw while the node boots.
+    pub boot_s: f64,
 }
 
 impl Default for SimConfig {
@@ -283,6 +289,8 @@ impl Default for SimConfig {
             quantile: 0.1,
             hysteresis: 0.01,
             site: None,
+            wake_fallback_s: None,
+            boot_s: 60.0,
         }
     }
 }
@@ -316,6 +324,10 @@ pub struct SimReport {
     pub brownout_s: f64,
     /// Seconds a running job was paused to spare the reserve (pew only).
     pub paused_s: f64,
+    /// Seconds pew slept, powered off by its Witty Pi's plan (pew with a board only).
+    pub asleep_s: f64,
+    /// Times it woke up again.
+    pub wake_ups: u64,
     /// Jobs pew admitted on the panel alone (the solar-carried rule; pew only).
     pub solar_carried: u64,
     /// How honest the forecast's P10 and P90 were over the trace (when its site is known).
@@ -336,6 +348,18 @@ struct Admitted {
     energy_wh: f64,
     green_wh: f64,
     violated: bool,
+    /// Taken on the panel alone (pew's solar-carried rule): it runs only while PV carries it,
+    /// whatever the battery holds.
+    solar_only: bool,
+}
+
+impl Admitted {
+    /// Whether work taken on the panel alone is now due: its deadline is closer than twice
+    /// the most work it may have left. Then, as the executor does, it may run on battery
+    /// charge above the reserve (never on the reserve itself) rather than miss.
+    fn due(&self, now_s: f64) -> bool {
+        self.deadline_s - now_s <= 2.0 * (self.job.max_runtime_s() - self.done_s).max(0.0)
+    }
 }
 
 /// Runs `jobs` through `policy` over `trace`.
@@ -358,6 +382,11 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
     let mut admitted: Vec<Admitted> = Vec::new();
     let mut running: Option<usize> = None;
     let mut down = false;
+    // pew with a Witty Pi: powered off until this time; the last time it read its power plan;
+    // boot time left after a wake-up.
+    let mut asleep_until: Option<f64> = None;
+    let mut last_power_plan_s = f64::NEG_INFINITY;
+    let mut boot_left_s = 0.0;
     let mut next_job = 0;
     let mut report = SimReport {
         policy,
@@ -373,6 +402,8 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         curtailed_wh: 0.0,
         brownout_s: 0.0,
         paused_s: 0.0,
+        asleep_s: 0.0,
+        wake_ups: 0,
         solar_carried: 0,
         forecast_calibration: None,
     };
@@ -382,7 +413,14 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
     while t < trace.end_s() {
         let pv = trace.pv_at(t + dt / 2.0);
         let energy = green_wh + other_wh;
-        if let Some(f) = forecaster.as_mut() {
+        if asleep_until.is_some_and(|wake| t >= wake) {
+            asleep_until = None;
+            report.wake_ups += 1;
+            boot_left_s = config.boot_s;
+            forecast_cache = None; // a node that was off makes a fresh forecast
+        }
+        let asleep = asleep_until.is_some();
+        if let Some(f) = forecaster.as_mut().filter(|_| !asleep) {
             f.observe(t, trace.pv_at(t));
         }
         if let (Some(c), Some(f)) = (calibration.as_mut(), forecaster.as_ref()) {
@@ -391,9 +429,10 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             }
             c.measured(t, pv, dt);
         }
-        if forecast_cache
-            .as_ref()
-            .is_none_or(|f| t - f.made_at_s >= 900.0)
+        if !asleep
+            && forecast_cache
+                .as_ref()
+                .is_none_or(|f| t - f.made_at_s >= 900.0)
         {
             forecast_cache = forecaster.as_ref().map(|f| {
                 f.forecast(
@@ -412,18 +451,22 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                 continue;
             }
             report.jobs_offered += 1;
-            if down {
-                continue; // a browned-out node answers nothing
+            if down || asleep || boot_left_s > 0.0 {
+                continue; // a browned-out, powered-off or booting node answers nothing
             }
             let busy =
                 running.is_some() || admitted.iter().any(|a| a.finished_s.is_none() && !a.lost);
             let decision = match policy {
-                Policy::Always => Some(None),
+                Policy::Always => Some((None, false)),
                 Policy::Threshold => {
-                    (energy >= battery.floor_wh + 0.2 * config.battery_wh).then_some(None)
+                    (energy >= battery.floor_wh + 0.2 * config.battery_wh).then_some((None, false))
                 }
-                Policy::NoForecast => (!busy && pv - config.idle_w >= job_w).then_some(None),
-                Policy::Oracle => oracle_slot(trace, &admitted, &job, config, job_w).map(Some),
+                Policy::NoForecast => {
+                    (!busy && pv - config.idle_w >= job_w).then_some((None, false))
+                }
+                Policy::Oracle => {
+                    oracle_slot(trace, &admitted, &job, config, job_w).map(|s| (Some(s), false))
+                }
                 Policy::Pew => {
                     let queue: Vec<PlannedJob> = admitted
                         .iter()
@@ -471,10 +514,10 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     };
                     let verdict = hysteresis.decide(&input, std::slice::from_ref(&candidate));
                     report.solar_carried += u64::from(verdict.solar_carried);
-                    verdict.admit.then_some(None)
+                    verdict.admit.then_some((None, verdict.solar_carried))
                 }
             };
-            if let Some(planned_start_s) = decision {
+            if let Some((planned_start_s, solar_only)) = decision {
                 report.jobs_accepted += 1;
                 admitted.push(Admitted {
                     deadline_s: job.deadline_s(),
@@ -487,6 +530,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     energy_wh: 0.0,
                     green_wh: 0.0,
                     violated: false,
+                    solar_only,
                 });
             }
         }
@@ -516,8 +560,9 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     // The executor's guard, the same as the planner's.
                     Policy::Pew => {
                         pv - config.idle_w >= job_w
-                            || energy - estimate_wh / battery.discharge_efficiency
-                                >= battery.floor_wh
+                            || (!admitted[index].solar_only || admitted[index].due(t))
+                                && energy - estimate_wh / battery.discharge_efficiency
+                                    >= battery.floor_wh
                     }
                     _ => true,
                 };
@@ -528,8 +573,41 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             }
         }
 
+        // pew with a Witty Pi, idle, reads its power plan every 5 minutes (as the node does)
+        // and powers off when it says so.
+        let idle = running.is_none() && admitted.iter().all(|a| a.finished_s.is_some() || a.lost);
+        if policy == Policy::Pew
+            && !down
+            && !asleep
+            && idle
+            && boot_left_s <= 0.0
+            && t - last_power_plan_s >= 300.0
+            && let Some(fallback_s) = config.wake_fallback_s
+        {
+            last_power_plan_s = t;
+            let plan = super::power::plan(
+                forecast_cache.as_ref(),
+                energy,
+                battery.floor_wh,
+                config.busy_w,
+                Some(pv),
+                t,
+            );
+            if plan.power_off.is_some() {
+                asleep_until = Some(plan.wake_at_s.unwrap_or(f64::INFINITY).min(t + fallback_s));
+            }
+        }
+
         // Power flow for this step.
         report.pv_wh += pv * dt / 3600.0;
+        if asleep_until.is_some() {
+            report.asleep_s += dt;
+            let flow = battery.step(energy, pv, dt);
+            green_wh += flow.stored_wh;
+            report.curtailed_wh += flow.curtailed_wh;
+            t += dt;
+            continue;
+        }
         if down {
             report.brownout_s += dt;
             let flow = battery.step(energy, pv, dt);
@@ -541,11 +619,13 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             t += dt;
             continue;
         }
-        // pew pauses its running job (as the node does with `docker pause`) while the battery
-        // is under its reserve and PV cannot carry the job: the job never draws the reserve.
+        // pew pauses its running job (as the node does with `docker pause`) while PV cannot
+        // carry it and the battery is under its reserve (the job never draws the reserve) or
+        // the job was taken on the panel alone (it never draws the battery at all).
         let paused = policy == Policy::Pew
-            && running.is_some()
-            && energy < battery.floor_wh
+            && running.is_some_and(|i| {
+                energy < battery.floor_wh || admitted[i].solar_only && !admitted[i].due(t)
+            })
             && pv - config.idle_w < job_w;
         if paused {
             report.paused_s += dt;
@@ -557,7 +637,10 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         let job_now_w = job_w * run_s / dt;
         let pv_for_idle = pv.min(config.idle_w);
         let pv_for_job = (pv - pv_for_idle).min(job_now_w);
-        let flow = battery.step(energy, pv - config.idle_w - job_now_w, dt);
+        // Booting draws the busy power; it is the node's, no job's.
+        let boot_w = job_w * boot_left_s.min(dt) / dt;
+        boot_left_s = (boot_left_s - dt).max(0.0);
+        let flow = battery.step(energy, pv - config.idle_w - job_now_w - boot_w, dt);
         report.curtailed_wh += flow.curtailed_wh;
         green_wh += flow.stored_wh;
         // Draws take the green layer first; the idle draw is served before the job.
@@ -770,6 +853,54 @@ mod tests {
             naive.jobs_accepted <= oracle.jobs_accepted + 3,
             "{naive:?} vs {oracle:?}"
         );
+    }
+
+    /// Five winter days at 60° N: 09:00-15:00 at 8 W (enough for idle and one task), dark
+    /// otherwise, every 10 minutes; the site is named so pew forecasts.
+    fn scarce_days() -> Trace {
+        let mut text =
+            String::from("# site: latitude=60 longitude=0 tilt=35 azimuth=0 kwp=0.02\ntime,pv_w\n");
+        let start = 1_797_292_800; // 2026-12-15 00:00 UTC
+        for i in 0..=(5 * 144) {
+            let t = i * 600;
+            let hour = (t % 86_400) / 3600;
+            let pv = if (9..15).contains(&hour) { 8 } else { 0 };
+            text.push_str(&format!("{},{pv}\n", start + t));
+        }
+        Trace::parse(&text, "scarce").unwrap()
+    }
+
+    #[test]
+    fn with_a_witty_pi_pew_sleeps_through_the_dark_instead_of_browning_out() {
+        let trace = scarce_days();
+        let jobs: Vec<Job> = (0..(5 * 72))
+            .map(|i| Job {
+                arrival_s: trace.start_s() + i as f64 * 1200.0 + 1.0,
+                category: 0,
+                runtime_s: 200.0,
+            })
+            .collect();
+        let awake = simulate(&trace, &jobs, Policy::Pew, &SimConfig::default());
+        let board = SimConfig {
+            wake_fallback_s: Some(86_400.0),
+            ..SimConfig::default()
+        };
+        let asleep = simulate(&trace, &jobs, Policy::Pew, &board);
+        // Without a board the idle draw empties the battery every night.
+        assert!(awake.brownout_s > 0.0 && awake.asleep_s == 0.0, "{awake:?}");
+        // With one it powers off at the reserve in the dark and wakes for the sun.
+        assert_eq!(asleep.brownout_s, 0.0, "{asleep:?}");
+        assert!(asleep.asleep_s > 3.0 * 12.0 * 3600.0, "{asleep:?}");
+        assert!(asleep.wake_ups >= 4, "{asleep:?}");
+        assert!(asleep.jobs_accepted > 0, "{asleep:?}");
+        for report in [&awake, &asleep] {
+            assert_eq!(report.deadline_misses, 0, "{report:?}");
+            assert_eq!(report.floor_violations, 0, "{report:?}");
+            assert!(report.green_share_pct >= 99.0, "{report:?}");
+        }
+        // Other policies have no board to sleep with.
+        let oracle = simulate(&trace, &jobs, Policy::Oracle, &board);
+        assert_eq!(oracle.asleep_s, 0.0);
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub struct SimulateArgs {
     /// [default: 50,30,15,4,1].
     #[arg(long, value_name = "WEIGHTS")]
     pub mix: Option<JobMix>,
+    /// pew has a Witty Pi: it powers off when its power plan says so (at the reserve, in the
+    /// dark, no sun for work within two hours) and wakes at the plan's alarm, or after
+    /// energy.wake_fallback_h at the latest. Only the pew policy sleeps.
+    #[arg(long)]
+    pub wittypi: bool,
 }
 
 /// Runs one energy subcommand.
@@ -126,6 +131,9 @@ pub fn simulate_command(args: &SimulateArgs, settings: &Settings) -> anyhow::Res
         quantile: energy.forecast.quantile,
         hysteresis: energy.policy.hysteresis,
         site: crate::energy::runtime::configured_site(energy).ok(),
+        wake_fallback_s: args
+            .wittypi
+            .then(|| energy.wake_fallback_h.clamp(1.0, 127.0 * 24.0) * 3600.0),
         ..SimConfig::default()
     };
     if !(config.battery_wh >= 0.0 && config.battery_wh.is_finite()) {

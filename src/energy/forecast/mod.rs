@@ -316,18 +316,43 @@ impl Corrector {
         Some([pick(0.1), pick(0.5), pick(0.9)])
     }
 
+    /// Ratios for a point `ahead_s` from now (see [`Spread::ratios`]).
+    pub fn ratios(&self, now_s: f64, ahead_s: f64) -> [f64; 3] {
+        self.spread(now_s).ratios(ahead_s)
+    }
+
+    /// What the ratios at `now_s` are made of, sorted once for a whole forecast: a forecast
+    /// asks for hundreds of points, and each would sort two weeks of hours again.
+    pub fn spread(&self, now_s: f64) -> Spread {
+        Spread {
+            far: self.quantiles(),
+            recent: self.recent(now_s),
+            errors: self.nowcast_error_quantiles(),
+        }
+    }
+}
+
+/// A corrector's state at one moment, ready to give the ratios for any point ahead.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    far: [f64; 3],
+    recent: Option<f64>,
+    errors: Option<[f64; 3]>,
+}
+
+impl Spread {
     /// Ratios for a point `ahead_s` from now. Near points come from the recent ratio and the
     /// quantiles of its own past hour-ahead errors (before a day of them is known: a third of
     /// the two-week spread around it); far ones from the two-week distribution; in between,
     /// each quantile moves from the one to the other.
-    pub fn ratios(&self, now_s: f64, ahead_s: f64) -> [f64; 3] {
-        let [q10, q50, q90] = self.quantiles();
-        let Some(recent) = self.recent(now_s) else {
+    pub fn ratios(&self, ahead_s: f64) -> [f64; 3] {
+        let [q10, q50, q90] = self.far;
+        let Some(recent) = self.recent else {
             return [q10, q50, q90];
         };
         let near = (-ahead_s.max(0.0) / PERSISTENCE_HORIZON_S).exp();
-        if let Some(errors) = self.nowcast_error_quantiles() {
-            let far = [q10, q50, q90];
+        if let Some(errors) = self.errors {
+            let far = self.far;
             return [0, 1, 2]
                 .map(|i| (near * (recent + errors[i]) + (1.0 - near) * far[i]).max(0.0));
         }
@@ -432,21 +457,23 @@ impl Forecaster {
     pub fn forecast(&self, now_s: f64, horizon_s: f64, step_s: f64) -> Forecast {
         let steps = (horizon_s / step_s).ceil().max(1.0) as usize;
         let mut used_weather = false;
+        let clear_sky_spread = self.clear_sky.spread(now_s);
+        let weather_spread = self.weather_corrector.spread(now_s);
         let points = (0..steps)
             .map(|i| {
                 let t = now_s + i as f64 * step_s;
                 let middle = t + step_s / 2.0;
-                let (baseline, corrector) = match self.weather_pv_w(middle) {
+                let (baseline, spread) = match self.weather_pv_w(middle) {
                     Some(w) => {
                         used_weather = true;
-                        (w, &self.weather_corrector)
+                        (w, &weather_spread)
                     }
                     None => (
                         clear_sky::clear_sky_pv_w(&self.site, middle),
-                        &self.clear_sky,
+                        &clear_sky_spread,
                     ),
                 };
-                let [r10, r50, r90] = corrector.ratios(now_s, middle - now_s);
+                let [r10, r50, r90] = spread.ratios(middle - now_s);
                 ForecastPoint {
                     time_s: t,
                     p10_w: baseline * r10,
