@@ -330,15 +330,33 @@ impl EnergyGate {
     /// When to wake and whether to power off, from the forecast and the battery now.
     pub fn power_plan(&self, now_wall_s: f64) -> super::power::PowerPlan {
         let now = self.clock.energy_time(now_wall_s);
-        self.plan_power(&self.state(), now)
+        let mut state = self.state();
+        let admits = self.probe(&mut state, now).admit;
+        self.plan_power(&state, now, admits)
     }
 
-    /// [`power_plan`](Self::power_plan) from a state already at hand, at the gate's time `now`.
-    fn plan_power(&self, state: &State, now: f64) -> super::power::PowerPlan {
+    /// The budget check for the status probe (one XS task of an unknown app), leaving the
+    /// real hysteresis state as it was.
+    fn probe(&self, state: &mut State, now: f64) -> Verdict {
+        let probe = TaskEstimate {
+            category: 0,
+            max_runtime_s: 300,
+            volume: 1,
+            deadline_in_s: 2100,
+            app: None,
+        };
+        let saved = state.hysteresis.clone();
+        let verdict = self.verdict(state, &probe, now);
+        state.hysteresis = saved;
+        verdict
+    }
+
+    /// [`power_plan`](Self::power_plan) from a state already at hand, at the gate's time `now`,
+    /// with whether the gate would take work now.
+    fn plan_power(&self, state: &State, now: f64, admits: bool) -> super::power::PowerPlan {
         let mut plan = super::power::plan(
             state.forecast.as_ref(),
-            state.estimator.energy_wh(),
-            self.config.model.floor_wh,
+            admits && state.low_voltage.is_none(),
             self.config.busy_w,
             state.last.as_ref().and_then(|s| s.pv_w),
             now,
@@ -581,17 +599,7 @@ impl EnergyGate {
     pub fn status_at(&self, now_wall_s: f64) -> EnergyStatus {
         let now = self.clock.energy_time(now_wall_s);
         let mut state = self.state();
-        let probe = TaskEstimate {
-            category: 0,
-            max_runtime_s: 300,
-            volume: 1,
-            deadline_in_s: 2100,
-            app: None,
-        };
-        // A probe that must not move the real hysteresis state.
-        let saved = state.hysteresis.clone();
-        let verdict = self.verdict(&mut state, &probe, now);
-        state.hysteresis = saved;
+        let verdict = self.probe(&mut state, now);
         let soc = state.estimator.soc();
         let capacity = self.config.model.capacity_wh;
         let last = state.last.clone();
@@ -618,7 +626,7 @@ impl EnergyGate {
         });
         let mut running_tasks: Vec<String> = state.running.keys().cloned().collect();
         running_tasks.sort();
-        let power_plan = self.plan_power(&state, now);
+        let power_plan = self.plan_power(&state, now, verdict.admit);
         EnergyStatus {
             energy_time_s: now,
             source: None,
@@ -1238,6 +1246,33 @@ pub(crate) mod tests {
         gate.observe(sample(NOON + 10.0, 7.0, Some(3.5)));
         let no = gate.admit(&xs(None), NOON as u64 + 10);
         assert!(!no.admit, "{no:?}");
+    }
+
+    #[test]
+    fn the_power_plan_sleeps_when_the_gate_takes_no_work_and_never_with_tasks_taken() {
+        let midnight = NOON + 12.0 * 3600.0;
+        // Two Wh above the reserve at midnight: the plan keeps them for the night, the dark
+        // panel carries nothing; awake, the node would only burn them. It powers off and wakes
+        // in daylight.
+        let low = gate(0.32);
+        low.observe(sample(midnight, 0.0, Some(2.7)));
+        assert!(!low.admit(&xs(None), midnight as u64).admit);
+        let plan = low.power_plan(midnight);
+        let reason = plan.power_off.expect("powers off");
+        assert!(reason.contains("takes no work"), "{reason}");
+        let wake = plan.wake_at_s.expect("a wake-up");
+        assert!(wake > midnight + 3.0 * 3600.0 && wake < midnight + 18.0 * 3600.0);
+        // The status shows the same plan.
+        let status = low.status(midnight as u64);
+        assert!(status["power_plan"]["power_off"].is_string(), "{status}");
+        // A task taken keeps it on.
+        low.task_admitted(task(1), &xs(None), midnight);
+        assert!(low.power_plan(midnight).power_off.is_none());
+        // A full battery would take work at night: it stays on.
+        let full = gate(0.9);
+        full.observe(sample(midnight, 0.0, Some(2.7)));
+        assert!(full.admit(&xs(None), midnight as u64).admit);
+        assert!(full.power_plan(midnight).power_off.is_none());
     }
 
     #[test]

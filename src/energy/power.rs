@@ -23,18 +23,19 @@ pub struct PowerPlan {
 /// looking cost about a third of a watt-hour, half an hour awake in the dark over a watt-hour.
 pub const NAP_S: f64 = 1800.0;
 
-/// Plans from the forecast, the battery and the panel's power measured now. The node powers
-/// off when the battery is at its reserve and the panel does not carry work now (`busy_w`,
-/// measured; the median forecast when unmeasured): every watt the idle node would draw then
-/// comes out of the reserve or out of the charge that would refill it. It wakes when the
+/// Plans from the forecast, the gate's answer now and the panel's power measured now. The
+/// node powers off when the gate would take no work (`admits_work` false: the battery plan has
+/// no room and the panel alone carries nothing) and the panel does not carry work now
+/// (`busy_w`, measured; the median forecast when unmeasured): awake, it would only turn charge
+/// into idle draw, and in scarce sun the idle draw is most of what the panel gives. It wakes
+/// when the
 /// forecast's P90 first gives sun for work (a chance of it is worth a look), but not before
 /// a nap of [`NAP_S`]; with no chance in the whole forecast, at the brightest hour of the
 /// coming day (and the board's guaranteed wake stays as the last resort). The caller keeps it
 /// on while it has work.
 pub fn plan(
     forecast: Option<&Forecast>,
-    battery_wh: f64,
-    floor_wh: f64,
+    admits_work: bool,
     busy_w: f64,
     pv_now_w: Option<f64>,
     now_s: f64,
@@ -67,13 +68,14 @@ pub fn plan(
     let sun_now = pv_now_w
         .filter(|w| w.is_finite())
         .unwrap_or_else(|| forecast.power_w(0.5, now_s));
-    let power_off = (battery_wh <= floor_wh && sun_now < busy_w).then(|| {
+    let power_off = (!admits_work && sun_now < busy_w).then(|| {
         format!(
-            "battery at its reserve ({battery_wh:.1} Wh <= {floor_wh:.1} Wh) and the panel's              {sun_now:.1} W carry no work; awake again {}",
+            "the gate takes no work now and the panel's {sun_now:.1} W carry none; awake again {}",
             wake_at_s
                 .map(|t| format!("at unix {t:.0} to look at the sky"))
-                .unwrap_or_else(|| "at the board's guaranteed wake (no sun for work in the                                     forecast)"
-                    .into())
+                .unwrap_or_else(|| {
+                    "at the board's guaranteed wake (no daylight in the forecast)".into()
+                })
         )
     });
     PowerPlan {
@@ -137,15 +139,16 @@ mod tests {
     const MIDNIGHT: f64 = 1_782_000_000.0;
 
     #[test]
-    fn at_the_reserve_in_the_dark_the_node_powers_off_until_the_sun_may_carry_work() {
+    fn with_no_work_to_take_in_the_dark_the_node_powers_off_until_the_sun_may_carry_work() {
         let now = MIDNIGHT + 3600.0;
-        let night = plan(Some(&forecast(now)), 29.0, 30.0, 20.0, Some(0.0), now);
+        let night = plan(Some(&forecast(now)), false, 20.0, Some(0.0), now);
         // P90 first reaches the 20 W of full load at 07:00 (P90 12 W from 05:00 is not enough).
         assert_eq!(night.wake_at_s, Some(MIDNIGHT + 7.0 * 3600.0));
-        assert!(night.power_off.unwrap().contains("reserve"));
-        // Above the reserve it stays on: the battery plan may spend that charge.
+        assert!(night.power_off.unwrap().contains("takes no work"));
+        // When the gate would take work (charge above the reserve the plan may spend) it stays
+        // on.
         assert!(
-            plan(Some(&forecast(now)), 45.0, 30.0, 20.0, Some(0.0), now)
+            plan(Some(&forecast(now)), true, 20.0, Some(0.0), now)
                 .power_off
                 .is_none()
         );
@@ -153,7 +156,7 @@ mod tests {
         // (5 W): off for a nap, as the forecast still gives sun a chance. Not measured: the
         // median forecast says.
         let morning = MIDNIGHT + 8.0 * 3600.0;
-        let at = |pv: Option<f64>| plan(Some(&forecast(morning)), 29.0, 30.0, 20.0, pv, morning);
+        let at = |pv: Option<f64>| plan(Some(&forecast(morning)), false, 20.0, pv, morning);
         assert!(at(Some(25.0)).power_off.is_none());
         let grey = at(Some(5.0));
         assert!(grey.power_off.is_some());
@@ -161,12 +164,12 @@ mod tests {
         assert!(at(None).power_off.is_none());
         // A forecast that never gives sun for work (40 W here): it still looks at the sky at
         // the brightest hour of the coming day, the first one of equals.
-        let dim = plan(Some(&forecast(now)), 29.0, 30.0, 40.0, Some(0.0), now);
+        let dim = plan(Some(&forecast(now)), false, 40.0, Some(0.0), now);
         assert!(dim.power_off.is_some());
         assert_eq!(dim.wake_at_s, Some(MIDNIGHT + 7.0 * 3600.0));
         // No forecast at all: no plan.
         assert_eq!(
-            plan(None, 29.0, 30.0, 20.0, Some(0.0), now),
+            plan(None, false, 20.0, Some(0.0), now),
             PowerPlan {
                 wake_at_s: None,
                 power_off: None
@@ -179,7 +182,7 @@ mod tests {
         let fake = FakeWittyPi::new();
         let mut board = WittyPi::new(fake.clone());
         let now = MIDNIGHT + 3600.0;
-        let plan = plan(Some(&forecast(now)), 29.0, 30.0, 20.0, Some(0.0), now);
+        let plan = plan(Some(&forecast(now)), false, 20.0, Some(0.0), now);
         program(&mut board, &plan, 24).unwrap();
         // 2026-06-21 07:00:00 UTC: registers 27-31 = second, minute, hour, day, weekday (BCD).
         assert_eq!(fake.register(27), 0x00);

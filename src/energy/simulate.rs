@@ -273,6 +273,8 @@ pub struct SimConfig {
     pub wake_fallback_s: Option<f64>,
     /// What a wake-up costs: seconds at the busy draw while the node boots.
     pub boot_s: f64,
+    /// What the board and the powered-off node still draw while asleep (W).
+    pub standby_w: f64,
 }
 
 impl Default for SimConfig {
@@ -290,7 +292,11 @@ impl Default for SimConfig {
             hysteresis: 0.01,
             site: None,
             wake_fallback_s: None,
-            boot_s: 60.0,
+            // A Pi booting and starting its engine, IPFS and pew: two minutes at full load.
+            boot_s: 120.0,
+            // A Witty Pi 4 in standby draws about a milliamp at 5 V; with a converter's own
+            // losses, a tenth of a watt is a generous figure.
+            standby_w: 0.1,
         }
     }
 }
@@ -351,6 +357,61 @@ struct Admitted {
     /// Taken on the panel alone (pew's solar-carried rule): it runs only while PV carries it,
     /// whatever the battery holds.
     solar_only: bool,
+}
+
+/// What pew's admission reads at one step of the simulation.
+struct PewView<'a> {
+    t: f64,
+    energy: f64,
+    pv: f64,
+    admitted: &'a [Admitted],
+    forecast: Option<&'a super::forecast::Forecast>,
+    forecaster: Option<&'a Forecaster>,
+    config: &'a SimConfig,
+    battery: BatteryModel,
+    job_w: f64,
+}
+
+impl PewView<'_> {
+    /// The real check (with its hysteresis) for `candidate` on top of the work admitted.
+    fn check(&self, hysteresis: &mut Hysteresis, candidate: &PlannedJob) -> super::budget::Verdict {
+        let t = self.t;
+        let queue: Vec<PlannedJob> = self
+            .admitted
+            .iter()
+            .filter(|a| a.finished_s.is_none() && !a.lost)
+            .map(|a| PlannedJob {
+                id: String::new(),
+                power_w: self.job_w,
+                remaining_s: match a.started_s {
+                    Some(s) => (a.job.max_runtime_s() - (t - s)).max(self.config.step_s),
+                    None => a.job.max_runtime_s(),
+                },
+                deadline_s: a.deadline_s,
+                running: a.started_s.is_some(),
+            })
+            .collect();
+        let pv_at =
+            super::forecast::planning_pv(self.forecast.cloned(), self.config.quantile, t, self.pv);
+        let trend = self
+            .forecaster
+            .map(|f| super::forecast::sky_trend(f.site(), t));
+        let input = BudgetInput {
+            now_s: t,
+            battery_wh: self.energy,
+            battery: self.battery,
+            idle_w: self.config.idle_w,
+            pv_w: &pv_at,
+            queue: &queue,
+            step_s: 120.0,
+            horizon_s: 86_400.0,
+            margin_wh: 0.0,
+            // Measured as the no-forecast rule measures it.
+            surplus_now_w: Some(self.pv - self.config.idle_w),
+            sky_trend: trend.as_ref().map(|f| f as &dyn Fn(f64) -> f64),
+        };
+        hysteresis.decide(&input, std::slice::from_ref(candidate))
+    }
 }
 
 impl Admitted {
@@ -468,20 +529,6 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     oracle_slot(trace, &admitted, &job, config, job_w).map(|s| (Some(s), false))
                 }
                 Policy::Pew => {
-                    let queue: Vec<PlannedJob> = admitted
-                        .iter()
-                        .filter(|a| a.finished_s.is_none() && !a.lost)
-                        .map(|a| PlannedJob {
-                            id: String::new(),
-                            power_w: job_w,
-                            remaining_s: match a.started_s {
-                                Some(s) => (a.job.max_runtime_s() - (t - s)).max(dt),
-                                None => a.job.max_runtime_s(),
-                            },
-                            deadline_s: a.deadline_s,
-                            running: a.started_s.is_some(),
-                        })
-                        .collect();
                     let candidate = PlannedJob {
                         id: "offer".into(),
                         power_w: job_w,
@@ -489,30 +536,18 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                         deadline_s: job.deadline_s(),
                         running: false,
                     };
-                    let pv_at = super::forecast::planning_pv(
-                        forecast_cache.clone(),
-                        config.quantile,
+                    let verdict = PewView {
                         t,
+                        energy,
                         pv,
-                    );
-                    let trend = forecaster
-                        .as_ref()
-                        .map(|f| super::forecast::sky_trend(f.site(), t));
-                    let input = BudgetInput {
-                        now_s: t,
-                        battery_wh: energy,
+                        admitted: &admitted,
+                        forecast: forecast_cache.as_ref(),
+                        forecaster: forecaster.as_ref(),
+                        config,
                         battery,
-                        idle_w: config.idle_w,
-                        pv_w: &pv_at,
-                        queue: &queue,
-                        step_s: 120.0,
-                        horizon_s: 86_400.0,
-                        margin_wh: 0.0,
-                        // Measured as the no-forecast rule measures it; only an idle node uses it.
-                        surplus_now_w: Some(pv - config.idle_w),
-                        sky_trend: trend.as_ref().map(|f| f as &dyn Fn(f64) -> f64),
-                    };
-                    let verdict = hysteresis.decide(&input, std::slice::from_ref(&candidate));
+                        job_w,
+                    }
+                    .check(&mut hysteresis, &candidate);
                     report.solar_carried += u64::from(verdict.solar_carried);
                     verdict.admit.then_some((None, verdict.solar_carried))
                 }
@@ -574,7 +609,8 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         }
 
         // pew with a Witty Pi, idle, reads its power plan every 5 minutes (as the node does)
-        // and powers off when it says so.
+        // and powers off when it says so: when the gate would take no task and the panel
+        // carries none.
         let idle = running.is_none() && admitted.iter().all(|a| a.finished_s.is_some() || a.lost);
         if policy == Policy::Pew
             && !down
@@ -585,14 +621,29 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             && let Some(fallback_s) = config.wake_fallback_s
         {
             last_power_plan_s = t;
-            let plan = super::power::plan(
-                forecast_cache.as_ref(),
-                energy,
-                battery.floor_wh,
-                config.busy_w,
-                Some(pv),
+            // Whether the gate would take an XS task now (the node's status probe).
+            let probe = PlannedJob {
+                id: "probe".into(),
+                power_w: job_w,
+                remaining_s: 300.0,
+                deadline_s: t + 2100.0,
+                running: false,
+            };
+            let admits = PewView {
                 t,
-            );
+                energy,
+                pv,
+                admitted: &admitted,
+                forecast: forecast_cache.as_ref(),
+                forecaster: forecaster.as_ref(),
+                config,
+                battery,
+                job_w,
+            }
+            .check(&mut hysteresis.clone(), &probe)
+            .admit;
+            let plan =
+                super::power::plan(forecast_cache.as_ref(), admits, config.busy_w, Some(pv), t);
             if plan.power_off.is_some() {
                 asleep_until = Some(plan.wake_at_s.unwrap_or(f64::INFINITY).min(t + fallback_s));
             }
@@ -602,7 +653,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         report.pv_wh += pv * dt / 3600.0;
         if asleep_until.is_some() {
             report.asleep_s += dt;
-            let flow = battery.step(energy, pv, dt);
+            let flow = battery.step(energy, pv - config.standby_w, dt);
             green_wh += flow.stored_wh;
             report.curtailed_wh += flow.curtailed_wh;
             t += dt;
