@@ -130,6 +130,11 @@ pub trait AdmissionGate: Send + Sync {
         None
     }
 
+    /// Tells the gate whether the node holds work the gate does not see (tasks past their
+    /// computation, an open bid), every round: a gate that plans power-offs keeps the node on
+    /// while it does.
+    fn node_holds_work(&self, _holds: bool) {}
+
     /// The gate's state for `pew energy status` and logs.
     fn status(&self, _now_s: u64) -> serde_json::Value {
         serde_json::Value::Null
@@ -234,6 +239,9 @@ impl<T: AdmissionGate> AdmissionGate for Arc<T> {
     }
     fn power_off_reason(&self) -> Option<String> {
         (**self).power_off_reason()
+    }
+    fn node_holds_work(&self, holds: bool) {
+        (**self).node_holds_work(holds)
     }
     fn pause_reason(&self) -> Option<String> {
         (**self).pause_reason()

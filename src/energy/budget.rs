@@ -462,7 +462,8 @@ impl Hysteresis {
         let mut input = input.clone();
         input.margin_wh = if self.open { 0.0 } else { self.band_wh };
         let verdict = check(&input, candidates);
-        self.open = verdict.admit;
+        // A yes on the panel alone does not open the band for the battery plan.
+        self.open = verdict.admit && !verdict.solar_carried;
         verdict
     }
 }

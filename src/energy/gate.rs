@@ -88,16 +88,24 @@ struct Running {
     load_samples: u32,
     /// Taken on the panel alone: it runs only while PV carries it until it is due.
     solar_only: bool,
+    /// Once due, it stays due: it runs to its end, on charge above the reserve if need be.
+    due: bool,
 }
 
+/// Time kept after a task's computation for its result to be uploaded and contributed
+/// before the deadline (energy time is scaled by the clock's speed).
+const FINISHING_S: f64 = 300.0;
+
 impl Running {
-    /// Whether work taken on the panel alone is due: its deadline is closer than twice the
-    /// most work it may have left. It may then draw battery charge above the reserve (never
-    /// the reserve itself) rather than miss its deadline. `frozen_s`: how long it has been
-    /// paused now (not yet moved into `started_s`).
-    fn due(&self, now_s: f64, frozen_s: f64) -> bool {
+    /// Whether work taken on the panel alone is due: its deadline, less the time its result
+    /// needs after the computation, is closer than twice the most work it may have left. It
+    /// may then draw battery charge above the reserve (never the reserve itself) rather than
+    /// miss its deadline, and stays due until it ends. `frozen_s`: how long it has been paused
+    /// now (not yet moved into `started_s`); `finishing_s`: [`FINISHING_S`] in energy time.
+    fn becomes_due(&mut self, now_s: f64, frozen_s: f64, finishing_s: f64) -> bool {
         let left = (self.runtime_s - (now_s - self.started_s - frozen_s)).max(0.0);
-        self.deadline_s - now_s <= 2.0 * left
+        self.due = self.due || self.deadline_s - finishing_s - now_s <= 2.0 * left;
+        self.due
     }
 }
 
@@ -185,6 +193,14 @@ struct State {
     solar_carried_yes: bool,
     /// Tasks taken under such a yes and not finished.
     solar_only: std::collections::HashSet<String>,
+    /// Whether the running apps are paused for panel-only work (not for the reserve).
+    paused_for_panel: bool,
+    /// Whether the node holds work the gate does not see (tasks past their computation, a
+    /// bid open); until the node first says, it is taken to.
+    node_holds_work: bool,
+    /// The time of the saved estimate this gate started from: the first reading after a
+    /// power-off credits the charge the panel gave meanwhile.
+    resume_from: Option<f64>,
 }
 
 /// The energy admission gate.
@@ -227,6 +243,9 @@ impl EnergyGate {
             .filter(|s| s.is_finite())
             .unwrap_or(initial_soc);
         let estimator = Estimator::new(config.spec, soc);
+        let resume_from = (persisted.soc.is_some() && persisted.time_s.is_finite())
+            .then_some(persisted.time_s)
+            .filter(|t| *t > 0.0);
         let forecaster = match (forecaster, persisted.forecaster) {
             (Some(fresh), Some(saved)) if saved.site() == fresh.site() => Some(saved.sanitized()),
             (fresh, _) => fresh,
@@ -253,6 +272,9 @@ impl EnergyGate {
                 rejected: 0,
                 solar_carried_yes: false,
                 solar_only: Default::default(),
+                paused_for_panel: false,
+                node_holds_work: true,
+                resume_from,
             }),
         }
     }
@@ -354,16 +376,19 @@ impl EnergyGate {
     /// [`power_plan`](Self::power_plan) from a state already at hand, at the gate's time `now`,
     /// with whether the gate would take work now.
     fn plan_power(&self, state: &State, now: f64, admits: bool) -> super::power::PowerPlan {
+        // The node's own last answer counts as much as the probe's (its hysteresis may be open
+        // where the probe's is closed).
+        let node_admits = state.last_decision.as_ref().is_some_and(|d| d.admit);
         let mut plan = super::power::plan(
             state.forecast.as_ref(),
-            admits && state.low_voltage.is_none(),
+            (admits || node_admits) && state.low_voltage.is_none(),
             self.config.busy_w,
             state.last.as_ref().and_then(|s| s.pv_w),
             now,
         );
         // Work taken is work to do: the node stays on for it (it pauses what the panel does
-        // not carry under the reserve).
-        if !state.running.is_empty() || !state.queued.is_empty() {
+        // not carry), for tasks past their computation and for an open bid too.
+        if !state.running.is_empty() || !state.queued.is_empty() || state.node_holds_work {
             plan.power_off = None;
         }
         plan
@@ -386,6 +411,36 @@ impl EnergyGate {
             .unwrap_or(0.0);
         let load = self.load_w(&state, &sample);
         let pv = sample.pv_w.unwrap_or(0.0).max(0.0);
+
+        // Back from a power-off (the Witty Pi's sleep): nothing was measured meanwhile, so the
+        // panel's charge is taken at the cautious quantile of the forecast made before it,
+        // unless the source reports the charge itself.
+        if let Some(since) = state.resume_from.take()
+            && sample.time_s - since > self.config.max_gap_s
+            && sample.battery_soc.is_none()
+            && let Some(forecaster) = state.forecaster.as_ref()
+        {
+            let off_s = (sample.time_s - since).min(super::power::MAX_ESTIMATED_OFF_S);
+            let forecast = forecaster.forecast(since, off_s, FORECAST_STEP_S);
+            let before = state.estimator.energy_wh();
+            let after = super::power::charge_while_off(
+                &forecast,
+                self.config.quantile,
+                &self.config.model,
+                before,
+                since,
+                sample.time_s,
+            );
+            state
+                .estimator
+                .set_soc(after / self.config.model.capacity_wh.max(1e-9));
+            tracing::info!(
+                off_h = format!("{:.1}", off_s / 3600.0),
+                before_wh = format!("{before:.1}"),
+                after_wh = format!("{after:.1}"),
+                "energy: the charge while off estimated from the forecast"
+            );
+        }
 
         // The battery: measured current, a reported SoC, or the power balance.
         let measured = match (sample.battery_v, sample.battery_a, sample.battery_soc) {
@@ -888,7 +943,12 @@ impl AdmissionGate for EnergyGate {
             None => (0.0, "none".to_string()),
         };
         let power_w = self.app_power(&state, estimate.app.as_deref());
-        state.queued.remove(task);
+        // The deadline counts from when the task was taken (the deal), not from its start.
+        let deadline_s = state
+            .queued
+            .remove(task)
+            .map(|q| q.deadline_s)
+            .unwrap_or(now + estimate.deadline_in_s as f64 * speed);
         let solar_only = state.solar_only.contains(task);
         state.running.insert(
             task.to_string(),
@@ -896,7 +956,7 @@ impl AdmissionGate for EnergyGate {
                 app: estimate.app.clone(),
                 power_w,
                 runtime_s,
-                deadline_s: now + estimate.deadline_in_s as f64 * speed,
+                deadline_s,
                 started_s: now,
                 energy_wh: 0.0,
                 pv_wh: 0.0,
@@ -908,6 +968,7 @@ impl AdmissionGate for EnergyGate {
                 measured_s: 0.0,
                 load_samples: 0,
                 solar_only,
+                due: false,
             },
         );
     }
@@ -987,21 +1048,34 @@ impl AdmissionGate for EnergyGate {
         let battery = state.estimator.energy_wh();
         let floor = self.config.model.floor_wh;
         let surplus = pv.unwrap_or(0.0) - self.config.idle_w;
-        // Work taken on the panel alone never runs on the battery until it is due.
+        // Work taken on the panel alone never runs on the battery until it is due. All
+        // running apps freeze together, so only when every one of them is such work: a task
+        // the battery plan took runs on above the reserve.
         let frozen = state
             .paused_since
             .map_or(0.0, |since| (now - since).max(0.0));
-        let panel_only = state
-            .running
-            .values()
-            .any(|task| task.solar_only && !task.due(now, frozen));
-        // Pause when PV falls short under the reserve or of panel-only work; resume with a
-        // band on both.
-        let short = (battery < floor || panel_only) && surplus < running_w;
-        let plenty = (battery >= floor + self.config.hysteresis_wh / 2.0 && !panel_only)
-            || surplus >= running_w + 0.5;
+        let finishing = FINISHING_S * self.clock.speed.max(1e-9);
+        let mut panel_only = true;
+        for task in state.running.values_mut() {
+            let due = task.becomes_due(now, frozen, finishing);
+            panel_only &= task.solar_only && !due;
+        }
+        // Pause when PV falls short under the reserve or of panel-only work. Resume with a
+        // band: for the reserve, on the battery too; for panel-only work, on the panel alone
+        // (or once it is due and the battery is not under its reserve).
+        let under = battery < floor;
+        let short = (under || panel_only) && surplus < running_w;
+        let carried = surplus >= running_w + 0.5;
+        let plenty = if state.paused_for_panel {
+            carried || (!panel_only && !under)
+        } else {
+            carried || (battery >= floor + self.config.hysteresis_wh / 2.0 && !panel_only)
+        };
         let was = state.paused;
         state.paused = if was { !plenty } else { short };
+        if state.paused && !was {
+            state.paused_for_panel = !under;
+        }
         // A frozen task makes no progress: its planned end moves by the time it was frozen.
         match (was, state.paused) {
             (false, true) => state.paused_since = Some(now),
@@ -1014,7 +1088,7 @@ impl AdmissionGate for EnergyGate {
             _ => {}
         }
         state.paused.then(|| {
-            if battery < floor {
+            if under {
                 format!(
                     "battery {battery:.1} Wh under its {floor:.1} Wh reserve and PV surplus \
                      {surplus:.1} W short of the {running_w:.1} W the running apps need"
@@ -1027,6 +1101,10 @@ impl AdmissionGate for EnergyGate {
                 )
             }
         })
+    }
+
+    fn node_holds_work(&self, holds: bool) {
+        self.state().node_holds_work = holds;
     }
 
     fn power_off_reason(&self) -> Option<String> {
@@ -1255,6 +1333,7 @@ pub(crate) mod tests {
         // panel carries nothing; awake, the node would only burn them. It powers off and wakes
         // in daylight.
         let low = gate(0.32);
+        low.node_holds_work(false);
         low.observe(sample(midnight, 0.0, Some(2.7)));
         assert!(!low.admit(&xs(None), midnight as u64).admit);
         let plan = low.power_plan(midnight);
@@ -1265,9 +1344,18 @@ pub(crate) mod tests {
         // The status shows the same plan.
         let status = low.status(midnight as u64);
         assert!(status["power_plan"]["power_off"].is_string(), "{status}");
-        // A task taken keeps it on.
+        // A task taken keeps it on, and so does work only the node sees (a task past its
+        // computation, a bid open), and so does a node that has not said yet.
         low.task_admitted(task(1), &xs(None), midnight);
         assert!(low.power_plan(midnight).power_off.is_none());
+        assert!(low.task_finished(task(1), midnight).is_none());
+        low.node_holds_work(true);
+        assert!(low.power_plan(midnight).power_off.is_none());
+        low.node_holds_work(false);
+        assert!(low.power_plan(midnight).power_off.is_some());
+        let fresh = gate(0.32);
+        fresh.observe(sample(midnight, 0.0, Some(2.7)));
+        assert!(fresh.power_plan(midnight).power_off.is_none());
         // A full battery would take work at night: it stays on.
         let full = gate(0.9);
         full.observe(sample(midnight, 0.0, Some(2.7)));
@@ -1292,18 +1380,21 @@ pub(crate) mod tests {
         gate.observe(sample(NOON + 60.0, 5.0, None));
         let reason = gate.pause_reason().expect("paused above the reserve");
         assert!(reason.contains("panel alone"), "{reason}");
-        // Still grey later on. It ran 60 s, so up to 240 s of work are left: due once its
-        // deadline (2100 s from the start) is 480 s away.
-        gate.observe(sample(NOON + 1500.0, 5.0, None));
-        assert!(
-            gate.pause_reason().is_some(),
-            "600 s to the deadline: not yet due"
-        );
-        gate.observe(sample(NOON + 1700.0, 5.0, None));
+        // Still grey later on. It ran 60 s, so up to 240 s of work are left; its result needs
+        // 300 s after the computation: due once the deadline less those is 480 s away (from
+        // 1320 s on).
+        gate.observe(sample(NOON + 1200.0, 5.0, None));
+        assert!(gate.pause_reason().is_some(), "600 s to spare: not yet due");
+        gate.observe(sample(NOON + 1400.0, 5.0, None));
         assert!(
             gate.pause_reason().is_none(),
             "due: it may run on the battery"
         );
+        // ... and stays due while it runs, though its spare time no longer shrinks as fast.
+        for t in [1460.0, 1520.0, 1580.0] {
+            gate.observe(sample(NOON + t, 5.0, None));
+            assert!(gate.pause_reason().is_none(), "still due at {t}");
+        }
         // A task the battery plan took is not panel-only: it runs on the charge above the
         // reserve at once.
         assert!(gate.task_finished(task(1), NOON + 1800.0).is_some());
@@ -1318,6 +1409,68 @@ pub(crate) mod tests {
         plain.task_started(task(2), &xs(None), NOON);
         plain.observe(sample(NOON + 60.0, 5.0, None));
         assert!(plain.pause_reason().is_none());
+        // Beside a task the battery plan took, panel-only work does not freeze the node: the
+        // apps freeze together, and that task may run on the charge above the reserve.
+        let mixed = gate_from(0.35, PersistentState::default());
+        mixed.observe(sample(NOON, 7.0, Some(2.7)));
+        assert!(mixed.admit(&xs(None), NOON as u64).admit);
+        mixed.task_admitted(task(3), &xs(None), NOON);
+        mixed.task_started(task(3), &xs(None), NOON);
+        mixed.task_started(task(4), &xs(None), NOON);
+        mixed.observe(sample(NOON + 60.0, 5.0, None));
+        assert!(mixed.pause_reason().is_none());
+    }
+
+    #[test]
+    fn back_from_a_power_off_the_estimate_credits_the_forecasts_cautious_charge() {
+        let saved = |soc: f64, time_s: f64| PersistentState {
+            soc: Some(soc),
+            time_s,
+            ..PersistentState::default()
+        };
+        let energy = |gate: &EnergyGate, t: f64| {
+            gate.status(t as u64)["battery"]["energy_wh"]
+                .as_f64()
+                .unwrap()
+        };
+        // Off from 08:00 to noon on a June day: the forecast's P10 charged the battery.
+        let morning = gate_from(0.3, saved(0.3, NOON - 4.0 * 3600.0));
+        morning.observe(sample(NOON, 20.0, None));
+        let credited = energy(&morning, NOON);
+        assert!(credited > 35.0 && credited < 100.0, "{credited}");
+        // Off through the night: only the standby came out.
+        let midnight = NOON + 12.0 * 3600.0;
+        let night = gate_from(0.3, saved(0.3, midnight - 3.0 * 3600.0));
+        night.observe(sample(midnight, 0.0, None));
+        let drawn = energy(&night, midnight);
+        assert!(drawn < 30.0 && drawn > 29.0, "{drawn}");
+        // A source that reports the charge is believed instead.
+        let reported = gate_from(0.3, saved(0.3, NOON - 4.0 * 3600.0));
+        let mut reading = sample(NOON, 20.0, None);
+        reading.battery_soc = Some(0.5);
+        reported.observe(reading);
+        assert_eq!(energy(&reported, NOON), 50.0);
+        // A short gap (a restart) is not a power-off.
+        let restart = gate_from(0.3, saved(0.3, NOON - 60.0));
+        restart.observe(sample(NOON, 20.0, None));
+        assert_eq!(energy(&restart, NOON), 30.0);
+    }
+
+    #[test]
+    fn panel_only_work_paused_inside_the_band_resumes_when_due() {
+        // 31 Wh: above the 30 Wh reserve, inside its 1 Wh half-band.
+        let gate = gate(0.31);
+        gate.observe(sample(NOON, 7.0, Some(2.7)));
+        assert!(gate.admit(&xs(None), NOON as u64).admit);
+        gate.task_admitted(task(1), &xs(None), NOON);
+        gate.task_started(task(1), &xs(None), NOON);
+        gate.observe(sample(NOON + 60.0, 6.0, None));
+        assert!(gate.pause_reason().unwrap().contains("panel alone"));
+        gate.observe(sample(NOON + 1400.0, 6.0, None));
+        assert!(
+            gate.pause_reason().is_none(),
+            "due, and not under the reserve"
+        );
     }
 
     #[test]

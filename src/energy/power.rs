@@ -1,5 +1,6 @@
-//! Sleeping through the dark: when to wake up next (from the forecast), when to power off (the
-//! night reserve reached with no sun for hours), and programming a Witty Pi 4 with it. The
+//! Sleeping while there is no work to take: when to power off (the gate takes no work and the
+//! panel carries none), when to wake up next (from the forecast), the charge the panel gave
+//! meanwhile, and programming a Witty Pi 4 with it. The
 //! board also gets a guaranteed daily wake, so a wrong forecast or a lost alarm never leaves
 //! the node off for good (ANCHORS §2.3: never depend on one wake mechanism).
 
@@ -9,17 +10,47 @@ use super::forecast::Forecast;
 use super::i2c::I2cDevice;
 use super::sources::wittypi::{AlarmTime, WittyPi, WittyPiError};
 
+/// What a powered-off Pi and its board still draw (W): a Witty Pi 4 in standby takes about a
+/// milliamp at 5 V; with a converter's own losses, a tenth of a watt is a generous figure.
+pub const STANDBY_W: f64 = 0.1;
+/// The longest time off whose charge is estimated: past it, the estimate waits for a reading.
+pub const MAX_ESTIMATED_OFF_S: f64 = 3.0 * 86_400.0;
+
+/// The battery's charge after the node was off from `from_s` to `to_s`, starting from
+/// `energy_wh`: the panel's power at the forecast's `quantile` (made before it went off)
+/// charged in, the standby drawn out. No reading was taken while off, so the forecast's
+/// cautious quantile stands in for the panel; the next anchor of the estimate corrects it.
+pub fn charge_while_off(
+    forecast: &Forecast,
+    quantile: f64,
+    model: &super::budget::BatteryModel,
+    energy_wh: f64,
+    from_s: f64,
+    to_s: f64,
+) -> f64 {
+    let to_s = to_s.min(from_s + MAX_ESTIMATED_OFF_S);
+    let mut energy = energy_wh;
+    let mut t = from_s;
+    while t < to_s {
+        let step = forecast.step_s.max(1.0).min(to_s - t);
+        let pv = forecast.power_w(quantile, t + step / 2.0);
+        energy = model.step(energy, pv - STANDBY_W, step).energy_wh;
+        t += step;
+    }
+    energy
+}
+
 /// What the node should do about power.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PowerPlan {
-    /// When the forecast (P50) next gives enough PV to work: the startup alarm.
+    /// When to look at the sky again: the startup alarm (see [`plan`]).
     pub wake_at_s: Option<f64>,
     /// Why the node should power off now, if it should.
     pub power_off: Option<String>,
 }
 
-/// The shortest sleep worth a power cycle, and how often a node at its reserve looks at the
-/// sky again while the forecast still gives sun for work a chance: a boot and five minutes of
+/// The shortest sleep worth a power cycle, and how often a sleeping node looks at the sky
+/// again while the forecast still gives sun for work a chance: a boot and five minutes of
 /// looking cost about a third of a watt-hour, half an hour awake in the dark over a watt-hour.
 pub const NAP_S: f64 = 1800.0;
 

@@ -411,6 +411,14 @@ pub fn tend_board<D: crate::energy::i2c::I2cDevice>(
         }
         tracing::debug!(?plan, "Witty Pi alarms programmed");
         if let Some(reason) = plan.power_off {
+            if plan.wake_at_s.is_none() && board.fallback_hours == 0 {
+                // Neither an alarm nor the guaranteed wake: off would be off for good.
+                tracing::warn!(
+                    %reason,
+                    "not powering off: no wake-up in the forecast and energy.wake_fallback_h is 0"
+                );
+                return;
+            }
             gate.request_power_off(reason);
         }
     }

@@ -267,9 +267,10 @@ pub struct SimConfig {
     pub hysteresis: f64,
     /// The site, when the trace does not name one.
     pub site: Option<Site>,
-    /// pew with a Witty Pi: it powers off as its power plan says (at the reserve, in the dark,
-    /// no sun for work for two hours) and wakes at the plan's alarm or after this many seconds
-    /// at the latest (the board's guaranteed wake). `None`: no board, the node never sleeps.
+    /// pew with a Witty Pi: it powers off as its power plan says (no task, the gate takes no
+    /// work and the panel carries none) and wakes at the plan's alarm or after this many
+    /// seconds at the latest (the board's guaranteed wake). `None`: no board, the node never
+    /// sleeps.
     pub wake_fallback_s: Option<f64>,
     /// What a wake-up costs: seconds at the busy draw while the node boots.
     pub boot_s: f64,
@@ -294,9 +295,7 @@ impl Default for SimConfig {
             wake_fallback_s: None,
             // A Pi booting and starting its engine, IPFS and pew: two minutes at full load.
             boot_s: 120.0,
-            // A Witty Pi 4 in standby draws about a milliamp at 5 V; with a converter's own
-            // losses, a tenth of a watt is a generous figure.
-            standby_w: 0.1,
+            standby_w: super::power::STANDBY_W,
         }
     }
 }
@@ -355,9 +354,14 @@ struct Admitted {
     green_wh: f64,
     violated: bool,
     /// Taken on the panel alone (pew's solar-carried rule): it runs only while PV carries it,
-    /// whatever the battery holds.
+    /// whatever the battery holds, until it is due.
     solar_only: bool,
+    /// Whether it is due (see [`Admitted::update_due`]).
+    due: bool,
 }
+
+/// The node's allowance for a result's upload and contribution after its computation.
+const FINISHING_S: f64 = 300.0;
 
 /// What pew's admission reads at one step of the simulation.
 struct PewView<'a> {
@@ -415,11 +419,13 @@ impl PewView<'_> {
 }
 
 impl Admitted {
-    /// Whether work taken on the panel alone is now due: its deadline is closer than twice
-    /// the most work it may have left. Then, as the executor does, it may run on battery
-    /// charge above the reserve (never on the reserve itself) rather than miss.
-    fn due(&self, now_s: f64) -> bool {
-        self.deadline_s - now_s <= 2.0 * (self.job.max_runtime_s() - self.done_s).max(0.0)
+    /// Whether work taken on the panel alone is due: its deadline, less the time its result
+    /// needs after the computation (the node's allowance), is closer than twice the most work
+    /// it may have left. Then, as the executor does, it may run on battery charge above the
+    /// reserve (never on the reserve itself) rather than miss, and it stays due until it ends.
+    fn update_due(&mut self, now_s: f64) {
+        let left = (self.job.max_runtime_s() - self.done_s).max(0.0);
+        self.due = self.due || self.deadline_s - FINISHING_S - now_s <= 2.0 * left;
     }
 }
 
@@ -448,6 +454,12 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
     let mut asleep_until: Option<f64> = None;
     let mut last_power_plan_s = f64::NEG_INFINITY;
     let mut boot_left_s = 0.0;
+    // What pew believes of its battery less the truth: nothing is measured while it sleeps,
+    // so on waking it credits the charge the forecast (made before) gave at its cautious
+    // quantile, as the node does, until the estimate anchors at full. Set at sleep: when, what
+    // it believed, the forecast it had.
+    let mut belief_offset = 0.0;
+    let mut slept: Option<(f64, f64, Option<super::forecast::Forecast>)> = None;
     let mut next_job = 0;
     let mut report = SimReport {
         policy,
@@ -474,12 +486,23 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
     while t < trace.end_s() {
         let pv = trace.pv_at(t + dt / 2.0);
         let energy = green_wh + other_wh;
+        if energy >= 0.99 * battery.capacity_wh {
+            belief_offset = 0.0; // a full battery's voltage anchors the estimate
+        }
         if asleep_until.is_some_and(|wake| t >= wake) {
             asleep_until = None;
             report.wake_ups += 1;
             boot_left_s = config.boot_s;
+            if let Some((since, believed, forecast)) = slept.take() {
+                let believed = forecast.as_ref().map_or(believed, |f| {
+                    super::power::charge_while_off(f, config.quantile, &battery, believed, since, t)
+                });
+                belief_offset = believed - energy;
+            }
             forecast_cache = None; // a node that was off makes a fresh forecast
         }
+        // The battery as pew sees it (the truth when it never slept).
+        let seen = (energy + belief_offset).clamp(0.0, battery.capacity_wh);
         let asleep = asleep_until.is_some();
         if let Some(f) = forecaster.as_mut().filter(|_| !asleep) {
             f.observe(t, trace.pv_at(t));
@@ -538,7 +561,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     };
                     let verdict = PewView {
                         t,
-                        energy,
+                        energy: seen,
                         pv,
                         admitted: &admitted,
                         forecast: forecast_cache.as_ref(),
@@ -566,6 +589,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     green_wh: 0.0,
                     violated: false,
                     solar_only,
+                    due: false,
                 });
             }
         }
@@ -579,6 +603,12 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     running = None;
                 }
             }
+        }
+        for job in admitted
+            .iter_mut()
+            .filter(|a| a.solar_only && a.finished_s.is_none())
+        {
+            job.update_due(t);
         }
         // Pick the next job when the slot is free.
         if running.is_none() && !down {
@@ -595,8 +625,8 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                     // The executor's guard, the same as the planner's.
                     Policy::Pew => {
                         pv - config.idle_w >= job_w
-                            || (!admitted[index].solar_only || admitted[index].due(t))
-                                && energy - estimate_wh / battery.discharge_efficiency
+                            || (!admitted[index].solar_only || admitted[index].due)
+                                && seen - estimate_wh / battery.discharge_efficiency
                                     >= battery.floor_wh
                     }
                     _ => true,
@@ -608,7 +638,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             }
         }
 
-        // pew with a Witty Pi, idle, reads its power plan every 5 minutes (as the node does)
+        // pew with a Witty Pi, idle, reads its power plan every 10 minutes (as the node does)
         // and powers off when it says so: when the gate would take no task and the panel
         // carries none.
         let idle = running.is_none() && admitted.iter().all(|a| a.finished_s.is_some() || a.lost);
@@ -617,7 +647,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             && !asleep
             && idle
             && boot_left_s <= 0.0
-            && t - last_power_plan_s >= 300.0
+            && t - last_power_plan_s >= 600.0
             && let Some(fallback_s) = config.wake_fallback_s
         {
             last_power_plan_s = t;
@@ -631,7 +661,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             };
             let admits = PewView {
                 t,
-                energy,
+                energy: seen,
                 pv,
                 admitted: &admitted,
                 forecast: forecast_cache.as_ref(),
@@ -645,6 +675,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             let plan =
                 super::power::plan(forecast_cache.as_ref(), admits, config.busy_w, Some(pv), t);
             if plan.power_off.is_some() {
+                slept = Some((t, seen, forecast_cache.clone()));
                 asleep_until = Some(plan.wake_at_s.unwrap_or(f64::INFINITY).min(t + fallback_s));
             }
         }
@@ -656,6 +687,10 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
             let flow = battery.step(energy, pv - config.standby_w, dt);
             green_wh += flow.stored_wh;
             report.curtailed_wh += flow.curtailed_wh;
+            // In the dark the standby comes out of the battery, the green layer first.
+            let from_green = flow.drawn_wh.min(green_wh);
+            green_wh -= from_green;
+            other_wh = (other_wh - (flow.drawn_wh - from_green)).max(0.0);
             t += dt;
             continue;
         }
@@ -675,7 +710,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         // the job was taken on the panel alone (it never draws the battery at all).
         let paused = policy == Policy::Pew
             && running.is_some_and(|i| {
-                energy < battery.floor_wh || admitted[i].solar_only && !admitted[i].due(t)
+                seen < battery.floor_wh || admitted[i].solar_only && !admitted[i].due
             })
             && pv - config.idle_w < job_w;
         if paused {
@@ -952,6 +987,28 @@ mod tests {
         // Other policies have no board to sleep with.
         let oracle = simulate(&trace, &jobs, Policy::Oracle, &board);
         assert_eq!(oracle.asleep_s, 0.0);
+    }
+
+    #[test]
+    fn asleep_the_standby_still_drains_the_battery() {
+        // Four dark days: the node sleeps at its reserve and wakes once a day to look.
+        let mut text =
+            String::from("# site: latitude=60 longitude=0 tilt=35 azimuth=0 kwp=0.02\ntime,pv_w\n");
+        for i in 0..=(4 * 144) {
+            text.push_str(&format!("{},0\n", 1_797_292_800 + i * 600));
+        }
+        let dark = Trace::parse(&text, "dark").unwrap();
+        let board = |standby_w: f64| SimConfig {
+            wake_fallback_s: Some(86_400.0),
+            standby_w,
+            ..SimConfig::default()
+        };
+        let frugal = simulate(&dark, &[], Policy::Pew, &board(0.1));
+        assert!(frugal.asleep_s > 3.0 * 86_400.0, "{frugal:?}");
+        assert_eq!(frugal.brownout_s, 0.0, "{frugal:?}");
+        // A board drawing a watt empties the 30 Wh reserve within two days of sleep.
+        let hungry = simulate(&dark, &[], Policy::Pew, &board(1.0));
+        assert!(hungry.brownout_s > 0.0, "{hungry:?}");
     }
 
     #[test]

@@ -331,6 +331,9 @@ impl Node {
                     continue;
                 }
             };
+            // The energy gate's power plan keeps the node on while it holds work.
+            self.gate
+                .node_holds_work(!unfinished.is_empty() || self.bid_open());
             let now = std::time::Instant::now();
             for record in unfinished {
                 // A step that failed waits out its backoff before it is tried again.

@@ -1,5 +1,5 @@
 //! One way for `pew run` to end. SIGTERM, SIGINT and the energy module's power-off request
-//! (a low-voltage warning, or the reserve reached with a board to wake the Pi later) all turn
+//! (a low-voltage warning, or nothing to do with a board to wake the Pi later) all turn
 //! the same switch; the loop, the start-up waits, the HTTP API and every worker see it. A
 //! worker that sees it stops at the next step boundary, where the journal already holds its
 //! task, so the task resumes at that step after the next start.

@@ -91,8 +91,8 @@ pub async fn run(launch: Launch, plan: Plan, shutdown: Shutdown) -> anyhow::Resu
         if let Some(weather) = runtime.weather_task() {
             tokio::spawn(weather);
         }
-        // A low-voltage warning (or the reserve reached with a board to wake us) stops the
-        // node like a signal does: bid closed, tasks parked in the journal; then power off.
+        // A low-voltage warning (or, with a board to wake us, nothing to do) stops the node
+        // like a signal does: bid closed, tasks parked in the journal; then power off.
         shutdown.follow_power_off(runtime.gate.clone());
     }
     // The node's own start-up checks passed (settings, key files, locks, energy source):

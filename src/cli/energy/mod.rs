@@ -70,9 +70,10 @@ pub struct SimulateArgs {
     /// [default: 50,30,15,4,1].
     #[arg(long, value_name = "WEIGHTS")]
     pub mix: Option<JobMix>,
-    /// pew has a Witty Pi: it powers off when its power plan says so (at the reserve, in the
-    /// dark, no sun for work within two hours) and wakes at the plan's alarm, or after
-    /// energy.wake_fallback_h at the latest. Only the pew policy sleeps.
+    /// pew has a Witty Pi: it powers off when its power plan says so (no task, the gate takes
+    /// no work and the panel carries none) and wakes at the plan's alarm, or after
+    /// energy.wake_fallback_h at the latest; awake, it credits the charge the forecast gave
+    /// meanwhile. Only the pew policy sleeps.
     #[arg(long)]
     pub wittypi: bool,
 }
