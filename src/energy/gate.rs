@@ -1051,12 +1051,13 @@ impl AdmissionGate for EnergyGate {
         // Work taken on the panel alone never runs on the battery until it is due. All
         // running apps freeze together, so only when every one of them is such work: a task
         // the battery plan took runs on above the reserve.
-        let frozen = state
-            .paused_since
-            .map_or(0.0, |since| (now - since).max(0.0));
+        let paused_since = state.paused_since;
         let finishing = FINISHING_S * self.clock.speed.max(1e-9);
         let mut panel_only = true;
         for task in state.running.values_mut() {
+            // Frozen since the pause began, or since its start when it started during it.
+            let frozen =
+                paused_since.map_or(0.0, |since| (now - since.max(task.started_s)).max(0.0));
             let due = task.becomes_due(now, frozen, finishing);
             panel_only &= task.solar_only && !due;
         }
@@ -1080,9 +1081,10 @@ impl AdmissionGate for EnergyGate {
         match (was, state.paused) {
             (false, true) => state.paused_since = Some(now),
             (true, false) => {
-                let frozen = now - state.paused_since.take().unwrap_or(now);
+                let since = state.paused_since.take().unwrap_or(now);
+                // A task started during the pause was frozen only from its start.
                 for task in state.running.values_mut() {
-                    task.started_s += frozen.max(0.0);
+                    task.started_s += (now - since.max(task.started_s)).max(0.0);
                 }
             }
             _ => {}
@@ -1520,6 +1522,25 @@ pub(crate) mod tests {
         );
         gate.observe(sample(t0 + 30.0, 7.0, None));
         assert!(gate.pause_reason().is_none(), "resumed");
+    }
+
+    #[test]
+    fn a_task_started_during_a_pause_is_counted_frozen_only_from_its_start() {
+        let gate = gate(0.29);
+        let t0 = NOON;
+        gate.observe(sample(t0, 10.0, None));
+        gate.task_started(task(1), &xs(None), t0);
+        gate.observe(sample(t0 + 10.0, 5.0, None));
+        assert!(gate.pause_reason().is_some(), "paused from t0 + 10");
+        // The node starts a second app during the pause (it freezes it at its next round).
+        gate.task_started(task(2), &xs(None), t0 + 100.0);
+        gate.observe(sample(t0 + 200.0, 20.0, None));
+        assert!(gate.pause_reason().is_none(), "resumed at t0 + 200");
+        // The first was frozen 190 s, the second 100 s: their planned ends move by that much.
+        let first = gate.task_finished(task(1), t0 + 300.0).unwrap();
+        let second = gate.task_finished(task(2), t0 + 300.0).unwrap();
+        assert_eq!(first.started_s, t0 + 190.0);
+        assert_eq!(second.started_s, t0 + 200.0);
     }
 
     #[test]

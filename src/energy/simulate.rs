@@ -368,7 +368,6 @@ struct PewView<'a> {
     t: f64,
     energy: f64,
     pv: f64,
-    admitted: &'a [Admitted],
     forecast: Option<&'a super::forecast::Forecast>,
     forecaster: Option<&'a Forecaster>,
     config: &'a SimConfig,
@@ -377,11 +376,15 @@ struct PewView<'a> {
 }
 
 impl PewView<'_> {
-    /// The real check (with its hysteresis) for `candidate` on top of the work admitted.
-    fn check(&self, hysteresis: &mut Hysteresis, candidate: &PlannedJob) -> super::budget::Verdict {
+    /// The real check (with its hysteresis) for `candidate` on top of the work `admitted`.
+    fn check(
+        &self,
+        admitted: &[Admitted],
+        hysteresis: &mut Hysteresis,
+        candidate: &PlannedJob,
+    ) -> super::budget::Verdict {
         let t = self.t;
-        let queue: Vec<PlannedJob> = self
-            .admitted
+        let queue: Vec<PlannedJob> = admitted
             .iter()
             .filter(|a| a.finished_s.is_none() && !a.lost)
             .map(|a| PlannedJob {
@@ -503,6 +506,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         }
         // The battery as pew sees it (the truth when it never slept).
         let seen = (energy + belief_offset).clamp(0.0, battery.capacity_wh);
+
         let asleep = asleep_until.is_some();
         if let Some(f) = forecaster.as_mut().filter(|_| !asleep) {
             f.observe(t, trace.pv_at(t));
@@ -526,6 +530,18 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                 )
             });
         }
+
+        // What pew's admission reads this step.
+        let view = PewView {
+            t,
+            energy: seen,
+            pv,
+            forecast: forecast_cache.as_ref(),
+            forecaster: forecaster.as_ref(),
+            config,
+            battery,
+            job_w,
+        };
 
         // Offers that arrive during this step.
         while next_job < jobs.len() && jobs[next_job].arrival_s < t + dt {
@@ -559,18 +575,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                         deadline_s: job.deadline_s(),
                         running: false,
                     };
-                    let verdict = PewView {
-                        t,
-                        energy: seen,
-                        pv,
-                        admitted: &admitted,
-                        forecast: forecast_cache.as_ref(),
-                        forecaster: forecaster.as_ref(),
-                        config,
-                        battery,
-                        job_w,
-                    }
-                    .check(&mut hysteresis, &candidate);
+                    let verdict = view.check(&admitted, &mut hysteresis, &candidate);
                     report.solar_carried += u64::from(verdict.solar_carried);
                     verdict.admit.then_some((None, verdict.solar_carried))
                 }
@@ -659,19 +664,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
                 deadline_s: t + 2100.0,
                 running: false,
             };
-            let admits = PewView {
-                t,
-                energy: seen,
-                pv,
-                admitted: &admitted,
-                forecast: forecast_cache.as_ref(),
-                forecaster: forecaster.as_ref(),
-                config,
-                battery,
-                job_w,
-            }
-            .check(&mut hysteresis.clone(), &probe)
-            .admit;
+            let admits = view.check(&admitted, &mut hysteresis.clone(), &probe).admit;
             let plan =
                 super::power::plan(forecast_cache.as_ref(), admits, config.busy_w, Some(pv), t);
             if plan.power_off.is_some() {

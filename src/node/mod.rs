@@ -503,6 +503,12 @@ impl Node {
                 }
                 None => tracing::info!(apps = changed, "apps resumed"),
             }
+        } else if *paused {
+            // An app started during the pause is frozen too, at the next round.
+            let caught = self.executor.set_paused(true).await;
+            if caught > 0 {
+                tracing::info!(apps = caught, "apps started during the pause frozen too");
+            }
         }
     }
 
