@@ -109,6 +109,15 @@ impl Running {
     }
 }
 
+/// A task taken and not started yet.
+#[derive(Debug, Clone)]
+struct Queued {
+    /// As the plan counts it.
+    job: PlannedJob,
+    /// Taken under a solar-carried yes: once running, it runs only while the panel carries it.
+    solar_only: bool,
+}
+
 /// What survives a restart: the battery estimate and what each app draws.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PersistentState {
@@ -180,7 +189,7 @@ struct State {
     last: Option<Sample>,
     hysteresis: HashMap<(u64, u64), Hysteresis>,
     running: HashMap<String, Running>,
-    queued: HashMap<String, PlannedJob>,
+    queued: HashMap<String, Queued>,
     app_power_w: HashMap<String, f64>,
     last_decision: Option<Decision>,
     low_voltage: Option<LowVoltage>,
@@ -191,8 +200,6 @@ struct State {
     /// Whether the node's last yes came from the solar-carried rule: the tasks it brings run
     /// only while the panel carries them.
     solar_carried_yes: bool,
-    /// Tasks taken under such a yes and not finished.
-    solar_only: std::collections::HashSet<String>,
     /// Whether the running apps are paused for panel-only work (not for the reserve).
     paused_for_panel: bool,
     /// Whether the node holds work the gate does not see (tasks past their computation, a
@@ -271,7 +278,6 @@ impl EnergyGate {
                 paused_since: None,
                 rejected: 0,
                 solar_carried_yes: false,
-                solar_only: Default::default(),
                 paused_for_panel: false,
                 node_holds_work: true,
                 resume_from,
@@ -582,7 +588,7 @@ impl EnergyGate {
             })
             .collect();
         // Tasks of deals already taken that have not started yet count too.
-        queue.extend(state.queued.values().cloned());
+        queue.extend(state.queued.values().map(|q| q.job.clone()));
         let power = self.app_power(state, estimate.app.as_deref());
         let candidates: Vec<PlannedJob> = (0..estimate.volume.max(1))
             .map(|i| PlannedJob {
@@ -913,17 +919,18 @@ impl AdmissionGate for EnergyGate {
             return;
         }
         let power_w = self.app_power(&state, estimate.app.as_deref());
-        if state.solar_carried_yes {
-            state.solar_only.insert(task.to_string());
-        }
+        let solar_only = state.solar_carried_yes;
         state.queued.insert(
             task.to_string(),
-            PlannedJob {
-                id: task.to_string(),
-                power_w,
-                remaining_s: estimate.max_runtime_s as f64 * speed,
-                deadline_s: now + estimate.deadline_in_s as f64 * speed,
-                running: false,
+            Queued {
+                job: PlannedJob {
+                    id: task.to_string(),
+                    power_w,
+                    remaining_s: estimate.max_runtime_s as f64 * speed,
+                    deadline_s: now + estimate.deadline_in_s as f64 * speed,
+                    running: false,
+                },
+                solar_only,
             },
         );
     }
@@ -944,12 +951,13 @@ impl AdmissionGate for EnergyGate {
         };
         let power_w = self.app_power(&state, estimate.app.as_deref());
         // The deadline counts from when the task was taken (the deal), not from its start.
-        let deadline_s = state
-            .queued
-            .remove(task)
-            .map(|q| q.deadline_s)
-            .unwrap_or(now + estimate.deadline_in_s as f64 * speed);
-        let solar_only = state.solar_only.contains(task);
+        let queued = state.queued.remove(task);
+        let deadline_s = queued
+            .as_ref()
+            .map_or(now + estimate.deadline_in_s as f64 * speed, |q| {
+                q.job.deadline_s
+            });
+        let solar_only = queued.is_some_and(|q| q.solar_only);
         state.running.insert(
             task.to_string(),
             Running {
@@ -985,7 +993,6 @@ impl AdmissionGate for EnergyGate {
             state.running = running;
         }
         state.queued.remove(task);
-        state.solar_only.remove(task);
         let run = state.running.remove(task)?;
         let learnable =
             run.measured_s >= MIN_LEARNING_S && run.load_samples >= MIN_LEARNING_SAMPLES;
@@ -1365,17 +1372,24 @@ pub(crate) mod tests {
         assert!(full.power_plan(midnight).power_off.is_none());
     }
 
+    /// At noon, 7 W of PV against 2.7 W of measured idle draw: asks the gate for an XS task,
+    /// then takes task `n` under that answer and starts it. Returns the answer.
+    fn start_on_the_panel_at_noon(gate: &EnergyGate, n: u64) -> Decision {
+        gate.observe(sample(NOON, 7.0, Some(2.7)));
+        let decision = gate.admit(&xs(None), NOON as u64);
+        gate.task_admitted(task(n), &xs(None), NOON);
+        gate.task_started(task(n), &xs(None), NOON);
+        decision
+    }
+
     #[test]
     fn above_the_reserve_work_taken_on_the_panel_alone_pauses_when_it_falls_short_until_due() {
         // 35 Wh, 5 Wh above the reserve, at noon: the battery plan keeps that charge for the
         // night, the panel's 4.3 W of surplus carries a task now.
         let gate = gate(0.35);
-        gate.observe(sample(NOON, 7.0, Some(2.7)));
-        let yes = gate.admit(&xs(None), NOON as u64);
+        let yes = start_on_the_panel_at_noon(&gate, 1);
         assert!(yes.admit, "{yes:?}");
         assert!(yes.reasons[0].starts_with("solar-carried"), "{yes:?}");
-        gate.task_admitted(task(1), &xs(None), NOON);
-        gate.task_started(task(1), &xs(None), NOON);
         assert!(gate.pause_reason().is_none(), "the panel carries it");
         // A cloud: 5 W. Above the reserve an ordinary task would run on the battery; this one
         // waits for the sun.
@@ -1414,10 +1428,7 @@ pub(crate) mod tests {
         // Beside a task the battery plan took, panel-only work does not freeze the node: the
         // apps freeze together, and that task may run on the charge above the reserve.
         let mixed = gate_from(0.35, PersistentState::default());
-        mixed.observe(sample(NOON, 7.0, Some(2.7)));
-        assert!(mixed.admit(&xs(None), NOON as u64).admit);
-        mixed.task_admitted(task(3), &xs(None), NOON);
-        mixed.task_started(task(3), &xs(None), NOON);
+        assert!(start_on_the_panel_at_noon(&mixed, 3).admit);
         mixed.task_started(task(4), &xs(None), NOON);
         mixed.observe(sample(NOON + 60.0, 5.0, None));
         assert!(mixed.pause_reason().is_none());
@@ -1462,10 +1473,7 @@ pub(crate) mod tests {
     fn panel_only_work_paused_inside_the_band_resumes_when_due() {
         // 31 Wh: above the 30 Wh reserve, inside its 1 Wh half-band.
         let gate = gate(0.31);
-        gate.observe(sample(NOON, 7.0, Some(2.7)));
-        assert!(gate.admit(&xs(None), NOON as u64).admit);
-        gate.task_admitted(task(1), &xs(None), NOON);
-        gate.task_started(task(1), &xs(None), NOON);
+        assert!(start_on_the_panel_at_noon(&gate, 1).admit);
         gate.observe(sample(NOON + 60.0, 6.0, None));
         assert!(gate.pause_reason().unwrap().contains("panel alone"));
         gate.observe(sample(NOON + 1400.0, 6.0, None));

@@ -611,7 +611,7 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         }
         for job in admitted
             .iter_mut()
-            .filter(|a| a.solar_only && a.finished_s.is_none())
+            .filter(|a| a.solar_only && a.finished_s.is_none() && !a.lost)
         {
             job.update_due(t);
         }
@@ -646,14 +646,14 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
         // pew with a Witty Pi, idle, reads its power plan every 10 minutes (as the node does)
         // and powers off when it says so: when the gate would take no task and the panel
         // carries none.
-        let idle = running.is_none() && admitted.iter().all(|a| a.finished_s.is_some() || a.lost);
         if policy == Policy::Pew
             && !down
             && !asleep
-            && idle
             && boot_left_s <= 0.0
             && t - last_power_plan_s >= 600.0
             && let Some(fallback_s) = config.wake_fallback_s
+            && running.is_none()
+            && admitted.iter().all(|a| a.finished_s.is_some() || a.lost)
         {
             last_power_plan_s = t;
             // Whether the gate would take an XS task now (the node's status probe).
@@ -675,24 +675,24 @@ pub fn simulate(trace: &Trace, jobs: &[Job], policy: Policy, config: &SimConfig)
 
         // Power flow for this step.
         report.pv_wh += pv * dt / 3600.0;
-        if asleep_until.is_some() {
-            report.asleep_s += dt;
-            let flow = battery.step(energy, pv - config.standby_w, dt);
+        // A node off (powered off by its board, or browned out) draws only the board's
+        // standby while asleep; PV charges the battery.
+        if down || asleep_until.is_some() {
+            let standby_w = if down {
+                report.brownout_s += dt;
+                0.0
+            } else {
+                report.asleep_s += dt;
+                config.standby_w
+            };
+            let flow = battery.step(energy, pv - standby_w, dt);
             green_wh += flow.stored_wh;
             report.curtailed_wh += flow.curtailed_wh;
             // In the dark the standby comes out of the battery, the green layer first.
             let from_green = flow.drawn_wh.min(green_wh);
             green_wh -= from_green;
             other_wh = (other_wh - (flow.drawn_wh - from_green)).max(0.0);
-            t += dt;
-            continue;
-        }
-        if down {
-            report.brownout_s += dt;
-            let flow = battery.step(energy, pv, dt);
-            green_wh += flow.stored_wh;
-            report.curtailed_wh += flow.curtailed_wh;
-            if green_wh + other_wh >= restart_wh {
+            if down && green_wh + other_wh >= restart_wh {
                 down = false;
             }
             t += dt;

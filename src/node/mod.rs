@@ -295,16 +295,16 @@ impl Node {
             self.service.round(round.is_ok());
             // The bid opening or closing and tasks starting or ending show at once; the rest
             // (the battery, a reason's wording) at most every 5 s.
-            let shape = (
-                self.bid_open(),
-                self.running.lock().map(|r| r.len()).unwrap_or(0),
-            );
+            // Read once a round, before the journal is locked for a write: the status line, the
+            // history and the power plan all want it.
+            let bid_open = self.bid_open();
+            let shape = (bid_open, self.running.lock().map(|r| r.len()).unwrap_or(0));
             if shape != status_shape || status_at.elapsed() >= Duration::from_secs(5) {
                 status_at = std::time::Instant::now();
                 status_shape = shape;
                 self.service.status(&self.status_line());
             }
-            self.note_history(self.heartbeat.bid_decision().as_ref());
+            self.note_history(bid_open, self.heartbeat.bid_decision().as_ref());
             if rounds % 60 == 1 {
                 self.free_disk().await;
             }
@@ -333,7 +333,7 @@ impl Node {
             };
             // The energy gate's power plan keeps the node on while it holds work.
             self.gate
-                .node_holds_work(!unfinished.is_empty() || self.bid_open());
+                .node_holds_work(!unfinished.is_empty() || bid_open);
             let now = std::time::Instant::now();
             for record in unfinished {
                 // A step that failed waits out its backoff before it is tried again.
@@ -409,7 +409,7 @@ impl Node {
         match tokio::time::timeout(Duration::from_secs(20), scheduler::close_bid(&self)).await {
             Ok(Ok(())) => {
                 // The plots show the bid closed from now, not open through the downtime.
-                self.note_history(None);
+                self.note_history(self.bid_open(), None);
             }
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::text::brief(&error), "could not close the open workerpool order")
@@ -446,9 +446,7 @@ impl Node {
 
     /// Tells the history the bid's state and the gate's last answer now (a change becomes
     /// an event).
-    fn note_history(&self, decision: Option<&crate::admission::Decision>) {
-        // Read before the journal is locked for the write: bid_open reads it too.
-        let bid_open = self.bid_open();
+    fn note_history(&self, bid_open: bool, decision: Option<&crate::admission::Decision>) {
         let energy_now = self.gate.energy_time_s(crate::clock::unix_now());
         self.history
             .observe(&self.journal(), energy_now, bid_open, decision);
