@@ -415,7 +415,8 @@ pub fn tend_board<D: crate::energy::i2c::I2cDevice>(
                 // Neither an alarm nor the guaranteed wake: off would be off for good.
                 tracing::warn!(
                     %reason,
-                    "not powering off: no wake-up in the forecast and energy.wake_fallback_h is 0"
+                    "not powering off: the forecast gives no wake-up and energy.wake_fallback_h is 0; \
+                     set it to 1 or more so the board always wakes the Pi"
                 );
                 return;
             }
